@@ -1,0 +1,1 @@
+"""Command modules: every ``Command`` subclass with a ``key`` defined here is registered."""

@@ -1,0 +1,162 @@
+"""Everyday commands: looking, talking, moving, asking for help, leaving.
+
+Save this file while the game runs and the new code answers the next command.
+"""
+
+import time
+
+from engine.api import Command, Context, Role, Room
+
+
+def describe_room(ctx: Context, room: Room) -> str:
+    """What a character standing in ``room`` sees."""
+    lines = [room.name, room.description] if room.description else [room.name]
+    exits = ", ".join(e.name for e in room.exits)
+    lines.append(f"Exits: {exits}." if exits else "There is no obvious way out.")
+    others = [c.name for c in room.occupants if c is not ctx.caller and c.online]
+    if others:
+        lines.append(f"Here: {', '.join(others)}.")
+    return "\n".join(lines)
+
+
+class CmdLook(Command):
+    """Look around you.
+
+    Usage: look
+    Shows the room you stand in, its exits and who else is here.
+    """
+
+    key = "look"
+    aliases = ("l",)
+
+    def run(self, ctx: Context) -> None:
+        if ctx.here is None:
+            ctx.msg("You are nowhere at all.")
+            return
+        ctx.msg(describe_room(ctx, ctx.here))
+
+
+class CmdSay(Command):
+    """Say something to everyone in the room.
+
+    Usage: say <text>   (or: '<text>)
+    """
+
+    key = "say"
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.args:
+            ctx.msg("Say what?")
+            return
+        ctx.msg(f'You say, "{ctx.args}"')
+        ctx.to_room(f'{ctx.caller.name} says, "{ctx.args}"')
+
+
+class CmdEmote(Command):
+    """Show everyone in the room what you do.
+
+    Usage: emote <action>   (or: :<action>)
+    Example: emote waves.  ->  Alice waves.
+    """
+
+    key = "emote"
+    aliases = ("pose",)
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.args:
+            ctx.msg("Emote what?")
+            return
+        text = f"{ctx.caller.name} {ctx.args}"
+        ctx.msg(text)
+        ctx.to_room(text)
+
+
+class CmdWho(Command):
+    """List the players in the game.
+
+    Usage: who
+    """
+
+    key = "who"
+
+    def run(self, ctx: Context) -> None:
+        sessions = ctx.game.online()
+        now = time.time()
+        lines = [f"{len(sessions)} player(s) online:"]
+        for session in sessions:
+            idle = int(now - session.last_input)
+            role = "" if session.role == Role.PLAYER else f" [{session.role}]"
+            lines.append(f"  {session.name:<20} idle {idle:>4}s{role}")
+        ctx.msg("\n".join(lines))
+
+
+class CmdGo(Command):
+    """Walk through an exit.
+
+    Usage: go <exit>
+    You may also type the exit's name alone: north, or n.
+    Short forms: n, s, e, w, u, d (and ne, nw, se, sw).
+    """
+
+    key = "go"
+    aliases = ("walk",)
+
+    def run(self, ctx: Context) -> None:
+        here = ctx.here
+        if not ctx.args:
+            ctx.msg("Go where?")
+            return
+        exit_ = here.find_exit(ctx.args) if here else None
+        if exit_ is None:
+            ctx.msg(f"You cannot go '{ctx.args}' from here.")
+            return
+        ctx.to_room(f"{ctx.caller.name} leaves {exit_.name}.")
+        ctx.world.place(ctx.caller, exit_.destination)
+        ctx.to_room(f"{ctx.caller.name} arrives.")
+        ctx.msg(describe_room(ctx, exit_.destination))
+
+
+class CmdHelp(Command):
+    """List commands, or show help on one.
+
+    Usage: help [command]
+    """
+
+    key = "help"
+    aliases = ("?",)
+
+    def run(self, ctx: Context) -> None:
+        usable = [c for c in ctx.game.registry.commands() if c.permission <= ctx.role]
+        if ctx.args:
+            topic = ctx.args.lower()
+            match = next((c for c in usable if topic in (n.lower() for n in c.names)), None)
+            if match is None:
+                starts = [c for c in usable if c.key.startswith(topic)]
+                match = starts[0] if len(starts) == 1 else None
+            if match is None:
+                ctx.msg(f"There is no help on '{ctx.args}'. Type 'help' for a list.")
+                return
+            aliases = f" (aliases: {', '.join(match.aliases)})" if match.aliases else ""
+            ctx.msg(f"Help on {match.key}{aliases}:\n{match.help_text()}")
+            return
+        by_category: dict[str, list[Command]] = {}
+        for command in usable:
+            by_category.setdefault(command.category, []).append(command)
+        lines = []
+        for category in sorted(by_category):
+            lines.append(f"{category}:")
+            lines.extend(f"  {c.key:<10} {c.summary()}" for c in by_category[category])
+        lines.append("Type 'help <command>' for more.")
+        ctx.msg("\n".join(lines))
+
+
+class CmdQuit(Command):
+    """Leave the game. Your character waits where you stand.
+
+    Usage: quit
+    """
+
+    key = "quit"
+
+    def run(self, ctx: Context) -> None:
+        ctx.session.close("Goodbye. Come back soon!")

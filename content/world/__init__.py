@@ -1,0 +1,1 @@
+"""World data: the starter world built when the server starts."""

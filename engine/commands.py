@@ -1,0 +1,95 @@
+"""The command protocol between the engine and content: ``Command`` and ``Context``.
+
+Content subclasses ``Command`` (the Evennia shape builders know: a key,
+aliases, a permission, help in the docstring) and the engine runs it with a
+``Context`` holding everything one invocation needs.  The engine keeps command
+instances only in the registry, so a reload's old generation can be freed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from engine.accounts import Role
+
+if TYPE_CHECKING:
+    from engine.app import Game
+    from engine.session import Session
+    from engine.world import Character, Room, World
+
+
+class Command:
+    """Base class of every command; subclass it in ``content/commands/``.
+
+    The first line of the docstring is the summary shown by ``help``; the
+    whole docstring is the help page.  ``run`` may be a plain method or a
+    coroutine; a command already running when its module is reloaded
+    finishes on the code it started with.
+    """
+
+    key: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    permission: ClassVar[Role] = Role.PLAYER
+    #: Heading under which ``help`` lists the command.
+    category: ClassVar[str] = "General"
+
+    def run(self, ctx: Context) -> Awaitable[None] | None:
+        raise NotImplementedError
+
+    @classmethod
+    def help_text(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "") or "No help is written for this command."
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.help_text().splitlines()[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.key, *self.aliases)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} {self.key!r}>"
+
+
+@dataclass
+class Context:
+    """One invocation of a command: who, where, with what arguments."""
+
+    caller: Character
+    session: Session
+    game: Game
+    verb: str
+    args: str
+
+    @property
+    def world(self) -> World:
+        return self.game.world
+
+    @property
+    def here(self) -> Room | None:
+        return self.caller.location
+
+    @property
+    def role(self) -> Role:
+        return self.session.role
+
+    def msg(self, text: str) -> None:
+        """Send ``text`` to the caller."""
+        self.session.send(text)
+
+    def to_room(self, text: str, exclude_caller: bool = True, room: Room | None = None) -> None:
+        """Send ``text`` to everyone online in ``room`` (the caller's by default)."""
+        room = room or self.here
+        if room is None:
+            return
+        for other in list(room.occupants):
+            if other.session is not None and not (exclude_caller and other is self.caller):
+                other.session.send(text)
+
+    def to_all(self, text: str) -> None:
+        """Send ``text`` to every player in the game."""
+        self.game.broadcast(text)

@@ -1,0 +1,91 @@
+"""Every setting of the server in one place, from flags, environment or defaults.
+
+One ``Config`` object is built at start and handed to whoever needs it (the
+uvicorn pattern), so no module reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Config:
+    """Server settings; each field can be set by flag and by ``MUD_<FIELD>``."""
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    content_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "content")
+    db_path: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "mud.sqlite3")
+    reload: bool = True
+    #: Longest input line accepted, in characters; longer ones are dropped.
+    max_line: int = 4096
+    #: Overlong lines tolerated before the connection is closed.
+    max_overlong: int = 3
+    #: Seconds an unauthenticated connection may stay idle.
+    login_timeout: float = 300.0
+    #: Seconds before the shell starts without complete negotiation.
+    connect_maxwait: float = 0.5
+    #: Minimum password length for new accounts.
+    min_password: int = 6
+    #: Wrong passwords before the connection is closed.
+    max_password_tries: int = 3
+    #: Bytes queued for one client before it is considered dead and closed.
+    max_output_buffer: int = 1 << 20
+    #: watchfiles step in milliseconds (a save is seen after about twice this).
+    reload_step_ms: int = 20
+    log_level: str = "INFO"
+    server_name: str = "HotMUD"
+
+    @classmethod
+    def from_sources(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Defaults, overridden by ``MUD_*`` environment variables, overridden by flags."""
+        environ = os.environ if environ is None else environ
+        config = cls()
+        for f in fields(cls):
+            raw = environ.get(f"MUD_{f.name.upper()}")
+            if raw is not None:
+                setattr(config, f.name, _convert(f.type, raw))
+        parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+        parser.add_argument("--host", help=f"address to listen on (default {config.host})")
+        parser.add_argument("--port", type=int, help=f"port to listen on (default {config.port})")
+        parser.add_argument("--content-dir", type=Path, help="directory of the game content")
+        parser.add_argument("--db-path", type=Path, help="SQLite database file")
+        parser.add_argument(
+            "--no-reload",
+            dest="reload",
+            action="store_false",
+            default=None,
+            help="do not watch content for changes",
+        )
+        parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+        args = parser.parse_args(argv)
+        for name, value in vars(args).items():
+            if value is not None:
+                setattr(config, name, value)
+        return config
+
+
+def _convert(kind: object, raw: str) -> object:
+    kind = str(kind)
+    if kind.startswith("bool"):
+        return _flag(raw)
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
+    if kind.startswith("Path"):
+        return Path(raw)
+    return raw

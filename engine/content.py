@@ -1,0 +1,230 @@
+"""Content reaches the engine here, and only here: loaded by the reloader, read by name.
+
+``ContentManager`` turns the reloader's batches into registry swaps: it
+collects the commands each new module declares, checks them, and applies the
+whole batch in one synchronous step, or none of it.  Every outcome becomes
+one line for the log and for the builders in game.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from engine.accounts import Role
+from engine.commands import Command
+from engine.registry import Registry, RegistryDiff, RegistryError
+from reloader import exocet
+from reloader.live import Batch, BatchError, LiveTree, LoadFailure
+from reloader.watcher import watch_sources
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "content"
+
+
+class ValidationError(Exception):
+    """A module loaded but declares something the engine cannot use."""
+
+
+@dataclass
+class ReloadReport:
+    """What one reload did, or why it did nothing."""
+
+    modules: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    diff: RegistryDiff = field(default_factory=RegistryDiff)
+    failures: list[str] = field(default_factory=list)
+    millis: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def describe(self) -> str:
+        if not self.ok:
+            return "Reload failed, the old code keeps running: " + "; ".join(self.failures)
+        names = ", ".join(short_name(m) for m in self.modules) or "nothing"
+        line = f"Reloaded {names}"
+        if self.removed:
+            line += f", removed {', '.join(short_name(m) for m in self.removed)}"
+        return f"{line}: {self.diff.describe()} ({self.millis:.0f} ms)."
+
+
+def short_name(module: str) -> str:
+    return module.removeprefix(PACKAGE + ".")
+
+
+def declared_commands(module: ModuleType) -> list[Command]:
+    """Instances of the ``Command`` subclasses defined in ``module`` itself.
+
+    Classes imported from elsewhere are skipped (they belong to their own
+    module), and so are classes without a ``key`` (abstract bases).
+    """
+    commands: list[Command] = []
+    for value in list(vars(module).values()):
+        if (
+            isinstance(value, type)
+            and issubclass(value, Command)
+            and value is not Command
+            and value.__module__ == module.__name__
+            and value.key
+        ):
+            commands.append(_checked(value))
+    return commands
+
+
+def _checked(cls: type[Command]) -> Command:
+    where = f"{cls.__qualname__}"
+    if not isinstance(cls.key, str) or not cls.key.strip() or " " in cls.key:
+        raise ValidationError(f"{where}.key must be one word, not {cls.key!r}")
+    if not isinstance(cls.aliases, tuple | list) or not all(
+        isinstance(a, str) and a and " " not in a for a in cls.aliases
+    ):
+        raise ValidationError(f"{where}.aliases must be a tuple of words, not {cls.aliases!r}")
+    if not isinstance(cls.permission, Role):
+        raise ValidationError(f"{where}.permission must be a Role, not {cls.permission!r}")
+    if cls.run is Command.run:
+        raise ValidationError(f"{where} does not define run()")
+    try:
+        return cls()
+    except Exception as exc:
+        raise ValidationError(f"{where}() failed: {type(exc).__name__}: {exc}") from exc
+
+
+class ContentManager:
+    """The live content tree and its commands, reloaded on request or on save."""
+
+    def __init__(
+        self,
+        directory: Path,
+        registry: Registry,
+        notify: Callable[[str], None],
+        step_ms: int = 20,
+    ) -> None:
+        self.directory = Path(directory).resolve()
+        self.tree = LiveTree(PACKAGE, self.directory, exocet.pep302Mapper)
+        self.registry = registry
+        self.notify = notify
+        self.step_ms = step_ms
+        self.last_report: ReloadReport | None = None
+        self._lock = asyncio.Lock()
+
+    def module(self, name: str) -> ModuleType | None:
+        """The live module ``name`` (``content.`` may be left out)."""
+        if not name.startswith(PACKAGE):
+            name = f"{PACKAGE}.{name}"
+        return self.tree.live.get(name)
+
+    def _where(self, failure: LoadFailure) -> str:
+        path = failure.path
+        if path:
+            path = os.path.relpath(path, self.directory.parent)
+        where = path or failure.module
+        if failure.line is not None:
+            where = f"{where}:{failure.line}"
+        return f"{where}: {failure.message}"
+
+    # -- applying batches -----------------------------------------------------
+
+    def apply(self, changed: Iterable[str], removed: Iterable[str] = ()) -> ReloadReport:
+        """Rebuild ``changed`` (and dependents), drop ``removed``; all or nothing."""
+        started = time.perf_counter()
+        removed = set(removed)
+        report = ReloadReport()
+        try:
+            batch = self.tree.prepare(changed, removed)
+            commands = self._commands_of(batch)
+            report.diff = self.registry.replace(commands, batch.removed)
+        except BatchError as exc:
+            report.failures = [self._where(f) for f in exc.failures]
+            for failure in exc.failures:
+                log.debug("reload failure details:\n%s", failure.details)
+        except (ValidationError, RegistryError) as exc:
+            report.failures = [str(exc)]
+        else:
+            self.tree.commit(batch)
+            report.modules = batch.names
+            report.removed = sorted(batch.removed)
+        report.millis = (time.perf_counter() - started) * 1000
+        self.last_report = report
+        return report
+
+    def _commands_of(self, batch: Batch) -> dict[str, list[Command]]:
+        commands: dict[str, list[Command]] = {}
+        for name, module in batch.modules.items():
+            try:
+                commands[name] = declared_commands(module)
+            except ValidationError as exc:
+                raise ValidationError(f"{short_name(name)}: {exc}") from exc
+        return commands
+
+    def load_all(self) -> ReloadReport:
+        """The first load at start: every module, leaving out broken ones so the game starts.
+
+        A module that fails on its own is left out (and reported); the rest
+        load as one batch.  The next good save of a left-out file loads it.
+        """
+        names = self.tree.discover()
+        report = self.apply(names)
+        if not report.ok:
+            first_failures = report.failures
+            broken = {n for n in names if not self._loads_alone(n)}
+            report = self.apply(names - broken)
+            report.failures = first_failures + report.failures
+            report.removed = sorted(broken)
+        return report
+
+    def _loads_alone(self, name: str) -> bool:
+        try:
+            batch = self.tree.prepare({name})
+            self._commands_of(batch)
+        except (BatchError, ValidationError):
+            return False
+        return True
+
+    async def reload(self, names: Iterable[str] | None = None) -> ReloadReport:
+        """A manual reload of ``names`` (every module when None)."""
+        async with self._lock:
+            present = self.tree.discover()
+            wanted = present if names is None else set(names)
+            unknown = wanted - present - set(self.tree.live)
+            if unknown:
+                report = ReloadReport(failures=[f"no content module {n}" for n in sorted(unknown)])
+            else:
+                report = self.apply(wanted & present, wanted - present)
+        self._announce(report)
+        return report
+
+    def _announce(self, report: ReloadReport) -> None:
+        line = report.describe()
+        if report.ok:
+            log.info("%s", line)
+        else:
+            log.warning("%s", line)
+        self.notify(line)
+
+    # -- watching ---------------------------------------------------------------
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Apply every save under the content directory until ``stop`` is set."""
+        log.info("watching %s for changes", self.directory)
+        async for changes in watch_sources(self.directory, step_ms=self.step_ms, stop_event=stop):
+            changed = {n for p in changes.changed if (n := self.tree.module_name(p))}
+            removed: set[str] = set()
+            for path in changes.removed:
+                name = self.tree.module_name(path)
+                if name is not None:
+                    removed |= {name} if path.endswith(".py") else self.tree.under(name)
+            removed &= set(self.tree.live)
+            if not changed and not removed:
+                continue
+            async with self._lock:
+                report = self.apply(changed, removed)
+            self._announce(report)

@@ -1,0 +1,84 @@
+"""From a typed line to a command run: parse, resolve, check permission, run safely.
+
+Resolution order: an exact key or alias; then an exit of the caller's room
+(``north``, ``n``, ``gate``), run as ``go <exit>``; then a unique prefix
+among the commands the caller may use.  An exception inside a command is
+logged with its traceback and the player gets a short error; the session
+goes on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.commands import Command, Context
+
+if TYPE_CHECKING:
+    from engine.accounts import Role
+    from engine.registry import Registry
+    from engine.world import Room
+
+log = logging.getLogger(__name__)
+
+#: Single-character shortcuts MUD players expect: 'hello -> say hello.
+SHORTCUTS = {"'": "say", '"': "say", ":": "emote"}
+
+
+def parse(line: str) -> tuple[str, str]:
+    """Split a line into a lower-case verb and the rest, keeping the rest's spacing."""
+    line = line.strip()
+    if not line:
+        return "", ""
+    if line[0] in SHORTCUTS:
+        return SHORTCUTS[line[0]], line[1:].strip()
+    verb, _, args = line.partition(" ")
+    return verb.lower(), args.strip()
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a verb resolved to: a command and its arguments, or a message why not."""
+
+    command: Command | None = None
+    args: str = ""
+    error: str = ""
+
+
+def resolve(registry: Registry, verb: str, args: str, role: Role, room: Room | None) -> Resolution:
+    command = registry.get(verb)
+    if command is not None:
+        if command.permission > role:
+            return Resolution(error=f"You are not allowed to use '{command.key}'.")
+        return Resolution(command, args)
+    if room is not None:
+        exit_ = room.find_exit(verb)
+        go = registry.get("go")
+        if exit_ is not None and go is not None:
+            return Resolution(go, exit_.name)
+    candidates = [c for c in registry.starting_with(verb) if c.permission <= role]
+    if len(candidates) == 1:
+        return Resolution(candidates[0], args)
+    if candidates:
+        names = ", ".join(c.key for c in candidates)
+        return Resolution(error=f"'{verb}' could mean: {names}. Type more letters.")
+    return Resolution(error=f"Unknown command '{verb}'. Type 'help' for a list of commands.")
+
+
+async def run_command(command: Command, ctx: Context) -> None:
+    """Run one command; a failure is logged and reported to the caller only."""
+    try:
+        result = command.run(ctx)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception(
+            "command %r (%s) failed for %s with %r",
+            command.key,
+            type(command).__module__,
+            ctx.caller.name,
+            ctx.args,
+        )
+        ctx.msg(f"Something went wrong running '{command.key}'; the error has been logged.")

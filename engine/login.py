@@ -1,0 +1,106 @@
+"""The conversation between connect and play: banner, name, password or new account.
+
+Passwords are read with the client's echo off and never logged; hashing runs
+in a thread (see ``Accounts``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from engine.accounts import Account, NameTaken, valid_name
+
+if TYPE_CHECKING:
+    from engine.accounts import Accounts
+    from engine.config import Config
+    from engine.session import Session
+
+log = logging.getLogger(__name__)
+
+BANNER = r"""
+  _   _       _   __  __ _   _ ____
+ | | | | ___ | |_|  \/  | | | |  _ \
+ | |_| |/ _ \| __| |\/| | | | | | | |
+ |  _  | (_) | |_| |  | | |_| | |_| |
+ |_| |_|\___/ \__|_|  |_|\___/|____/
+
+ Welcome to {name}. This world is rebuilt while you play.
+"""
+
+
+async def login(session: Session, accounts: Accounts, config: Config) -> Account | None:
+    """Run the login conversation; the account, or None if the client left or failed."""
+    session.send(BANNER.format(name=config.server_name))
+    while True:
+        session.prompt("By what name are you known? ")
+        line = await session.readline()
+        if line is None:
+            return None
+        name = line.strip()
+        if not name:
+            continue
+        problem = valid_name(name)
+        if problem:
+            session.send(problem)
+            continue
+        if await accounts.find(name) is not None:
+            return await _existing(session, accounts, config, name)
+        account = await _create(session, accounts, config, name)
+        if account is not None:
+            return account
+
+
+async def _existing(
+    session: Session, accounts: Accounts, config: Config, name: str
+) -> Account | None:
+    for attempt in range(1, config.max_password_tries + 1):
+        password = await session.read_secret("Password: ")
+        if password is None:
+            return None
+        account = await accounts.verify(name, password)
+        if account is not None:
+            return account
+        log.info("wrong password for %s from %s (attempt %d)", name, session.peer, attempt)
+        if attempt < config.max_password_tries:
+            session.send("Wrong password.")
+    session.close("Wrong password too many times. Goodbye.")
+    return None
+
+
+async def _create(
+    session: Session, accounts: Accounts, config: Config, name: str
+) -> Account | None:
+    """Offer a new account; None sends the player back to the name prompt."""
+    session.prompt(f"There is nobody called {name}. Create a new character? (yes/no) ")
+    answer = await session.readline()
+    if answer is None or not answer.strip().lower().startswith("y"):
+        return None
+    while True:
+        password = await session.read_secret(
+            f"Choose a password (at least {config.min_password} characters): "
+        )
+        if password is None:
+            return None
+        if len(password) < config.min_password:
+            session.send(f"That is too short: at least {config.min_password} characters.")
+            continue
+        again = await session.read_secret("Type it again: ")
+        if again is None:
+            return None
+        if again != password:
+            session.send("The two passwords differ. Once more.")
+            continue
+        break
+    try:
+        account = await accounts.create(name, password)
+    except NameTaken:
+        session.send(f"Someone took the name {name} a moment ago. Choose another.")
+        return None
+    log.info("account %s created (%s) from %s", account.name, account.role, session.peer)
+    session.send(f"Welcome, {account.name}! You are {_article(account.role)} {account.role}.")
+    return account
+
+
+def _article(word: object) -> str:
+    return "an" if str(word)[:1].lower() in "aeiou" else "a"

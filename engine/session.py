@@ -1,0 +1,146 @@
+"""One telnet connection: how text goes out, how lines come in, how it ends.
+
+Output never waits: ``send`` queues on the transport and returns, so a
+broadcast cannot stall on one slow client.  A client that stops reading is
+closed once its queue passes ``max_output_buffer`` instead of holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from telnetlib3.telopt import ECHO, WILL, WONT
+
+from engine.accounts import Account, Role
+from engine.lines import BoundedLineReader
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from engine.world import Character
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+def to_wire(text: str) -> str:
+    """Telnet wants CR LF line ends; content writes plain ``\\n``."""
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+class Session:
+    """A connected client, before and after login."""
+
+    def __init__(self, reader: Any, writer: Any, config: Config) -> None:
+        self.id = next(_ids)
+        self.reader = reader
+        self.writer = writer
+        self.config = config
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.account: Account | None = None
+        self.character: Character | None = None
+        self.closed = False
+        #: Set when another connection took this session's character over.
+        self.superseded = False
+        self.task: asyncio.Task[Any] | None = None
+        self.connected_at = time.time()
+        self.last_input = self.connected_at
+        self.lines = BoundedLineReader(
+            reader.read,
+            limit=config.max_line,
+            max_overlong=config.max_overlong,
+            on_overlong=self._overlong,
+        )
+
+    @property
+    def role(self) -> Role:
+        return self.account.role if self.account else Role.PLAYER
+
+    @property
+    def name(self) -> str:
+        return self.account.name if self.account else f"#{self.id}"
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.name} {self.peer}>"
+
+    # -- output ---------------------------------------------------------------
+
+    def send(self, text: str, newline: bool = True) -> None:
+        """Queue ``text`` for the client; never blocks, never raises."""
+        if self.closed:
+            return
+        try:
+            self.writer.write(to_wire(text + ("\n" if newline else "")))
+        except Exception:
+            log.exception("write to %r failed", self)
+            self.abort()
+            return
+        transport = self.writer.transport
+        if transport is not None and transport.get_write_buffer_size() > (
+            self.config.max_output_buffer
+        ):
+            log.warning("%r is not reading its output; closing", self)
+            self.abort()
+
+    def prompt(self, text: str = "> ") -> None:
+        """Show a prompt and mark its end with GA, so MUD clients display it at once."""
+        self.send(text, newline=False)
+        if not self.closed:
+            self.writer.send_ga()
+
+    # -- input ----------------------------------------------------------------
+
+    async def _overlong(self) -> None:
+        self.send(f"That line was longer than {self.config.max_line} characters and was dropped.")
+
+    async def readline(self) -> str | None:
+        """The next input line, or None once the client is gone."""
+        if self.closed:
+            return None
+        line = await self.lines.readline()
+        self.last_input = time.time()
+        return line
+
+    async def read_secret(self, prompt: str) -> str | None:
+        """Read a line with the client's echo off (passwords)."""
+        self.writer.iac(WILL, ECHO)
+        self.prompt(prompt)
+        try:
+            return await self.readline()
+        finally:
+            if not self.closed:
+                self.writer.iac(WONT, ECHO)
+                self.send("")
+
+    # -- lifetime -------------------------------------------------------------
+
+    def logged_in(self, account: Account) -> None:
+        """From now on no idle timeout: players may idle as long as they like."""
+        self.account = account
+        protocol = getattr(self.writer, "protocol", None)
+        if protocol is not None and hasattr(protocol, "set_timeout"):
+            protocol.set_timeout(0)
+
+    def close(self, message: str | None = None) -> None:
+        """Say ``message``, flush what is queued, and close the connection."""
+        if self.closed:
+            return
+        if message:
+            self.send(message)
+        self.closed = True
+        try:
+            self.writer.close()
+        except Exception:
+            log.debug("closing %r failed", self, exc_info=True)
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding queued output."""
+        self.closed = True
+        transport = self.writer.transport
+        if transport is not None:
+            transport.abort()

@@ -1,0 +1,84 @@
+"""The SQLite store: one file, WAL mode, schema versioned with forward migrations.
+
+Every call is short and synchronous; callers on the event loop run them
+through ``asyncio.to_thread`` (see ``Accounts``), so a slow disk delays the
+one player waiting for it and never the others.  One connection is shared
+under a lock, because sqlite3 connections are not safe for concurrent use.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: Forward migrations; the database's ``user_version`` counts those applied.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('player', 'builder', 'admin')),
+        created REAL NOT NULL
+    );
+    """,
+]
+
+
+class Store:
+    """A SQLite database file, migrated to the latest schema on open."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the file, each in its own transaction."""
+        with self._lock:
+            for number, script in enumerate(MIGRATIONS, start=1):
+                if self.version >= number:
+                    continue
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in filter(str.strip, script.split(";")):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; committed durably (synchronous=FULL) on exit."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+        with self._lock:
+            return fn(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,70 @@
+"""Which module imports which: the reloader's dependency graph.
+
+Edges come from what a loader's mapper actually resolved, not from parsing
+source, so an import inside a function is recorded the first time it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ImportGraph:
+    """Directed edges ``importer -> imported`` between the modules of one tree."""
+
+    def __init__(self) -> None:
+        self._imports: dict[str, set[str]] = {}
+
+    def add(self, importer: str, imported: str) -> None:
+        if importer != imported:
+            self._imports.setdefault(importer, set()).add(imported)
+
+    def replace(self, importer: str, imported: Iterable[str]) -> None:
+        """Set everything ``importer`` imports (after it was rebuilt)."""
+        self._imports[importer] = {name for name in imported if name != importer}
+
+    def forget(self, name: str) -> None:
+        """Drop a module that no longer exists; edges pointing at it stay as evidence."""
+        self._imports.pop(name, None)
+
+    def imports_of(self, name: str) -> frozenset[str]:
+        return frozenset(self._imports.get(name, ()))
+
+    def importers_of(self, name: str) -> set[str]:
+        return {importer for importer, names in self._imports.items() if name in names}
+
+    def dependents(self, names: Iterable[str]) -> set[str]:
+        """Every module that imports any of ``names``, directly or transitively."""
+        reverse: dict[str, set[str]] = {}
+        for importer, imported in self._imports.items():
+            for name in imported:
+                reverse.setdefault(name, set()).add(importer)
+        seen: set[str] = set()
+        stack = list(names)
+        while stack:
+            for importer in reverse.get(stack.pop(), ()):
+                if importer not in seen:
+                    seen.add(importer)
+                    stack.append(importer)
+        return seen - set(names)
+
+    def order(self, names: Iterable[str]) -> list[str]:
+        """``names`` with every module after the ones it imports (cycles broken by name)."""
+        wanted = set(names)
+        done: set[str] = set()
+        result: list[str] = []
+
+        def visit(name: str, path: set[str]) -> None:
+            if name in done or name in path:
+                return
+            path.add(name)
+            for dependency in sorted(self._imports.get(name, ())):
+                if dependency in wanted:
+                    visit(dependency, path)
+            path.discard(name)
+            done.add(name)
+            result.append(name)
+
+        for name in sorted(wanted):
+            visit(name, set())
+        return result

@@ -1,0 +1,199 @@
+"""The live generation of one source tree, rebuilt in all-or-nothing batches.
+
+A ``LiveTree`` owns the modules of one package directory (``content/``) as
+exocet loads them.  ``prepare`` builds a new generation of the changed modules
+and of every module that depends on them, without touching the live one;
+``commit`` makes it live.  A batch that fails to load is simply dropped: the
+old generation was never modified, so the old code runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from reloader import exocet
+from reloader.graph import ImportGraph
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """Why one module could not be built, located at the builder's file and line."""
+
+    module: str
+    path: str | None
+    line: int | None
+    message: str
+    details: str = ""
+
+    def __str__(self) -> str:
+        where = self.path or self.module
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class BatchError(Exception):
+    """A batch did not build; nothing of it was applied."""
+
+    def __init__(self, failures: list[LoadFailure]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(str(failure) for failure in failures))
+
+
+@dataclass
+class Batch:
+    """A prepared, not yet live, generation of some modules of a tree."""
+
+    requested: frozenset[str]
+    modules: dict[str, ModuleType]
+    removed: frozenset[str]
+    imports: dict[str, set[str]] = field(default_factory=dict)
+    context: exocet.PackageContext | None = None
+    committed: bool = False
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.modules)
+
+
+def describe_failure(exc: BaseException, module: str, root: str) -> LoadFailure:
+    """Turn an exception raised while loading ``module`` into a builder-facing failure.
+
+    The line reported is the deepest one inside the tree ``root``: that is the
+    builder's own code, not the loader's or the standard library's.
+    """
+    details = "".join(traceback.format_exception(exc))
+    if isinstance(exc, SyntaxError):
+        message = f"{type(exc).__name__}: {exc.msg}"
+        return LoadFailure(module, exc.filename, exc.lineno, message, details)
+    path: str | None = None
+    line: int | None = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename and os.path.abspath(frame.filename).startswith(root):
+            path, line = frame.filename, frame.lineno
+    return LoadFailure(module, path, line, f"{type(exc).__name__}: {exc}", details)
+
+
+class LiveTree:
+    """The current generation of the modules under one package directory.
+
+    ``package`` is the dotted name the directory is imported as (``content``)
+    and ``directory`` where its files are; they need not be on ``sys.path``.
+    Imports of names outside the package go to ``mapper``.
+    """
+
+    def __init__(
+        self, package: str, directory: str | os.PathLike[str], mapper: exocet.Mapper
+    ) -> None:
+        self.package = package
+        self.directory = Path(directory).resolve()
+        self.mapper = mapper
+        self.live: dict[str, ModuleType] = {}
+        self.graph = ImportGraph()
+
+    # -- names and files ------------------------------------------------------
+
+    def module_name(self, path: str | os.PathLike[str]) -> str | None:
+        """The dotted name of a file or directory inside the tree, or None outside it."""
+        resolved = Path(os.path.abspath(path))
+        try:
+            relative = resolved.relative_to(self.directory)
+        except ValueError:
+            return None
+        parts = list(relative.parts)
+        if parts and parts[-1].endswith(".py"):
+            parts[-1] = parts[-1][: -len(".py")]
+            if parts[-1] == "__init__":
+                parts.pop()
+        if not all(part.isidentifier() for part in parts):
+            return None
+        return ".".join([self.package, *parts])
+
+    def discover(self) -> set[str]:
+        """Every module name with a source file under the tree right now."""
+        names: set[str] = set()
+        for root, dirs, files in os.walk(self.directory):
+            dirs[:] = [d for d in dirs if d.isidentifier()]
+            for filename in files:
+                if filename.endswith(".py"):
+                    name = self.module_name(os.path.join(root, filename))
+                    if name is not None:
+                        names.add(name)
+        names.add(self.package)
+        return names
+
+    def under(self, name: str) -> set[str]:
+        """Live modules named ``name`` or inside it (a deleted directory's modules)."""
+        return {live for live in self.live if live == name or live.startswith(name + ".")}
+
+    def _root_source(self) -> exocet.ModuleSource:
+        init = self.directory / "__init__.py"
+        return exocet.ModuleSource(
+            self.package,
+            str(init) if init.is_file() else None,
+            (str(self.directory),),
+        )
+
+    # -- batches --------------------------------------------------------------
+
+    def prepare(self, changed: Iterable[str], removed: Iterable[str] = ()) -> Batch:
+        """Build the new generation of ``changed`` and of everything that depends on them.
+
+        Imports between the rebuilt modules resolve to their new versions,
+        imports of other modules of the tree to the live ones.  Raises
+        ``BatchError`` if any module fails; the live generation is untouched.
+        """
+        gone = frozenset(removed)
+        requested = frozenset(changed) - gone
+        targets = (requested | self.graph.dependents(requested | gone)) - gone
+        reuse = {n: m for n, m in self.live.items() if n not in targets and n not in gone}
+        batch = Batch(requested=requested, modules={}, removed=gone)
+
+        def record(importer: str, imported: str) -> None:
+            if not (imported == self.package or imported.startswith(self.package + ".")):
+                return
+            if batch.committed:
+                self.graph.add(importer, imported)
+            else:
+                batch.imports.setdefault(importer, set()).add(imported)
+
+        current = ""
+        try:
+            context = exocet.PackageContext(self._root_source(), self.mapper, reuse, record)
+            batch.context = context
+            for current in self.graph.order(targets):
+                context.loadNamed(current)
+        except Exception as exc:
+            raise BatchError(
+                [describe_failure(exc, current or self.package, str(self.directory))]
+            ) from exc
+        batch.modules = context.loaded()
+        self._adopt_children(batch)
+        return batch
+
+    def _adopt_children(self, batch: Batch) -> None:
+        """A rebuilt package keeps its live submodules as attributes, as import would."""
+        for name, module in batch.modules.items():
+            if not hasattr(module, "__path__"):
+                continue
+            for child, child_module in self.live.items():
+                parent, _, leaf = child.rpartition(".")
+                if parent == name and child not in batch.modules and child not in batch.removed:
+                    setattr(module, leaf, child_module)
+
+    def commit(self, batch: Batch) -> None:
+        """Make a prepared batch the live generation, in one synchronous step."""
+        if batch.context is not None:
+            batch.context.publish()
+        for name in batch.removed:
+            self.live.pop(name, None)
+            self.graph.forget(name)
+        for name, module in batch.modules.items():
+            self.live[name] = module
+            self.graph.replace(name, batch.imports.get(name, ()))
+        batch.committed = True
