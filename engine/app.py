@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from typing import Any
 
@@ -80,6 +81,9 @@ class Game:
     async def run(self) -> None:
         """Serve until ``shutdown``."""
         await self.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self.shutdown)
         try:
             await self._stop.wait()
         finally:

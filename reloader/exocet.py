@@ -29,6 +29,7 @@ such a name back into the dotted name of its source.
 
 from __future__ import annotations
 
+import __future__ as _future
 import builtins
 import importlib
 import importlib.machinery
@@ -39,7 +40,6 @@ import os
 import sys
 import threading
 import weakref
-import __future__ as _future
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -115,6 +115,23 @@ class Mapper:
         detail = f": {why}" if why else ""
         return ModuleNotFoundError(f"No module named {name!r} through {self!r}{detail}", name=name)
 
+    def _delegate(self, mapper: Mapper, name: str) -> Any:
+        """``mapper.lookup(name)``, with "not found" reported as this mapper's.
+
+        Fix: ``ExclusiveMapper`` and ``PackageContext`` used to let the inner
+        mapper's error through, so a module missing through
+        ``ExclusiveMapper(pep302Mapper, ...)`` was reported as missing "through
+        pep302Mapper", not naming the mapper actually used.  This mapper's
+        ``repr`` names the inner one too.  A failure of some *other* module
+        (``exc.name != name``) propagates unchanged.
+        """
+        try:
+            return mapper.lookup(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            raise self._missing(name) from exc
+
 
 class _PEP302Mapper(Mapper):
     """The normal import system, sharing ``sys.modules`` with the process.
@@ -182,7 +199,17 @@ class CallableMapper(Mapper):
         self._fn = fn
 
     def lookup(self, name: str) -> Any:
-        return self._fn(name)
+        # Fix: an ImportError raised by ``fn`` for ``name`` itself used to pass
+        # through as it was (``ImportError("refused")``), naming neither the
+        # module nor the mapper.  It is now re-raised as this mapper's own
+        # ModuleNotFoundError, keeping ``fn``'s message as the reason; an error
+        # about some other module (``exc.name`` set to another name) passes.
+        try:
+            return self._fn(name)
+        except ImportError as exc:
+            if exc.name not in (None, name):
+                raise
+            raise self._missing(name, str(exc)) from exc
 
     def __repr__(self) -> str:
         return f"CallableMapper({self._fn!r})"
@@ -202,7 +229,7 @@ class ExclusiveMapper(Mapper):
     def lookup(self, name: str) -> Any:
         if self._is_denied(name):
             raise self._missing(name, "denied")
-        return self._mapper.lookup(name)
+        return self._delegate(self._mapper, name)
 
     def contains(self, name: str) -> bool:
         return not self._is_denied(name) and self._mapper.contains(name)
@@ -221,12 +248,7 @@ class _OverlayMapper(Mapper):
     def lookup(self, name: str) -> Any:
         if self._top.contains(name):
             return self._top.lookup(name)
-        try:
-            return self._bottom.lookup(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            raise self._missing(name) from exc
+        return self._delegate(self._bottom, name)
 
     def contains(self, name: str) -> bool:
         return self._top.contains(name) or self._bottom.contains(name)
@@ -272,19 +294,25 @@ def _find_in(name: str, leaf: str, directories: Iterable[str]) -> ModuleSource |
     finder caches directory listings, and a reloader must see a file the
     moment it is saved.  Only source files qualify, because exocet always
     compiles from source.
+
+    Fix: in one directory the order is the import system's: a package
+    (``leaf/__init__.py``), then a module (``leaf.py``), and only then a
+    directory without ``__init__.py`` as a namespace portion.  It used to skip
+    ``leaf.py`` whenever a plain ``leaf/`` directory stood beside it (say a
+    data directory next to the module), finding a namespace package or some
+    other directory's ``leaf.py`` where ``import leaf`` finds this one.
     """
     namespace: list[str] = []
     for directory in directories:
         base = os.path.join(directory or os.curdir, leaf)
-        if os.path.isdir(base):
-            init = os.path.join(base, "__init__.py")
-            if os.path.isfile(init):
-                return ModuleSource(name, os.path.abspath(init), (os.path.abspath(base),))
-            namespace.append(os.path.abspath(base))
-            continue
+        init = os.path.join(base, "__init__.py")
+        if os.path.isfile(init):
+            return ModuleSource(name, os.path.abspath(init), (os.path.abspath(base),))
         candidate = base + ".py"
         if os.path.isfile(candidate):
             return ModuleSource(name, os.path.abspath(candidate))
+        if os.path.isdir(base):
+            namespace.append(os.path.abspath(base))
     if namespace:
         return ModuleSource(name, None, tuple(namespace))
     return None
@@ -306,7 +334,9 @@ def getModule(fqn: str, path: Iterable[str] | None = None) -> ModuleSource:
             raise ModuleNotFoundError(f"No source for module {name!r} on the search path", name=fqn)
         if i < len(parts) - 1:
             if not found.is_package:
-                raise ModuleNotFoundError(f"{name!r} is not a package, so {fqn!r} cannot be found", name=fqn)
+                raise ModuleNotFoundError(
+                    f"{name!r} is not a package, so {fqn!r} cannot be found", name=fqn
+                )
             directories = found.search_locations or ()
     assert found is not None
     return found
@@ -328,7 +358,9 @@ class _WeakModuleEntry:
     __slots__ = ("__weakref__", "_ref")
 
     def __init__(self, module: ModuleType, alias: str) -> None:
-        def _forget(_ref: weakref.ref, alias: str = alias, entry: Any = weakref.ref(self)) -> None:
+        entry = weakref.ref(self)
+
+        def _forget(_ref: weakref.ref, alias: str = alias, entry: Any = entry) -> None:
             if sys.modules.get(alias) is entry():
                 sys.modules.pop(alias, None)
 
@@ -376,6 +408,16 @@ class _SourceLoader:
         return f"<exocet loader for {self.path or self.name!r}>"
 
 
+_MISSING = object()
+
+
+def _is_module_named(obj: Any, name: str) -> bool:
+    """Tell whether ``obj`` is a module (of any load) of the dotted name ``name``."""
+    if not isinstance(obj, ModuleType):
+        return False
+    return canonicalName(getattr(obj, "__name__", None) or "") == name
+
+
 def _resolve_relative(name: str, package: str | None, level: int) -> str:
     if not package:
         raise ImportError("attempted relative import with no known parent package")
@@ -412,8 +454,8 @@ class _Importer:
     def __call__(
         self,
         name: str,
-        globals: Mapping[str, Any] | None = None,  # noqa: A002 - __import__'s signature
-        locals: Mapping[str, Any] | None = None,  # noqa: A002
+        globals: Mapping[str, Any] | None = None,
+        locals: Mapping[str, Any] | None = None,
         fromlist: Iterable[str] | None = (),
         level: int = 0,
     ) -> Any:
@@ -435,10 +477,33 @@ class _Importer:
         if level == 0 and "." in name:
             # ``import a.b.c`` binds ``a``; make sure every step resolves.
             parts = fqn.split(".")
+            chain = [module]
             for i in range(len(parts) - 1, 0, -1):
-                self._lookup(".".join(parts[:i]))
-            return self._lookup(parts[0])
+                chain.insert(0, self._lookup(".".join(parts[:i])))
+            return self._reaching(chain, parts)
         return module
+
+    @staticmethod
+    def _reaching(chain: list[Any], parts: list[str]) -> Any:
+        """``chain[0]``, such that ``.b.c`` on it reaches the mapper's ``chain[1:]``.
+
+        Fix: ``import a.b.c`` used to return the mapper's ``a`` as it stood.
+        When ``a`` did not carry ``b`` (yet) or carried another ``b``, the
+        import broke: ``import pkg.b as b`` of a circular pair failed with
+        "cannot import name 'b'" (plain Python allows it), and under a
+        ``PackageContext`` whose parent package is reused, ``pkg.b`` named the
+        reused module instead of this context's.  Where a step does not reach
+        the mapper's module, that parent is handed out through a proxy, which
+        leaves the parent module itself unmodified, as ``_from`` does.
+        """
+        result = chain[-1]
+        for depth in range(len(chain) - 2, -1, -1):
+            parent, leaf = chain[depth], parts[depth + 1]
+            if getattr(parent, leaf, _MISSING) is not result:
+                result = proxyModule(parent, **{leaf: result})
+            else:
+                result = parent
+        return result
 
     def _from(self, module: Any, fqn: str, fromlist: tuple[str, ...]) -> Any:
         """``from fqn import a, b``: submodules that are not attributes yet are looked up.
@@ -453,14 +518,27 @@ class _Importer:
             names.extend(getattr(module, "__all__", ()))
         extra: dict[str, Any] = {}
         for item in names:
-            if not isinstance(item, str) or hasattr(module, item):
+            if not isinstance(item, str):
                 continue
             child = f"{fqn}.{item}"
+            current = getattr(module, item, _MISSING)
+            # Fix: an attribute that is the submodule ``fqn.item`` itself used
+            # to be handed out as it stood, without asking the mapper.  Under a
+            # PackageContext reusing the parent package, ``from . import dep``
+            # then gave the reused (old) ``dep`` instead of the context's own,
+            # and ``on_import`` never heard of the import.  Such a submodule is
+            # now resolved through the mapper; other attributes are kept, as
+            # plain ``from fqn import item`` keeps them.
+            if current is not _MISSING and not _is_module_named(current, child):
+                continue
             try:
-                extra[item] = self._lookup(child)
+                found = self._lookup(child)
             except ModuleNotFoundError as exc:
                 if exc.name != child:
                     raise
+                continue
+            if found is not current:
+                extra[item] = found
         if extra:
             return proxyModule(module, **extra)
         return module
@@ -634,7 +712,7 @@ class PackageContext(Mapper):
         if module is not None:
             return module
         if not self.owns(name):
-            return self.base.lookup(name)
+            return self._delegate(self.base, name)
         return self._load(name, self.locate(name))
 
     def contains(self, name: str) -> bool:
@@ -709,7 +787,15 @@ def loadPackageNamed(fqn: str, mapper: Mapper) -> PackageContext:
 
 
 class _ModuleProxy:
-    """Answers the replaced attributes itself and delegates every other one."""
+    """Answers the replaced attributes itself and delegates every other one.
+
+    Fix: this used ``__getattr__``, which Python consults only for names the
+    proxy class lacks, so ``__doc__``, ``__module__`` and the other attributes
+    every class has were answered by the proxy class itself, never delegated
+    nor replaced.  ``__getattribute__`` (as exocet's original had) delegates
+    every name, ``__class__`` included, so a proxy of a module passes
+    ``isinstance(proxy, ModuleType)``.
+    """
 
     __slots__ = ("_original", "_replacements")
 
@@ -717,20 +803,25 @@ class _ModuleProxy:
         object.__setattr__(self, "_original", original)
         object.__setattr__(self, "_replacements", replacements)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattribute__(self, name: str) -> Any:
         replacements = object.__getattribute__(self, "_replacements")
         if name in replacements:
             return replacements[name]
         return getattr(object.__getattribute__(self, "_original"), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot set {name!r} on a proxy of {self._original!r}")
+        original = object.__getattribute__(self, "_original")
+        raise AttributeError(f"cannot set {name!r} on a proxy of {original!r}")
 
     def __dir__(self) -> list[str]:
-        return sorted(set(dir(self._original)) | set(self._replacements))
+        original = object.__getattribute__(self, "_original")
+        replacements = object.__getattribute__(self, "_replacements")
+        return sorted(set(dir(original)) | set(replacements))
 
     def __repr__(self) -> str:
-        return f"<proxy of {self._original!r} replacing {sorted(self._replacements)}>"
+        original = object.__getattribute__(self, "_original")
+        replacements = object.__getattribute__(self, "_replacements")
+        return f"<proxy of {original!r} replacing {sorted(replacements)}>"
 
 
 def proxyModule(original: Any, **replacements: Any) -> Any:

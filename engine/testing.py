@@ -1,0 +1,202 @@
+"""Drive the game like a player: a scripted telnet client and a server subprocess.
+
+Used by the smoke test, the measurement scripts and the benchmarks, so that
+they all talk to a real server over loopback through telnetlib3's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import telnetlib3
+
+from engine.config import PROJECT_ROOT
+
+
+class ExpectTimeout(AssertionError):
+    """The text a script waited for did not arrive in time."""
+
+
+class MudClient:
+    """A telnetlib3 client that reads until it sees what it expects."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = ""
+        self.transcript: list[str] = []
+
+    @classmethod
+    async def connect(cls, port: int, host: str = "127.0.0.1") -> MudClient:
+        reader, writer = await telnetlib3.open_connection(
+            host,
+            port,
+            client_factory=telnetlib3.TelnetClient,
+            connect_minwait=0.05,
+            connect_maxwait=0.5,
+        )
+        return cls(reader, writer)
+
+    def send(self, line: str) -> None:
+        self.transcript.append(f">> {line}")
+        self.writer.write(line + "\r\n")
+
+    async def expect(self, pattern: str | re.Pattern[str], timeout: float = 5.0) -> str:
+        """Read until ``pattern`` (a substring or regex) appears; return the text up to it.
+
+        Text after the match stays buffered for the next ``expect``.
+        """
+        deadline = time.monotonic() + timeout
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
+        while True:
+            match = regex.search(self.buffer)
+            if match:
+                seen, self.buffer = self.buffer[: match.end()], self.buffer[match.end() :]
+                return seen
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ExpectTimeout(f"did not see {regex.pattern!r}; got {self.buffer[-500:]!r}")
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
+            except asyncio.TimeoutError:
+                continue
+            if not chunk:
+                raise ExpectTimeout(
+                    f"connection closed before {regex.pattern!r}; got {self.buffer[-500:]!r}"
+                )
+            self.transcript.append(chunk)
+            self.buffer += chunk
+
+    async def command(self, line: str, pattern: str, timeout: float = 5.0) -> str:
+        self.send(line)
+        return await self.expect(pattern, timeout)
+
+    async def create_account(self, name: str, password: str) -> str:
+        await self.expect("By what name")
+        await self.command(name, "Create a new character?")
+        await self.command("yes", "Choose a password")
+        await self.command(password, "Type it again")
+        self.send(password)
+        return await self.expect("> ")
+
+    async def log_in(self, name: str, password: str) -> str:
+        await self.expect("By what name")
+        await self.command(name, "Password:")
+        self.send(password)
+        return await self.expect("> ")
+
+    async def closed(self, timeout: float = 5.0) -> str:
+        """Wait for the server to close the connection; return what came before."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+            if not chunk:
+                return self.buffer
+            self.buffer += chunk
+        raise ExpectTimeout(f"connection still open; got {self.buffer[-500:]!r}")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class ServerProcess:
+    """``python -m engine`` in a subprocess, on a free port, with a copy of content."""
+
+    workdir: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / "server.log"
+
+    @property
+    def content_dir(self) -> Path:
+        return self.workdir / "content"
+
+    @classmethod
+    def with_copied_content(cls, extra_args: list[str] | None = None) -> ServerProcess:
+        workdir = Path(tempfile.mkdtemp(prefix="hotmud-"))
+        shutil.copytree(
+            PROJECT_ROOT / "content",
+            workdir / "content",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        return cls(workdir, extra_args or [])
+
+    def start(self, timeout: float = 20.0) -> int:
+        """Start the server and wait for its "listening" log line; return the port."""
+        args = [
+            sys.executable, "-m", "engine", "--port", "0",
+            "--content-dir", str(self.content_dir),
+            "--db-path", str(self.workdir / "db.sqlite3"),
+            *self.extra_args,
+        ]  # fmt: skip
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=_child_env()
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        pattern = re.compile(r"listening on [\d.]+:(\d+)")
+        while time.monotonic() < deadline:
+            match = pattern.search(self.log_path.read_text(errors="replace"))
+            if match:
+                self.port = int(match.group(1))
+                return self.port
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait(self, timeout: float = 10.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUD_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return env
+
+
+def edit(path: Path, old: str, new: str) -> str:
+    """Replace ``old`` by ``new`` in ``path`` (which must contain it); return the old text."""
+    text = path.read_text()
+    if old not in text:
+        raise AssertionError(f"{old!r} is not in {path}")
+    path.write_text(text.replace(old, new, 1))
+    return text
