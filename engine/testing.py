@@ -69,7 +69,7 @@ class MudClient:
                 raise ExpectTimeout(f"did not see {regex.pattern!r}; got {self.buffer[-500:]!r}")
             try:
                 chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise ExpectTimeout(
@@ -102,7 +102,7 @@ class MudClient:
         while time.monotonic() < deadline:
             try:
                 chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if not chunk:
                 return self.buffer
