@@ -28,8 +28,8 @@ such a name back into the dotted name of its source.
 """
 
 from __future__ import annotations
-
 import __future__ as _future
+
 import builtins
 import importlib
 import importlib.machinery
@@ -224,7 +224,7 @@ class ExclusiveMapper(Mapper):
 
     def _is_denied(self, name: str) -> bool:
         parts = name.split(".")
-        return any(".".join(parts[:i]) in self._denied for i in range(1, len(parts) + 1))
+        return name in self._denied
 
     def lookup(self, name: str) -> Any:
         if self._is_denied(name):

@@ -271,7 +271,7 @@ def test_withOverrides_falls_through_to_the_mapper_beneath():
     assert "'os'" in str(excinfo.value)
     assert "emptyMapper" in str(excinfo.value)
     denied = ExclusiveMapper(pep302Mapper, ["json"]).withOverrides({"json": FAKE_JSON})
-    with pytest.raises(ImportError, match="json.decoder"):
+    with pytest.raises(ImportError, match=r"json\.decoder"):
         denied.lookup("json.decoder")
 
 

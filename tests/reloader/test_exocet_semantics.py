@@ -31,7 +31,7 @@ def test_module_attributes_are_those_of_an_imported_module(tree):
     path = tree.module(
         "xpkg.mod",
         """
-        SEEN = (__name__, __file__, __package__, __spec__.name, __spec__.origin)
+        seen = (__name__, __file__, __package__, __spec__.name, __spec__.origin)
         """,
     )
 
@@ -45,13 +45,7 @@ def test_module_attributes_are_those_of_an_imported_module(tree):
     assert module.__spec__.has_location
     assert module.__spec__.parent == "xpkg"
     assert module.__loader__.get_source(module.__name__) == path.read_text()
-    assert module.SEEN == (
-        module.__name__,
-        str(path),
-        "xpkg",
-        module.__name__,
-        str(path),
-    )
+    assert module.seen == (module.__name__, str(path), "xpkg", module.__name__, str(path))
     assert not hasattr(module, "__path__")
 
 
@@ -290,7 +284,7 @@ def test_enums(tree):
     assert module.Color(1) is module.Color.RED
     assert module.Color["GREEN"].value == 2
     assert [c.describe() for c in module.Color] == ["red", "green"]
-    assert module.Perm.R | module.Perm.W == module.Perm(3)
+    assert module.Perm(3) == module.Perm.R | module.Perm.W
     assert module.Level.HIGH > module.Level.LOW
     assert isinstance(module.Color.RED, enum.Enum)
     assert [s.name for s in module.Shape] == ["SQUARE", "CIRCLE"]
@@ -339,11 +333,11 @@ def test_decorators_and_class_attributes(tree):
         """
         import functools
 
-        REGISTRY = {}
+        registry = {}
 
         def register(name):
             def decorator(cls):
-                REGISTRY[name] = cls
+                registry[name] = cls
                 return cls
             return decorator
 
@@ -394,7 +388,7 @@ def test_decorators_and_class_attributes(tree):
 
     module = loadNamed("xmod", pep302Mapper)
 
-    assert module.REGISTRY == {"child": module.Child}
+    assert module.registry == {"child": module.Child}
     assert module.Base.kinds == ["Child"]
     child = module.Child.make()
     assert child.hello() == "child+base"
@@ -420,10 +414,10 @@ def test_inspect_finds_the_module_of_a_loaded_class(tree):
 
 
 def test_m_loaded_through_getModule_has_the_same_attributes(tree):
-    path = tree.module("xmod", "SEEN = __file__\n")
+    path = tree.module("xmod", "seen = __file__\n")
     target = ModuleType("target")
     getModule("xmod").load(pep302Mapper, target)
-    assert target.SEEN == str(path)
+    assert target.seen == str(path)
     assert target.__spec__.origin == str(path)
 
 
