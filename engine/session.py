@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
+#: What one read asks telnetlib3 for: more than its reader ever buffers (twice
+#: its limit plus one socket read).  Asked for less than it holds, its
+#: ``read(n)`` decodes byte by byte (seconds of CPU under a flood) and garbles
+#: a multi-byte character cut at the end of its buffer (FIELD-NOTES).
+READ_CHUNK = 1 << 20
+
 
 def to_wire(text: str) -> str:
     """Telnet wants CR LF line ends; content writes plain ``\\n``."""
@@ -55,6 +61,7 @@ class Session:
             limit=config.max_line,
             max_overlong=config.max_overlong,
             on_overlong=self._overlong,
+            chunk=READ_CHUNK,
         )
 
     @property

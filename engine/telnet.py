@@ -58,6 +58,7 @@ async def serve(config: Config, handle: Callable[[Session], Awaitable[None]]) ->
         force_binary=True,
         line_mode=True,
         connect_maxwait=config.connect_maxwait,
-        timeout=int(config.login_timeout) or False,
+        # Not int(): that turned 0.5 s into 0, which switched the timeout off.
+        timeout=config.login_timeout or False,
         limit=READER_LIMIT,
     )

@@ -61,6 +61,7 @@ __all__ = [
     "loadPackageNamed",
     "pep302Mapper",
     "proxyModule",
+    "purgeCollected",
 ]
 
 #: Separates a module's dotted name from its load number in ``__name__``.
@@ -224,7 +225,7 @@ class ExclusiveMapper(Mapper):
 
     def _is_denied(self, name: str) -> bool:
         parts = name.split(".")
-        return name in self._denied
+        return any(".".join(parts[:i]) in self._denied for i in range(1, len(parts) + 1))
 
     def lookup(self, name: str) -> Any:
         if self._is_denied(name):
@@ -347,12 +348,36 @@ def getModule(fqn: str, path: Iterable[str] | None = None) -> ModuleSource:
 # --------------------------------------------------------------------------
 
 
+#: Aliases of collected modules, waiting to leave ``sys.modules`` (see ``purgeCollected``).
+_collected: list[tuple[str, weakref.ref[Any]]] = []
+
+
+def purgeCollected() -> int:
+    """Remove the ``sys.modules`` entries of loaded modules that were garbage collected.
+
+    The entries are not removed by the collector itself: it runs at any
+    allocation, and a ``sys.modules`` that shrinks in the middle of someone's
+    ``for name, module in sys.modules.items()`` raises "dictionary changed
+    size during iteration".  Every load purges first; a dead entry in between
+    holds nothing and answers no attribute.
+    """
+    purged = 0
+    while _collected:
+        alias, entry = _collected.pop()
+        current = sys.modules.get(alias)
+        if current is not None and current is entry():
+            del sys.modules[alias]
+            purged += 1
+    return purged
+
+
 class _WeakModuleEntry:
     """A ``sys.modules`` value that answers for a module without owning it.
 
     ``dataclasses``, ``typing`` and ``inspect`` read ``sys.modules[cls.__module__]``
-    (its attributes and ``__dict__``); this entry forwards both and removes
-    itself when the module is collected.
+    (its attributes and ``__dict__``); this entry forwards both.  Once the
+    module is collected the entry answers nothing, and the next load (or
+    ``purgeCollected``) removes it.
     """
 
     __slots__ = ("__weakref__", "_ref")
@@ -360,9 +385,8 @@ class _WeakModuleEntry:
     def __init__(self, module: ModuleType, alias: str) -> None:
         entry = weakref.ref(self)
 
-        def _forget(_ref: weakref.ref, alias: str = alias, entry: Any = entry) -> None:
-            if sys.modules.get(alias) is entry():
-                sys.modules.pop(alias, None)
+        def _forget(_ref: weakref.ref[Any], alias: str = alias, entry: Any = entry) -> None:
+            _collected.append((alias, entry))
 
         object.__setattr__(self, "_ref", weakref.ref(module, _forget))
 
@@ -378,6 +402,17 @@ class _WeakModuleEntry:
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._target(attribute), attribute)
+
+    # Fix: writes were not forwarded, so code that sets an attribute on every
+    # module in sys.modules failed on this entry.  unittest's ``assertWarns``
+    # does exactly that (``v.__warningregistry__ = {}`` for each module with a
+    # registry): it raised AttributeError in the whole process while a loaded
+    # module that had issued a warning was alive.
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        setattr(self._target(attribute), attribute, value)
+
+    def __delattr__(self, attribute: str) -> None:
+        delattr(self._target(attribute), attribute)
 
     def __repr__(self) -> str:
         return f"<weak entry for {self._ref()!r}>"
@@ -577,6 +612,7 @@ def _execute(
     On any failure the weak ``sys.modules`` entry is withdrawn before the
     exception propagates, so no half-loaded module stays registered.
     """
+    purgeCollected()
     alias = _next_alias(source.name)
     code = None
     text = ""

@@ -8,6 +8,8 @@ import json
 import sys
 import threading
 
+from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+
 from reloader.exocet import loadNamed, loadPackageNamed, pep302Mapper
 
 
@@ -24,7 +26,9 @@ class ImportMachineryProbe:
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
         self.sys_modules = sys.modules
-        self.entries = {name: module for name, module in sys.modules.items() if "@" not in name}
+        self.entries = {
+            name: module for name, module in sys.modules.copy().items() if "@" not in name
+        }
         self.checked: list[str] = []
 
     def problems(self) -> list[str]:

@@ -8,10 +8,13 @@ import importlib.util
 import os
 import py_compile
 import sys
+import unittest
+import warnings
 import weakref
 from types import ModuleType
 
 import pytest
+from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
 
 from reloader import exocet
 from reloader.exocet import canonicalName, getModule, load, loadNamed, pep302Mapper
@@ -19,7 +22,8 @@ from reloader.exocet import canonicalName, getModule, load, loadNamed, pep302Map
 
 def _aliases(fqn: str) -> set[str]:
     """The weak ``sys.modules`` entries currently registered for loads of ``fqn``."""
-    return {name for name in list(sys.modules) if canonicalName(name) == fqn and "@" in name}
+    exocet.purgeCollected()
+    return {name for name in sys.modules.copy() if canonicalName(name) == fqn and "@" in name}
 
 
 # --------------------------------------------------------------------------
@@ -230,7 +234,38 @@ def test_the_weak_sys_modules_entry_neither_owns_nor_outlives_the_module(tree):
     gc.collect()
 
     assert ref() is None
+    # The dead entry answers nothing, and leaves at the next safe point.
+    assert not hasattr(sys.modules[alias], "VALUE")
+    assert exocet.purgeCollected() >= 1
     assert alias not in sys.modules
+
+
+def test_collection_never_resizes_sys_modules_under_an_iteration(tree):
+    """A loop over ``sys.modules.items()`` that triggers a collection must not break."""
+    tree.module("xmod", "VALUE = 1\n")
+    for _ in range(20):
+        loadNamed("xmod", pep302Mapper)  # dropped at once: garbage for the collector
+    for _name, _module in sys.modules.items():
+        gc.collect()
+
+
+def test_the_weak_entry_forwards_writes_to_the_module(tree):
+    tree.module("xmod", "import warnings\nwarnings.warn('from a loaded module', UserWarning)\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = loadNamed("xmod", pep302Mapper)
+    assert [str(w.message) for w in caught] == ["from a loaded module"]
+    assert module.__warningregistry__
+    entry = sys.modules[module.__name__]
+
+    entry.added = "through the entry"
+    assert module.added == "through the entry"
+    del entry.added
+    assert not hasattr(module, "added")
+    # unittest resets the warning registry of every module in sys.modules.
+    with unittest.TestCase().assertWarns(UserWarning):
+        warnings.warn("inside assertWarns", UserWarning, stacklevel=1)
+    assert module.__warningregistry__ == {}
 
 
 def test_200_loads_leave_only_the_last_one_alive(tree):
@@ -310,15 +345,23 @@ def test_a_failure_while_executing_leaves_no_half_loaded_module(tree):
         raise RuntimeError("xbad fails at import")
         """,
     )
-    before = set(sys.modules)
+    before = set(sys.modules.copy())
 
     with pytest.raises(RuntimeError, match="xbad fails at import"):
         loadNamed("xbad", pep302Mapper)
 
     # Withdrawn at once, not merely when the traceback is collected.
     assert _aliases("xbad") == set()
-    assert {name for name in set(sys.modules) - before if "@" in name} == set()
+    assert {name for name in set(sys.modules.copy()) - before if "@" in name} == set()
     assert "xbad" not in sys.modules
+
+    # Even while something still holds the failed module, it is not registered.
+    target = ModuleType("target")
+    with pytest.raises(RuntimeError, match="xbad fails at import"):
+        loadNamed("xbad", pep302Mapper, target)
+    assert target.VALUE == 1
+    assert target.__name__ not in sys.modules
+    assert _aliases("xbad") == set()
 
     path.write_text("VALUE = 'fixed'\n")
     assert loadNamed("xbad", pep302Mapper).VALUE == "fixed"

@@ -9,6 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
 
 from reloader.exocet import (
     CallableMapper,

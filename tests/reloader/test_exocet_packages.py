@@ -6,8 +6,10 @@ import gc
 import importlib
 import json
 import sys
+import weakref
 
 import pytest
+from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
 
 from reloader.exocet import (
     PackageContext,
@@ -16,6 +18,7 @@ from reloader.exocet import (
     loadPackage,
     loadPackageNamed,
     pep302Mapper,
+    purgeCollected,
 )
 
 XPKG = {
@@ -227,14 +230,14 @@ def test_a_context_executes_no_normal_import_of_its_package(xpkg):
 def test_a_failed_module_is_not_kept_by_the_context(xpkg):
     path = xpkg.module("xpkg.bad", "from . import util\nraise RuntimeError('bad at import')\n")
     ctx = loadPackageNamed("xpkg", pep302Mapper)
-    before = set(sys.modules)
+    before = set(sys.modules.copy())
 
     with pytest.raises(RuntimeError, match="bad at import"):
         ctx.loadNamed("xpkg.bad")
 
     assert "xpkg.bad" not in ctx.modules
     assert not hasattr(ctx.package, "bad")
-    assert not any(canonicalName(name) == "xpkg.bad" for name in set(sys.modules) - before)
+    assert not any(canonicalName(name) == "xpkg.bad" for name in set(sys.modules.copy()) - before)
 
     path.write_text("from . import util\nFIXED = True\n")
     fixed = ctx.loadNamed("xpkg.bad")
@@ -261,7 +264,6 @@ def test_a_missing_module_in_a_context_names_it_and_the_context(xpkg):
 
 
 def test_a_dropped_context_is_collected(xpkg):
-    import weakref
 
     ctx = loadPackageNamed("xpkg", pep302Mapper)
     ctx.loadNamed("xpkg.user")
@@ -269,6 +271,7 @@ def test_a_dropped_context_is_collected(xpkg):
     names = [module.__name__ for module in ctx.modules.values()]
     del ctx
     gc.collect()
+    purgeCollected()
 
     assert [ref for ref in refs if ref() is not None] == []
     assert not any(name in sys.modules for name in names)

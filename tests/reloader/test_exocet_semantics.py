@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import json
 import linecache
 import traceback
 import typing
 from types import ModuleType, SimpleNamespace
 
 import pytest
+from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
 
 from reloader.exocet import (
     DictMapper,
     canonicalName,
     getModule,
     loadNamed,
+    loadPackageNamed,
     pep302Mapper,
     proxyModule,
 )
@@ -110,6 +113,47 @@ def test_a_relative_import_beyond_the_top_level_package_fails(tree):
         loadNamed("xpkg.mod", DictMapper({}))
     with pytest.raises(ImportError, match="no known parent package"):
         loadNamed("xtop", DictMapper({}))
+
+
+def test_star_imports(tree):
+    tree.package("xpkg")
+    tree.package("xpkg.names", "__all__ = ['PUBLIC', 'leaf']\nPUBLIC = 1\nHIDDEN = 2\n")
+    tree.module("xpkg.names.leaf", "")
+    tree.module("xpkg.mod", "from .names import *\nfrom json import *\n")
+    ctx = loadPackageNamed("xpkg", pep302Mapper)
+
+    module = ctx.loadNamed("xpkg.mod")
+
+    assert module.PUBLIC == 1
+    assert module.leaf is ctx.modules["xpkg.names.leaf"]
+    assert not hasattr(module, "HIDDEN")
+    assert module.dumps is json.dumps
+
+
+def test_a_dotted_import_reaches_the_submodule_the_mapper_gives(tree):
+    tree.module("xmod", "import xfake.sub\nimport xfake.sub as sub\n")
+    parent = SimpleNamespace(name="parent")
+    child = SimpleNamespace(name="child")
+
+    module = loadNamed("xmod", DictMapper({"xfake": parent, "xfake.sub": child}))
+
+    assert module.xfake.sub is child
+    assert module.xfake.name == "parent"
+    assert module.sub is child
+    assert not hasattr(parent, "sub")
+
+
+def test_a_source_encoding_declaration_is_honoured(tree):
+    path = tree.root / "xlatin.py"
+    path.write_bytes(
+        b"# -*- coding: latin-1 -*-\nVALUE = '\xe9t\xe9'\n\ndef f():\n    return VALUE\n"
+    )
+
+    module = loadNamed("xlatin", pep302Mapper)
+
+    assert module.VALUE == "\u00e9t\u00e9"
+    assert inspect.getsource(module.f) == "def f():\n    return VALUE\n"
+    assert module.__loader__.get_source(module.__name__).splitlines()[1] == "VALUE = 'été'"
 
 
 # --------------------------------------------------------------------------
@@ -442,6 +486,7 @@ def test_proxyModule_answers_replacements_and_delegates_the_rest():
     assert proxy.kept == "changed later"
     assert proxy.__name__ == "original"
     assert proxy.__doc__ == "The original's docstring."
+    assert isinstance(proxy, ModuleType)
     assert {"kept", "replaced", "added"} <= set(dir(proxy))
     with pytest.raises(AttributeError):
         proxy.missing  # noqa: B018

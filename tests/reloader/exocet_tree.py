@@ -1,4 +1,11 @@
-"""Fixtures for the reloader tests: throw-away source trees on ``sys.path``."""
+"""The ``tree`` fixture of the exocet tests: throw-away source trees on ``sys.path``.
+
+Deliberately not a ``conftest.py``: conftest files without ``__init__.py``
+are all imported as the module ``conftest``, so a second one would take
+``sys.modules["conftest"]`` from ``tests/conftest.py``, whose helpers other
+tests import by that name.  Test modules import ``tree_fixture`` instead;
+pytest finds it among their globals and offers it as ``tree``.
+"""
 
 from __future__ import annotations
 
@@ -46,8 +53,8 @@ def _from_tree(module: object, root: str) -> bool:
     return any(_under(p, root) for p in getattr(module, "__path__", None) or ())
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Iterator[SourceTree]:
+@pytest.fixture(name="tree")
+def tree_fixture(tmp_path: Path) -> Iterator[SourceTree]:
     """A fresh source directory put first on ``sys.path`` for one test."""
     root = tmp_path / "src"
     root.mkdir()
@@ -60,8 +67,10 @@ def tree(tmp_path: Path) -> Iterator[SourceTree]:
         while entry in sys.path:
             sys.path.remove(entry)
         sys.path_importer_cache.pop(entry, None)
-        # Modules the test imported the normal way from this tree.
-        for name, module in list(sys.modules.items()):
+        # Modules the test imported the normal way from this tree.  Iterate a
+        # copy: exocet's weak entries leave sys.modules from inside the garbage
+        # collector, which may run in the middle of any iteration.
+        for name, module in sys.modules.copy().items():
             if "@" not in name and _from_tree(module, entry):
                 del sys.modules[name]
         for filename in list(linecache.cache):
