@@ -1,0 +1,340 @@
+"""Shared fixtures: a real game server on loopback and telnet clients that talk to it.
+
+The engine's integration tests start ``engine.app.Game`` in the test's own
+event loop on 127.0.0.1, port 0, over a throw-away copy of ``content/`` and a
+fresh SQLite file, and drive it with telnetlib3's own client.  Every wait has
+a deadline: a client ``expect``s a text and fails with what it did read if the
+text does not come in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import shutil
+import socket
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import telnetlib3
+
+from engine.app import Game
+from engine.config import PROJECT_ROOT, Config
+
+HOST = "127.0.0.1"
+#: Default deadline of one ``expect``, in seconds.
+TIMEOUT = 3.0
+#: A hung test is killed (with every thread's traceback) after this many seconds.
+HARD_LIMIT = 45.0
+
+PASSWORD = "correct horse"
+
+
+class ExpectTimeout(AssertionError):
+    """The expected text did not arrive in time; the message shows what did."""
+
+
+class Client:
+    """A telnet client with a read buffer: send lines, wait for texts.
+
+    ``expect`` consumes the buffer up to and including the text it waited
+    for, so consecutive ``expect`` calls see output in order and nothing is
+    read twice.
+    """
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = ""
+        #: Everything ever received, for assertions about what never came.
+        self.transcript = ""
+        self.eof = False
+
+    @classmethod
+    async def connect(cls, port: int) -> Client:
+        reader, writer = await asyncio.wait_for(
+            telnetlib3.open_connection(
+                HOST,
+                port,
+                client_factory=telnetlib3.TelnetClient,
+                connect_minwait=0.05,
+                connect_maxwait=0.5,
+            ),
+            TIMEOUT,
+        )
+        return cls(reader, writer)
+
+    def send(self, line: str) -> None:
+        self.writer.write(line + "\r\n")
+
+    async def _fill(self) -> bool:
+        # Far more than telnetlib3 ever buffers: read(n) below the buffer size
+        # takes a slow byte-at-a-time path (see FIELD-NOTES).
+        data = await self.reader.read(1 << 20)
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        self.transcript += data
+        return True
+
+    async def expect(self, text: str, timeout: float = TIMEOUT) -> str:
+        """Read until ``text`` arrives; return everything up to and including it."""
+
+        async def wait() -> str:
+            while text not in self.buffer:
+                if self.eof or not await self._fill():
+                    raise ExpectTimeout(
+                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
+                    )
+            end = self.buffer.index(text) + len(text)
+            seen, self.buffer = self.buffer[:end], self.buffer[end:]
+            return seen
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"no {text!r} within {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+
+    async def command(self, line: str, text: str, timeout: float = TIMEOUT) -> str:
+        """Send ``line`` and wait for ``text`` in the answer."""
+        self.send(line)
+        return await self.expect(text, timeout)
+
+    async def expect_closed(self, timeout: float = TIMEOUT) -> str:
+        """Read until the server closes the connection; return what came before."""
+
+        async def drain() -> None:
+            while not self.eof and await self._fill():
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+        rest, self.buffer = self.buffer, ""
+        return rest
+
+    async def login_new(self, name: str, password: str = PASSWORD) -> str:
+        """Create an account through the login conversation; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Create a new character? (yes/no) ")
+        self.send("yes")
+        await self.expect("Choose a password")
+        return await self.login_new_password(password)
+
+    async def login_new_password(self, password: str = PASSWORD) -> str:
+        """Answer the new-password prompt (already shown) twice; the text up to the first look."""
+        self.send(password)
+        await self.expect("Type it again: ")
+        self.send(password)
+        return await self.expect_look()
+
+    async def expect_look(self, timeout: float = TIMEOUT) -> str:
+        """A room description, up to the prompt that follows it."""
+        text = await self.expect("Exits:", timeout)
+        return text + await self.expect("\r\n> ", timeout)
+
+    async def login(self, name: str, password: str = PASSWORD) -> str:
+        """Log in to an existing account; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Password: ")
+        self.send(password)
+        return await self.expect_look()
+
+
+class RawClient:
+    """A plain TCP socket that speaks no telnet: for bytes no telnet client would send."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buffer = b""
+        self.transcript = b""
+
+    @classmethod
+    async def connect(cls, port: int, rcvbuf: int | None = None) -> RawClient:
+        """Connect; ``rcvbuf`` shrinks the socket's receive buffer (a slow reader)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, (HOST, port)), TIMEOUT
+            )
+        except BaseException:
+            sock.close()
+            raise
+        reader, writer = await asyncio.open_connection(sock=sock)
+        return cls(reader, writer)
+
+    def stop_reading(self) -> None:
+        """Read nothing more from the socket, as a client that hung would."""
+        self.writer.transport.pause_reading()  # type: ignore[attr-defined]
+
+    async def expect(self, text: bytes, timeout: float = TIMEOUT) -> bytes:
+        async def wait() -> bytes:
+            while text not in self.buffer:
+                data = await self.reader.read(1 << 16)
+                if not data:
+                    raise ExpectTimeout(f"closed before {text!r}; got {self.buffer[-2000:]!r}")
+                self.buffer += data
+                self.transcript += data
+            end = self.buffer.index(text) + len(text)
+            seen, self.buffer = self.buffer[:end], self.buffer[end:]
+            return seen
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"no {text!r} within {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await asyncio.wait_for(self.writer.drain(), TIMEOUT)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def write_source(path: Path, text: str) -> Path:
+    """Write a (dedented) content source file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    """A private copy of the project's ``content/`` that a test may edit freely."""
+    target = tmp_path / "content"
+    shutil.copytree(
+        PROJECT_ROOT / "content", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return target
+
+
+@pytest.fixture
+def watchdog() -> Iterator[None]:
+    """Last-resort bound on a test that hangs despite its deadlines."""
+    faulthandler.dump_traceback_later(HARD_LIMIT, exit=True, file=sys.stderr)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+MakeGame = Callable[..., Awaitable[Game]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "game(reload=False, files=None, **settings): how the `game` fixture is built; "
+        "files maps paths under content/ to source written before the start",
+    )
+
+
+@pytest.fixture
+async def make_game(content_dir: Path, tmp_path: Path, watchdog: None) -> AsyncIterator[MakeGame]:
+    """``await make_game(reload=True, max_line=100, ...)``: a started game, closed at teardown."""
+    games: list[Game] = []
+
+    async def make(**overrides: Any) -> Game:
+        game = Game(game_config(content_dir, tmp_path, **overrides))
+        games.append(game)
+        await asyncio.wait_for(game.start(), TIMEOUT)
+        return game
+
+    yield make
+    for game in games:
+        await asyncio.wait_for(game.close(), 10)
+
+
+def game_config(content_dir: Path, tmp_path: Path, **overrides: Any) -> Config:
+    settings: dict[str, Any] = {
+        "host": HOST,
+        "port": 0,
+        "content_dir": content_dir,
+        "db_path": tmp_path / "db.sqlite3",
+        "reload": False,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+@pytest.fixture
+async def game(make_game: MakeGame, content_dir: Path, request: pytest.FixtureRequest) -> Game:
+    """A running game; ``@pytest.mark.game(...)`` sets reload, extra content files, settings."""
+    marker = request.node.get_closest_marker("game")
+    settings = dict(marker.kwargs) if marker else {}
+    for relpath, source in (settings.pop("files", None) or {}).items():
+        write_source(content_dir / relpath, source)
+    return await make_game(**settings)
+
+
+Connect = Callable[[int], Awaitable[Client]]
+MakeClient = Callable[[], Awaitable[Client]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """``await connect(port)``: a telnet client to any port; all closed at teardown."""
+    clients: list[Client] = []
+
+    async def make(port: int) -> Client:
+        client = await Client.connect(port)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.writer.close()
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def make_client(game: Game, connect: Connect) -> MakeClient:
+    """``await make_client()``: a telnet client connected to the test's game."""
+
+    async def make() -> Client:
+        return await connect(game.port)
+
+    return make
+
+
+@pytest.fixture
+def password() -> str:
+    """The password ``Client.login_new`` and ``Client.login`` use by default."""
+    return PASSWORD
+
+
+MakeRaw = Callable[..., Awaitable[RawClient]]
+
+
+@pytest.fixture
+async def make_raw(game: Game) -> AsyncIterator[MakeRaw]:
+    """``await make_raw()`` (or ``make_raw(rcvbuf=4096)``): a plain socket to the test's game."""
+    raws: list[RawClient] = []
+
+    async def make(rcvbuf: int | None = None) -> RawClient:
+        raw = await RawClient.connect(game.port, rcvbuf)
+        raws.append(raw)
+        return raw
+
+    yield make
+    for raw in raws:
+        raw.close()

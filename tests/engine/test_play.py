@@ -1,0 +1,174 @@
+"""Playing over real telnet connections: talking, moving, help, errors, takeovers."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pytest
+
+from engine.app import Game
+
+if TYPE_CHECKING:
+    from conftest import Client, MakeClient
+
+BOOM = """
+    from engine.api import Command, Context
+
+
+    class CmdBoom(Command):
+        \"\"\"Always fails, to show what a broken command does.\"\"\"
+
+        key = "boom"
+
+        def run(self, ctx: Context) -> None:
+            ctx.msg("About to fail.")
+            raise RuntimeError("kaboom from content")
+"""
+
+
+async def two_players(make_client: MakeClient) -> tuple[Client, Client]:
+    """Alice (the admin, first account) and Bob (a player), both in the square."""
+    alice = await make_client()
+    await alice.login_new("Alice")
+    bob = await make_client()
+    text = await bob.login_new("Bob")
+    assert "Here: Alice." in text
+    await alice.expect("Bob has entered the game.")
+    return alice, bob
+
+
+async def test_players_in_a_room_hear_each_other(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    await alice.command("say Hello, Bob!", 'You say, "Hello, Bob!"')
+    await bob.expect('Alice says, "Hello, Bob!"')
+    bob.send("'Hi there")
+    await bob.expect('You say, "Hi there"')
+    await alice.expect('Bob says, "Hi there"')
+    bob.send(":waves.")
+    await alice.expect("Bob waves.")
+
+
+async def test_players_see_each_other_leave_and_arrive(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    text = await bob.command("north", "Exits:")
+    assert "The Quiet Library" in text
+    await alice.expect("Bob leaves north.")
+    alice.send("n")  # the short form of the exit
+    text = await alice.expect("Exits:")
+    assert "The Quiet Library" in text
+    await alice.expect("Here: Bob.")
+    await bob.expect("Alice arrives.")
+    # Someone left behind no longer hears the room.
+    await bob.command("go south", "The Village Square")
+    await alice.command("say only the library hears this", "You say")
+    await bob.command("look", "Exits:")
+    assert "only the library hears this" not in bob.transcript
+
+
+async def test_quit_tells_the_others(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    bob.send("quit")
+    assert "Goodbye. Come back soon!" in await bob.expect_closed()
+    await alice.expect("Bob has left the game.")
+    await alice.command("who", "1 player(s) online")
+
+
+async def test_a_returning_player_stands_where_they_left(
+    game: Game, make_client: MakeClient
+) -> None:
+    alice, bob = await two_players(make_client)
+    await bob.command("down", "A Damp Cellar")
+    bob.send("quit")
+    await bob.expect_closed()
+    again = await make_client()
+    text = await again.login("Bob")
+    assert "A Damp Cellar" in text
+    await alice.expect("Bob has entered the game.")
+
+
+async def test_help_lists_commands_and_explains_one(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    listing = await bob.command("help", "Type 'help <command>' for more.")
+    for key in ("look", "say", "go", "who", "quit", "help"):
+        assert f"  {key} " in listing
+    assert "Look around you." in listing
+    # A player is not shown what they may not use; the admin is.
+    assert "shutdown" not in listing
+    assert "shutdown" in await alice.command("help", "Type 'help <command>' for more.")
+
+    page = await bob.command("help look", "who else is here.")
+    assert "Help on look (aliases: l):" in page
+    assert "Usage: look" in page
+    await bob.command("help nosuchthing", "There is no help on 'nosuchthing'.")
+
+
+async def test_unknown_command_gets_a_hint(game: Game, make_client: MakeClient) -> None:
+    alice = await make_client()
+    await alice.login_new("Alice")
+    await alice.command("xyzzy", "Unknown command 'xyzzy'. Type 'help' for a list of commands.")
+    # The session goes on.
+    await alice.command("look", "Exits:")
+
+
+async def test_prefixes_resolve_over_the_wire(game: Game, make_client: MakeClient) -> None:
+    alice = await make_client()
+    await alice.login_new("Alice")
+    await alice.command("lo", "The Village Square")
+    await alice.command("wh", "1 player(s) online")
+    await alice.command("s", "'s' could mean: say, shutdown. Type more letters.")
+
+
+async def test_a_player_cannot_shut_down_the_server(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    await bob.command("shutdown now", "You are not allowed to use 'shutdown'.")
+    await bob.command("reload", "You are not allowed to use 'reload'.")
+    # Nothing happened: everyone is still served.
+    await alice.command("who", "2 player(s) online")
+    await bob.command("look", "Exits:")
+    assert "shutting down" not in alice.transcript + bob.transcript
+
+
+@pytest.mark.game(files={"commands/boom.py": BOOM})
+async def test_an_exception_in_a_command_gives_a_short_error(
+    game: Game, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, bob = await two_players(make_client)
+    with caplog.at_level(logging.ERROR, logger="engine.dispatch"):
+        text = await bob.command(
+            "boom", "Something went wrong running 'boom'; the error has been logged."
+        )
+    assert "About to fail." in text
+    assert "kaboom" not in bob.transcript
+    assert "Traceback" not in bob.transcript
+    # The log has the traceback, pointing at the content file.
+    assert "kaboom from content" in caplog.text
+    assert "boom.py" in caplog.text
+    # The session and the server go on.
+    await bob.command("say still here", 'You say, "still here"')
+    await alice.expect('Bob says, "still here"')
+
+
+async def test_a_second_login_takes_the_character_over(game: Game, make_client: MakeClient) -> None:
+    alice, bob = await two_players(make_client)
+    await bob.command("north", "The Quiet Library")
+    await alice.expect("Bob leaves north.")
+
+    second = await make_client()
+    text = await second.login("Bob")
+    assert "You take over your character from your other connection." in text
+    # The character kept its place.
+    assert "The Quiet Library" in text
+
+    rest = await bob.expect_closed()
+    assert "Your character has been taken over by a new connection. Goodbye." in rest
+
+    await second.command("who", "2 player(s) online")
+    await second.command("south", "The Village Square")
+    await alice.expect("Bob arrives.")
+    await alice.command("say welcome back", 'You say, "welcome back"')
+    await second.expect('Alice says, "welcome back"')
+    # A takeover is not leaving and entering the game.
+    assert "Bob has left the game." not in alice.transcript
+    assert alice.transcript.count("Bob has entered the game.") == 1
+    assert len(game.world.online()) == 2
