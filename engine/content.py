@@ -225,6 +225,12 @@ class ContentManager:
             removed &= set(self.tree.live)
             if not changed and not removed:
                 continue
-            async with self._lock:
-                report = self.apply(changed, removed)
+            try:
+                async with self._lock:
+                    report = self.apply(changed, removed)
+            except Exception:
+                # The watcher must outlive any surprise; the old code runs on.
+                log.exception("reload of %s crashed", sorted(changed | removed))
+                self.notify("Reload crashed inside the engine; see the server log.")
+                continue
             self._announce(report)

@@ -696,6 +696,12 @@ class PackageContext(Mapper):
     Binding a new submodule onto a reused parent package is deferred to
     ``publish()``, so a context that is thrown away leaves them untouched.
     ``on_import(importer, imported)`` is told of every resolved import.
+
+    ``handoff(live)`` ends the context's own life as a generation: from then
+    on names inside the package resolve through ``live`` (the reloader's view
+    of the current generation) and the context lets go of every module.
+    Without it, each module's import function would keep its whole batch,
+    and every module that batch reused, alive for as long as any one of them.
     """
 
     def __init__(
@@ -714,6 +720,7 @@ class PackageContext(Mapper):
         self._reused = frozenset(self.modules)
         self._loading: set[str] = set()
         self._pending_bindings: list[tuple[str, str, ModuleType]] = []
+        self._live: Mapper | None = None
         if package.name not in self.modules:
             self._load(package.name, package)
 
@@ -749,9 +756,13 @@ class PackageContext(Mapper):
             return module
         if not self.owns(name):
             return self._delegate(self.base, name)
+        if self._live is not None:
+            return self._delegate(self._live, name)
         return self._load(name, self.locate(name))
 
     def contains(self, name: str) -> bool:
+        if self._live is not None and self.owns(name):
+            return self._live.contains(name)
         if name in self.modules:
             return True
         if not self.owns(name):
@@ -802,6 +813,13 @@ class PackageContext(Mapper):
         for parent_name, leaf, module in self._pending_bindings:
             setattr(self.modules[parent_name], leaf, module)
         self._pending_bindings.clear()
+
+    def handoff(self, live: Mapper) -> None:
+        """Publish, then resolve the package's names through ``live`` and drop every module."""
+        self.publish()
+        self._live = live
+        self.modules = {}
+        self._reused = frozenset()
 
     def __repr__(self) -> str:
         return f"PackageContext({self.root.name!r}, {self.base!r})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -45,6 +45,46 @@ class BatchError(Exception):
         super().__init__("; ".join(str(failure) for failure in failures))
 
 
+class _ImportRecorder:
+    """Where a batch's modules report their imports: the batch's own edges, then the graph.
+
+    Every loaded module's import function holds its recorder for life, so
+    the recorder holds neither the batch nor any module.
+    """
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.edges: dict[str, set[str]] = {}
+        self.graph: ImportGraph | None = None
+
+    def __call__(self, importer: str, imported: str) -> None:
+        if not (imported == self.package or imported.startswith(self.package + ".")):
+            return
+        if self.graph is not None:
+            self.graph.add(importer, imported)
+        else:
+            self.edges.setdefault(importer, set()).add(imported)
+
+
+class _LiveView(exocet.Mapper):
+    """The current generation as a mapper: what committed modules import from then on."""
+
+    def __init__(self, live: dict[str, ModuleType]) -> None:
+        self._live = live
+
+    def lookup(self, name: str) -> ModuleType:
+        try:
+            return self._live[name]
+        except KeyError:
+            raise self._missing(name, "not in the live generation") from None
+
+    def contains(self, name: str) -> bool:
+        return name in self._live
+
+    def __repr__(self) -> str:
+        return "the live generation"
+
+
 @dataclass
 class Batch:
     """A prepared, not yet live, generation of some modules of a tree."""
@@ -52,9 +92,13 @@ class Batch:
     requested: frozenset[str]
     modules: dict[str, ModuleType]
     removed: frozenset[str]
-    imports: dict[str, set[str]] = field(default_factory=dict)
+    recorder: _ImportRecorder
     context: exocet.PackageContext | None = None
     committed: bool = False
+
+    @property
+    def imports(self) -> dict[str, set[str]]:
+        return self.recorder.edges
 
     @property
     def names(self) -> list[str]:
@@ -95,6 +139,7 @@ class LiveTree:
         self.mapper = mapper
         self.live: dict[str, ModuleType] = {}
         self.graph = ImportGraph()
+        self._view = _LiveView(self.live)
 
     # -- names and files ------------------------------------------------------
 
@@ -152,23 +197,18 @@ class LiveTree:
         requested = frozenset(changed) - gone
         targets = (requested | self.graph.dependents(requested | gone)) - gone
         reuse = {n: m for n, m in self.live.items() if n not in targets and n not in gone}
-        batch = Batch(requested=requested, modules={}, removed=gone)
-
-        def record(importer: str, imported: str) -> None:
-            if not (imported == self.package or imported.startswith(self.package + ".")):
-                return
-            if batch.committed:
-                self.graph.add(importer, imported)
-            else:
-                batch.imports.setdefault(importer, set()).add(imported)
-
+        batch = Batch(requested, {}, gone, _ImportRecorder(self.package))
         current = ""
         try:
-            context = exocet.PackageContext(self._root_source(), self.mapper, reuse, record)
+            context = exocet.PackageContext(
+                self._root_source(), self.mapper, reuse, batch.recorder
+            )
             batch.context = context
             for current in self.graph.order(targets):
                 context.loadNamed(current)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            # SystemExit too: content calling sys.exit() at import must not
+            # stop the reloader (KeyboardInterrupt still goes through).
             raise BatchError(
                 [describe_failure(exc, current or self.package, str(self.directory))]
             ) from exc
@@ -187,13 +227,19 @@ class LiveTree:
                     setattr(module, leaf, child_module)
 
     def commit(self, batch: Batch) -> None:
-        """Make a prepared batch the live generation, in one synchronous step."""
-        if batch.context is not None:
-            batch.context.publish()
+        """Make a prepared batch the live generation, in one synchronous step.
+
+        From here on the batch's modules resolve their imports of the tree
+        through the live generation, and report new imports to the graph.
+        """
         for name in batch.removed:
             self.live.pop(name, None)
             self.graph.forget(name)
         for name, module in batch.modules.items():
             self.live[name] = module
             self.graph.replace(name, batch.imports.get(name, ()))
+        if batch.context is not None:
+            batch.context.handoff(self._view)
+        batch.recorder.graph = self.graph
+        batch.recorder.edges = {}
         batch.committed = True
