@@ -99,6 +99,13 @@ class Accounts:
 
         return await asyncio.to_thread(insert)
 
+    async def all(self) -> list[Account]:
+        rows = await asyncio.to_thread(
+            self.store.read,
+            lambda db: db.execute("SELECT id, name, role FROM accounts ORDER BY name").fetchall(),
+        )
+        return [Account(r["id"], r["name"], Role.parse(r["role"])) for r in rows]  # type: ignore[union-attr]
+
     async def set_role(self, name: str, role: Role) -> bool:
         def update() -> bool:
             with self.store.transaction() as db:

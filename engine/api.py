@@ -4,13 +4,15 @@ Content imports from here only, so the engine's insides can change without
 breaking builders' files::
 
     from engine.api import Command, Context, Role
+    from engine.api import Thing  # base class of a thing type class
 """
 
 from __future__ import annotations
 
 from engine.accounts import Role
 from engine.commands import Command, Context
-from engine.world import SHORT_DIRECTIONS, Character, Exit, Room, World, WorldError
+from engine.objects import Character, Exit, GameObject, Room, Thing
+from engine.world import SHORT_DIRECTIONS, World, WorldError
 
 __all__ = [
     "SHORT_DIRECTIONS",
@@ -18,8 +20,10 @@ __all__ = [
     "Command",
     "Context",
     "Exit",
+    "GameObject",
     "Role",
     "Room",
+    "Thing",
     "World",
     "WorldError",
 ]

@@ -1,7 +1,7 @@
 """The composition root: builds the store, world, registry, content and telnet server.
 
 ``Game`` is also what commands see as ``ctx.game``: the services content may
-call (broadcast, reload, shutdown, the list of who is online).
+call (broadcast, reload, shutdown, accounts, the list of who is online).
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ import time
 from typing import Any
 
 from engine import telnet
-from engine.accounts import Accounts, Role
+from engine.accounts import Account, Accounts, Role
 from engine.commands import Context
 from engine.config import Config
 from engine.content import ContentManager, ReloadReport
 from engine.dispatch import parse, resolve, run_command
+from engine.durability import DurableOutput
 from engine.lines import LineTooLong
 from engine.login import login
+from engine.objects import KINDS, GameObject
 from engine.registry import Registry
 from engine.session import Session
 from engine.store import Store
-from engine.world import World
+from engine.world import BrokenTypeclass, World
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,21 @@ class Game:
         self.store = Store(config.db_path)
         self.accounts = Accounts(self.store)
         self.registry = Registry()
-        self.world = World()
+        self.world = World(self.store)
         self.content = ContentManager(
             config.content_dir, self.registry, self.notify_builders, config.reload_step_ms
+        )
+        self.content.on_commit = self._content_committed
+        self.world.resolver = self.content.resolve_class
+        self.durable: DurableOutput[Any] = DurableOutput(
+            self.world.take_snapshot, self.world.write_snapshot
         )
         self.sessions: set[Session] = set()
         self.started_at = time.time()
         self.server: Any = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._reported_broken: dict[str, str] = {}
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -58,8 +66,9 @@ class Game:
             len(self.content.tree.live),
             len(self.registry.commands()),
         )
-        self._build_world()
-        self.server = await telnet.serve(self.config, self.handle)
+        self._open_world()
+        self.world.on_change = self.durable.changed
+        self.server = await telnet.serve(self.config, self.handle, self.durable.after_commit)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
@@ -68,15 +77,31 @@ class Game:
     def port(self) -> int:
         return int(self.server.sockets[0].getsockname()[1])
 
-    def _build_world(self) -> None:
+    def _open_world(self) -> None:
+        """Restore the world from the store, or build the starter world into an empty one."""
+        count = self.world.load()
+        if count:
+            log.info("world restored: %d objects", count)
+        else:
+            self._build_starter()
+        if self.world.start_room is None:
+            rooms = self.world.rooms()
+            if rooms:
+                self.world.set_start(rooms[0])
+            else:
+                self.world.set_start(self.world.create_room("The Void", "Nothing is here yet."))
+        self.world.commit_now()
+        self._report_broken(self.world.broken_report())
+
+    def _build_starter(self) -> None:
         starter = self.content.module("world.starter")
         build = getattr(starter, "build", None)
         if build is None:
-            log.warning("content.world.starter has no build(world); using an empty room")
-            self.world.add_room("void", "The Void", "Nothing is here yet.")
+            log.warning("content.world.starter has no build(world); starting with one room")
             return
         build(self.world)
-        log.info("world built: %d rooms", len(self.world.rooms))
+        self.world.commit_now()
+        log.info("starter world built: %d objects", len(self.world.objects))
 
     async def run(self) -> None:
         """Serve until ``shutdown``."""
@@ -102,6 +127,8 @@ class Game:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.durable.wait(), 5)
         for session in list(self.sessions):
             session.close()
         tasks = [s.task for s in self.sessions if s.task is not None]
@@ -111,8 +138,51 @@ class Game:
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
+        self.world.commit_now()
         self.store.close()
         log.info("server stopped")
+
+    # -- type classes -------------------------------------------------------------
+
+    def _content_committed(self, modules: list[str]) -> None:
+        """After a reload, objects of the reloaded type classes run the new code."""
+        self._report_broken(self.world.refresh_paths(modules))
+
+    def _report_broken(self, broken: list[BrokenTypeclass]) -> None:
+        """Tell builders when a type class path starts or stops failing, once each."""
+        now = {b.path: b.error for b in broken}
+        for item in broken:
+            if self._reported_broken.get(item.path) != item.error:
+                ids = ", ".join(f"#{i}" for i in item.objects)
+                line = (
+                    f"Type class {item.path} does not load ({item.error}); "
+                    f"{ids} run the base behaviour of their kind until it does."
+                )
+                log.warning("%s", line)
+                self.notify_builders(line)
+        for path in self._reported_broken.keys() - now.keys():
+            line = f"Type class {path} loads again; its objects are back on it."
+            log.info("%s", line)
+            self.notify_builders(line)
+        self._reported_broken = now
+
+    def typeclass_problem(self, path: str, kind: str) -> str | None:
+        """Why ``path`` cannot be the type class of a ``kind`` object, or None if it can."""
+        try:
+            cls = self.content.resolve_class(path)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        base = KINDS[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            return (
+                f"it is not a {base.__name__} class (it must subclass engine.api.{base.__name__})"
+            )
+        return None
+
+    def typeclass_status(self, obj: GameObject) -> str:
+        if obj.typeclass in self.world.broken:
+            return f"(NOT LOADING: {self.world.broken[obj.typeclass]}; running base behaviour)"
+        return "(loaded)"
 
     # -- services for content ---------------------------------------------------
 
@@ -129,6 +199,15 @@ class Game:
 
     async def reload(self, names: list[str] | None = None) -> ReloadReport:
         return await self.content.reload(names)
+
+    async def set_role(self, name: str, role: Role) -> bool:
+        """Change an account's role, for its connected session too."""
+        changed = await self.accounts.set_role(name, role)
+        for session in self.sessions:
+            if session.account is not None and session.account.name.lower() == name.lower():
+                session.account.role = role
+                session.send(f"You are now {role}.")
+        return changed
 
     def online(self) -> list[Session]:
         return sorted(
@@ -160,7 +239,7 @@ class Game:
             self.sessions.discard(session)
             log.info("disconnect %r", session)
 
-    def _enter(self, session: Session, account: Any) -> None:
+    def _enter(self, session: Session, account: Account) -> None:
         previous = next(
             (
                 s
@@ -170,18 +249,18 @@ class Game:
             None,
         )
         character = self.world.character_for(account.id, account.name)
+        if character.location is None:
+            character.location = self.world.start_room
         session.logged_in(account)
         session.character = character
+        character.session = session
         if previous is not None:
             previous.superseded = True
             previous.character = None
             previous.close("Your character has been taken over by a new connection. Goodbye.")
-            character.session = session
             log.info("login %s from %s (took over %r)", account.name, session.peer, previous)
             session.send("You take over your character from your other connection.")
         else:
-            character.session = session
-            self.world.bring_in(character)
             log.info("login %s (%s) from %s", account.name, account.role, session.peer)
             self.broadcast_except(session, f"{account.name} has entered the game.")
 
@@ -191,12 +270,12 @@ class Game:
                 other.send(text)
 
     def _leave(self, session: Session) -> None:
+        """The character stays where it stands, asleep, until its player returns."""
         character = session.character
         if character is None or session.superseded:
             return
         session.character = None
         character.session = None
-        self.world.take_out(character)
         self.broadcast_except(session, f"{character.name} has left the game.")
 
     async def _play(self, session: Session) -> None:

@@ -9,16 +9,18 @@ instances only in the registry, so a reload's old generation can be freed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from engine.accounts import Role
+from engine.search import describe_matches, find, nearby
 
 if TYPE_CHECKING:
     from engine.app import Game
+    from engine.objects import Character, GameObject, Room
     from engine.session import Session
-    from engine.world import Character, Room, World
+    from engine.world import World
 
 
 class Command:
@@ -77,6 +79,43 @@ class Context:
     def role(self) -> Role:
         return self.session.role
 
+    @property
+    def lhs(self) -> str:
+        """The arguments left of the first ``=`` (all of them if there is none)."""
+        return self.args.partition("=")[0].strip()
+
+    @property
+    def rhs(self) -> str | None:
+        """The arguments right of the first ``=``, or None if there is no ``=``."""
+        _, sign, right = self.args.partition("=")
+        return right.strip() if sign else None
+
+    def search(
+        self,
+        text: str,
+        candidates: Iterable[GameObject] | None = None,
+        where: str = "here",
+        anywhere: bool = False,
+    ) -> GameObject | None:
+        """The one object ``text`` names, or None after telling the caller why not.
+
+        ``candidates`` default to what the caller carries and what is in its
+        room; ``anywhere`` widens a search that found nothing to the whole
+        world.  ``#id``, ``me`` and ``here`` always work.
+        """
+        pool = nearby(self.caller) if candidates is None else list(candidates)
+        matches = find(text, self.caller, pool, self.world.get)
+        if not matches and anywhere:
+            matches = find(text, self.caller, self.world.objects.values(), self.world.get)
+            where = "anywhere"
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            self.msg(f"Which '{text.strip()}' do you mean: {describe_matches(matches)}?")
+        else:
+            self.msg(f"You find no '{text.strip()}' {where}.")
+        return None
+
     def msg(self, text: str) -> None:
         """Send ``text`` to the caller."""
         self.session.send(text)
@@ -86,7 +125,7 @@ class Context:
         room = room or self.here
         if room is None:
             return
-        for other in list(room.occupants):
+        for other in room.characters():
             if other.session is not None and not (exclude_caller and other is self.caller):
                 other.session.send(text)
 

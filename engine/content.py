@@ -114,6 +114,8 @@ class ContentManager:
         self.notify = notify
         self.step_ms = step_ms
         self.last_report: ReloadReport | None = None
+        #: Called with the names of the modules of every committed batch.
+        self.on_commit: Callable[[list[str]], None] = lambda modules: None
         self._lock = asyncio.Lock()
 
     def module(self, name: str) -> ModuleType | None:
@@ -121,6 +123,33 @@ class ContentManager:
         if not name.startswith(PACKAGE):
             name = f"{PACKAGE}.{name}"
         return self.tree.live.get(name)
+
+    def resolve_class(self, path: str) -> type:
+        """The live class a dotted path names (``content.typeclasses.things.Lamp``).
+
+        Raises ``LookupError`` saying why when the module is not live (missing
+        or broken) or has no such class.
+        """
+        module_name, _, class_name = path.rpartition(".")
+        if not module_name.startswith(PACKAGE + ".") and module_name != PACKAGE:
+            raise LookupError(f"{path} is not inside {PACKAGE}/")
+        module = self.tree.live.get(module_name)
+        if module is None:
+            failure = self._failure_of(module_name)
+            raise LookupError(failure or f"module {module_name} is not loaded")
+        cls = getattr(module, class_name, None)
+        if not isinstance(cls, type):
+            raise LookupError(f"{module_name} has no class {class_name}")
+        return cls
+
+    def _failure_of(self, module: str) -> str | None:
+        report = self.last_report
+        if report is None:
+            return None
+        for failure in report.failures:
+            if module.replace(".", "/") in failure:
+                return failure
+        return None
 
     def _where(self, failure: LoadFailure) -> str:
         path = failure.path
@@ -152,6 +181,10 @@ class ContentManager:
             self.tree.commit(batch)
             report.modules = batch.names
             report.removed = sorted(batch.removed)
+            try:
+                self.on_commit(batch.names + report.removed)
+            except Exception:
+                log.exception("after-reload step failed")
         report.millis = (time.perf_counter() - started) * 1000
         self.last_report = report
         return report

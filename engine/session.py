@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from telnetlib3.telopt import ECHO, WILL, WONT
@@ -20,7 +21,7 @@ from engine.lines import BoundedLineReader
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.world import Character
+    from engine.objects import Character
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,24 @@ def to_wire(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-class Session:
-    """A connected client, before and after login."""
+Deliver = Callable[[Callable[[], None]], None]
 
-    def __init__(self, reader: Any, writer: Any, config: Config) -> None:
+
+def _now(action: Callable[[], None]) -> None:
+    action()
+
+
+class Session:
+    """A connected client, before and after login.
+
+    Everything written to the client goes through ``deliver``, which the game
+    points at its durability layer: output that follows a world change waits
+    until that change is committed (see ``engine.durability``).
+    """
+
+    def __init__(self, reader: Any, writer: Any, config: Config, deliver: Deliver = _now) -> None:
         self.id = next(_ids)
+        self.deliver = deliver
         self.reader = reader
         self.writer = writer
         self.config = config
@@ -81,8 +95,14 @@ class Session:
         """Queue ``text`` for the client; never blocks, never raises."""
         if self.closed:
             return
+        data = to_wire(text + ("\n" if newline else ""))
+        self.deliver(lambda: self._write(data))
+
+    def _write(self, data: str) -> None:
+        if self.writer.transport is None or self.writer.transport.is_closing():
+            return
         try:
-            self.writer.write(to_wire(text + ("\n" if newline else "")))
+            self.writer.write(data)
         except Exception:
             log.exception("write to %r failed", self)
             self.abort()
@@ -98,7 +118,7 @@ class Session:
         """Show a prompt and mark its end with GA, so MUD clients display it at once."""
         self.send(text, newline=False)
         if not self.closed:
-            self.writer.send_ga()
+            self.deliver(self.writer.send_ga)
 
     # -- input ----------------------------------------------------------------
 
@@ -115,13 +135,13 @@ class Session:
 
     async def read_secret(self, prompt: str) -> str | None:
         """Read a line with the client's echo off (passwords)."""
-        self.writer.iac(WILL, ECHO)
+        self.deliver(lambda: self.writer.iac(WILL, ECHO))
         self.prompt(prompt)
         try:
             return await self.readline()
         finally:
             if not self.closed:
-                self.writer.iac(WONT, ECHO)
+                self.deliver(lambda: self.writer.iac(WONT, ECHO))
                 self.send("")
 
     # -- lifetime -------------------------------------------------------------
@@ -140,6 +160,9 @@ class Session:
         if message:
             self.send(message)
         self.closed = True
+        self.deliver(self._close_now)
+
+    def _close_now(self) -> None:
         try:
             self.writer.close()
         except Exception:

@@ -25,6 +25,25 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE objects (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('room', 'exit', 'thing', 'character')),
+        name TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',
+        description TEXT NOT NULL DEFAULT '',
+        location INTEGER,
+        destination INTEGER,
+        typeclass TEXT NOT NULL,
+        account_id INTEGER UNIQUE,
+        attributes TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX objects_location ON objects (location);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

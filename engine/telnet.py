@@ -15,7 +15,7 @@ from typing import Any
 import telnetlib3
 
 from engine.config import Config
-from engine.session import Session
+from engine.session import Deliver, Session
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,16 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self.reader.set_transport(transport)
 
 
-async def serve(config: Config, handle: Callable[[Session], Awaitable[None]]) -> Any:
-    """Start listening; every connection becomes a ``Session`` passed to ``handle``."""
+async def serve(
+    config: Config, handle: Callable[[Session], Awaitable[None]], deliver: Deliver
+) -> Any:
+    """Start listening; every connection becomes a ``Session`` passed to ``handle``.
+
+    ``deliver`` is how sessions write (the game's durability gate).
+    """
 
     async def shell(reader: Any, writer: Any) -> None:
-        session = Session(reader, writer, config)
+        session = Session(reader, writer, config, deliver)
         session.task = asyncio.current_task()
         try:
             await handle(session)

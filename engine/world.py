@@ -1,18 +1,24 @@
-"""The world model: rooms joined by exits, and the characters standing in them.
+"""The world: every room, exit, thing and character, in memory and in SQLite.
 
-World state belongs to the engine, never to content modules, so a reload
-cannot touch it: content describes the starter world once (``build(world)``)
-and commands read and change it through these objects.  Persistence arrives
-with a later issue; for now the world lives in memory.
+The engine owns world state; content only describes behaviour (type classes)
+and the starter world.  Changes are applied in memory at once and staged for
+the store; ``engine.durability`` commits them before any output that follows
+reaches a player.  A reload never touches this state, and a restart restores
+it from the database.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from engine.session import Session
+from engine import objectstore
+from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
+from engine.store import Store
+
+log = logging.getLogger(__name__)
 
 #: The usual short forms players type for compass and vertical exits.
 SHORT_DIRECTIONS: dict[str, str] = {
@@ -28,141 +34,296 @@ SHORT_DIRECTIONS: dict[str, str] = {
     "southwest": "sw",
 }
 
-
-@dataclass(eq=False)
-class Exit:
-    """A one-way way out of a room, matched by its name or any alias."""
-
-    name: str
-    destination: Room
-    aliases: tuple[str, ...] = ()
-
-    def matches(self, word: str) -> bool:
-        word = word.lower()
-        return word == self.name.lower() or word in (a.lower() for a in self.aliases)
-
-
-@dataclass(eq=False)
-class Room:
-    id: str
-    name: str
-    description: str = ""
-    exits: list[Exit] = field(default_factory=list)
-    occupants: list[Character] = field(default_factory=list)
-
-    def find_exit(self, word: str) -> Exit | None:
-        return next((e for e in self.exits if e.matches(word)), None)
-
-    def __repr__(self) -> str:
-        return f"<Room {self.id} {self.name!r}>"
-
-
-@dataclass(eq=False)
-class Character:
-    """A player's body in the world; its ``session`` is None while offline."""
-
-    name: str
-    account_id: int
-    location: Room | None = None
-    session: Session | None = None
-
-    @property
-    def online(self) -> bool:
-        return self.session is not None
-
-    def __repr__(self) -> str:
-        return f"<Character {self.name}>"
+#: Resolves a type class path to a class, or raises with the reason it cannot.
+Resolver = Callable[[str], type]
 
 
 class WorldError(Exception):
-    """A world-building mistake in content, such as an exit to a missing room."""
+    """A world operation that cannot be done, with a message for the builder."""
+
+
+@dataclass(frozen=True)
+class BrokenTypeclass:
+    """A type class path that does not load, and the objects running base behaviour."""
+
+    path: str
+    error: str
+    objects: tuple[int, ...]
 
 
 class World:
-    """Every room and character of the running game."""
+    """Every object of the running game, indexed by id."""
 
-    def __init__(self) -> None:
-        self.rooms: dict[str, Room] = {}
-        self.characters: dict[int, Character] = {}
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
+        self.objects: dict[int, GameObject] = {}
         self.start_room: Room | None = None
+        self._next_id = 1
+        self._dirty: dict[int, GameObject] = {}
+        self._deleted: set[int] = set()
+        self._meta: dict[str, str] = {}
+        #: Called after each staged change (the durability layer hooks in here).
+        self.on_change: Callable[[], None] = lambda: None
+        self.resolver: Resolver | None = None
+        #: path -> error for type classes that currently fail to resolve.
+        self.broken: dict[str, str] = {}
 
-    # -- building ---------------------------------------------------------
+    # -- persistence ------------------------------------------------------------
 
-    def add_room(self, room_id: str, name: str, description: str = "") -> Room:
-        if room_id in self.rooms:
-            raise WorldError(f"room {room_id!r} exists already")
-        room = Room(room_id, name, description)
-        self.rooms[room_id] = room
-        if self.start_room is None:
-            self.start_room = room
-        return room
+    def stage(self, obj: GameObject) -> None:
+        """Remember that ``obj`` changed; it is written with the next commit."""
+        if obj.id in self.objects:
+            self._dirty[obj.id] = obj
+            self.on_change()
 
-    def room(self, room_id: str) -> Room:
-        try:
-            return self.rooms[room_id]
-        except KeyError:
-            raise WorldError(f"no room {room_id!r}") from None
+    def take_snapshot(self) -> objectstore.Snapshot:
+        """What changed since the last snapshot, as rows (runs on the event loop)."""
+        snap = objectstore.snapshot(self._dirty.values(), self._deleted, self._meta)
+        self._dirty = {}
+        self._deleted = set()
+        self._meta = {}
+        return snap
 
-    def link(
-        self,
-        source: str,
-        name: str,
-        destination: str,
-        back: str | None = None,
-        aliases: tuple[str, ...] | None = None,
-        back_aliases: tuple[str, ...] | None = None,
-    ) -> Exit:
-        """Open an exit ``name`` from ``source`` to ``destination`` (and ``back``, if named).
+    def write_snapshot(self, snap: objectstore.Snapshot) -> None:
+        """Store a snapshot (runs in a worker thread)."""
+        if self.store is not None:
+            objectstore.write(self.store, snap)
 
-        Compass names get their short form (``north`` answers to ``n``)
-        unless aliases are given.
+    def commit_now(self) -> None:
+        """Write everything staged, synchronously (start-up and shutdown only)."""
+        self.write_snapshot(self.take_snapshot())
+
+    def load(self) -> int:
+        """Restore every object from the store; returns how many there were."""
+        if self.store is None:
+            return 0
+        rows, meta = objectstore.load(self.store)
+        for row in rows:
+            cls = KINDS[row["kind"]]
+            obj = cls(
+                None,
+                row["id"],
+                row["name"],
+                aliases=row["aliases"],
+                description=row["description"],
+                typeclass=row["typeclass"],
+                attributes=row["attributes"],
+                account_id=row["account_id"],
+            )
+            self.objects[obj.id] = obj
+        for row in rows:
+            obj = self.objects[row["id"]]
+            if row["location"] is not None and row["location"] in self.objects:
+                object.__setattr__(obj, "_location", self.objects[row["location"]])
+                obj.location.contents.append(obj)  # type: ignore[union-attr]
+            if row["destination"] is not None:
+                object.__setattr__(obj, "destination", self.objects.get(row["destination"]))
+        for obj in self.objects.values():
+            object.__setattr__(obj, "_world", self)
+        self._next_id = max(self.objects, default=0) + 1
+        start = meta.get("start_room")
+        if start is not None and int(start) in self.objects:
+            self.start_room = self.objects[int(start)]  # type: ignore[assignment]
+        for obj in list(self.objects.values()):
+            self.refresh(obj)
+        return len(rows)
+
+    # -- type classes -------------------------------------------------------------
+
+    def refresh(self, obj: GameObject) -> bool:
+        """Put ``obj`` on the current class its path names, or its kind's base class.
+
+        Returns False when the path does not resolve (the object then runs
+        the engine's base behaviour for its kind, and ``broken`` says why).
         """
-        there = self._open(self.room(source), name, self.room(destination), aliases)
-        if back is not None:
-            self._open(self.room(destination), back, self.room(source), back_aliases)
-        return there
+        base = KINDS[obj.kind]
+        wanted: type = base
+        ok = True
+        if self.resolver is not None:
+            try:
+                cls = self.resolver(obj.typeclass)
+                if not (isinstance(cls, type) and issubclass(cls, base)):
+                    raise TypeError(f"{obj.typeclass} is not a {base.__name__} class")
+                wanted = cls
+                self.broken.pop(obj.typeclass, None)
+            except Exception as exc:
+                self.broken[obj.typeclass] = f"{type(exc).__name__}: {exc}"
+                ok = False
+        if type(obj) is not wanted:
+            object.__setattr__(obj, "__class__", wanted)
+        return ok
 
-    def _open(self, room: Room, name: str, to: Room, aliases: tuple[str, ...] | None) -> Exit:
-        if room.find_exit(name):
-            raise WorldError(f"{room.id} has an exit {name!r} already")
+    def refresh_paths(self, modules: Iterable[str]) -> list[BrokenTypeclass]:
+        """Move objects whose type class lives in ``modules`` (or is broken) onto current classes.
+
+        Cost grows with the objects concerned, not with the world.
+        """
+        prefixes = tuple(f"{m}." for m in modules)
+        for obj in self.objects.values():
+            if obj.typeclass.startswith(prefixes) or obj.typeclass in self.broken:
+                self.refresh(obj)
+        return self.broken_report()
+
+    def broken_report(self) -> list[BrokenTypeclass]:
+        report = []
+        for path, error in sorted(self.broken.items()):
+            ids = tuple(o.id for o in self.objects.values() if o.typeclass == path)
+            if ids:
+                report.append(BrokenTypeclass(path, error, ids))
+        return report
+
+    # -- creating and destroying ----------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> GameObject:
+        if kind not in KINDS:
+            raise WorldError(f"unknown kind {kind!r}")
+        name = name.strip()
+        if not name:
+            raise WorldError("a name is needed")
+        obj = KINDS[kind](
+            None,
+            self._next_id,
+            name,
+            aliases=list(aliases),
+            description=description,
+            typeclass=typeclass,
+            attributes=attributes,
+            account_id=account_id,
+        )
+        self._next_id += 1
+        self.objects[obj.id] = obj
+        object.__setattr__(obj, "_world", self)
+        obj.destination = destination
+        obj.location = location
+        self.refresh(obj)
+        self.stage(obj)
+        return obj
+
+    def create_room(self, name: str, description: str = "", typeclass: str = "") -> Room:
+        room = self.create("room", name, description=description, typeclass=typeclass)
+        if self.start_room is None:
+            self.set_start(room)  # type: ignore[arg-type]
+        return room  # type: ignore[return-value]
+
+    def set_start(self, room: Room) -> None:
+        self.start_room = room
+        self._meta["start_room"] = str(room.id)
+        self.on_change()
+
+    def open_exit(
+        self,
+        source: GameObject,
+        name: str,
+        destination: GameObject,
+        aliases: Iterable[str] | None = None,
+        typeclass: str = "",
+    ) -> Exit:
+        """An exit ``name`` from ``source`` to ``destination``; compass names get short forms."""
+        if source.kind != "room" or destination.kind != "room":
+            raise WorldError("exits lead from a room to a room")
+        if source.find_exit(name):  # type: ignore[attr-defined]
+            raise WorldError(f"{source.name} has an exit called {name} already")
         if aliases is None:
             short = SHORT_DIRECTIONS.get(name.lower())
             aliases = (short,) if short else ()
-        exit_ = Exit(name, to, tuple(aliases))
-        room.exits.append(exit_)
-        return exit_
+        return self.create(  # type: ignore[return-value]
+            "exit", name, location=source, destination=destination, aliases=aliases,
+            typeclass=typeclass,
+        )  # fmt: skip
 
-    # -- characters ---------------------------------------------------------
+    def link(self, source: Room, name: str, destination: Room, back: str | None = None) -> Exit:
+        """Open ``name`` from ``source`` to ``destination`` and, if named, ``back``."""
+        there = self.open_exit(source, name, destination)
+        if back:
+            self.open_exit(destination, back, source)
+        return there
+
+    def destruction_of(self, obj: GameObject) -> list[GameObject]:
+        """Everything destroying ``obj`` takes with it: itself, exits in and out, contents."""
+        doomed: dict[int, GameObject] = {obj.id: obj}
+        if obj.kind == "room":
+            for other in self.objects.values():
+                if other.kind == "exit" and other.destination is obj:
+                    doomed[other.id] = other
+        for inner in list(obj.contents):
+            if inner.kind != "character":
+                for item in self.destruction_of(inner):
+                    doomed[item.id] = item
+        return list(doomed.values())
+
+    def destroy(self, obj: GameObject) -> list[GameObject]:
+        """Destroy ``obj`` and what goes with it; characters inside go to the start room."""
+        if obj.kind == "character":
+            raise WorldError("characters are not destroyed here")
+        if obj is self.start_room:
+            raise WorldError("the start room cannot be destroyed")
+        doomed = self.destruction_of(obj)
+        for item in doomed:
+            for inner in list(item.contents):
+                if inner.kind == "character":
+                    inner.location = self.start_room
+        for item in doomed:
+            item.location = None
+            object.__setattr__(item, "destination", None)
+            self.objects.pop(item.id, None)
+            self._dirty.pop(item.id, None)
+            self._deleted.add(item.id)
+            object.__setattr__(item, "_world", None)
+        self.on_change()
+        return doomed
+
+    # -- characters -------------------------------------------------------------------
+
+    def character_of(self, account_id: int) -> Character | None:
+        return next(
+            (o for o in self.objects.values()  # type: ignore[misc]
+             if o.kind == "character" and o.account_id == account_id),
+            None,
+        )  # fmt: skip
 
     def character_for(self, account_id: int, name: str) -> Character:
-        """The account's character, created in the start room on first use."""
-        character = self.characters.get(account_id)
+        """The account's character, created in the start room on first login."""
+        character = self.character_of(account_id)
         if character is None:
-            character = Character(name, account_id)
-            self.characters[account_id] = character
-        return character
-
-    def place(self, character: Character, room: Room | None) -> None:
-        """Put ``character`` in ``room`` (None takes it out of the world)."""
-        if character.location is not None and character in character.location.occupants:
-            character.location.occupants.remove(character)
-        character.location = room
-        if room is not None and character not in room.occupants:
-            room.occupants.append(character)
-
-    def take_out(self, character: Character) -> None:
-        """Remove an offline character from its room, remembering where it was."""
-        if character.location is not None and character in character.location.occupants:
-            character.location.occupants.remove(character)
-
-    def bring_in(self, character: Character) -> Room | None:
-        """Put a character back where it was, or in the start room the first time."""
-        self.place(character, character.location or self.start_room)
-        return character.location
+            character = self.create(  # type: ignore[assignment]
+                "character", name, location=self.start_room, account_id=account_id
+            )
+        return character  # type: ignore[return-value]
 
     def online(self) -> list[Character]:
-        return [c for c in self.characters.values() if c.online]
+        return [o for o in self.objects.values() if isinstance(o, Character) and o.online]
 
     def find_online(self, name: str) -> Character | None:
         name = name.lower()
         return next((c for c in self.online() if c.name.lower() == name), None)
+
+    def rooms(self) -> list[Room]:
+        return [o for o in self.objects.values() if isinstance(o, Room)]
+
+    def get(self, obj_id: int) -> GameObject | None:
+        return self.objects.get(obj_id)
+
+
+__all__ = [
+    "SHORT_DIRECTIONS",
+    "BrokenTypeclass",
+    "Character",
+    "Exit",
+    "GameObject",
+    "Room",
+    "Thing",
+    "World",
+    "WorldError",
+]

@@ -1,4 +1,4 @@
-"""Commands for those who run the game: reloading content and shutting down."""
+"""Commands for those who run the game: reloading, shutting down, accounts and roles."""
 
 from engine.api import Command, Context, Role
 
@@ -36,3 +36,53 @@ class CmdShutdown(Command):
 
     def run(self, ctx: Context) -> None:
         ctx.game.shutdown(ctx.args)
+
+
+class CmdGrant(Command):
+    """Give an account a role.
+
+    Usage: grant <account> = player|builder|admin
+    """
+
+    key = "grant"
+    permission = Role.ADMIN
+    category = "Admin"
+
+    async def run(self, ctx: Context) -> None:
+        if not ctx.lhs or not ctx.rhs:
+            ctx.msg("Usage: grant <account> = player|builder|admin")
+            return
+        try:
+            role = Role.parse(ctx.rhs)
+        except KeyError:
+            ctx.msg(f"There is no role {ctx.rhs}: choose player, builder or admin.")
+            return
+        account = await ctx.game.accounts.find(ctx.lhs)
+        if account is None:
+            ctx.msg(f"There is no account {ctx.lhs}.")
+            return
+        if account.id == ctx.session.account.id and role < Role.ADMIN:
+            ctx.msg("You cannot take your own admin role away.")
+            return
+        await ctx.game.set_role(account.name, role)
+        ctx.msg(f"{account.name} is now {role}.")
+
+
+class CmdAccounts(Command):
+    """List every account, its role and whether it is online.
+
+    Usage: accounts
+    """
+
+    key = "accounts"
+    permission = Role.ADMIN
+    category = "Admin"
+
+    async def run(self, ctx: Context) -> None:
+        accounts = await ctx.game.accounts.all()
+        online = {s.account.id for s in ctx.game.online() if s.account is not None}
+        lines = [f"{len(accounts)} account(s):"]
+        for account in accounts:
+            flag = "online" if account.id in online else ""
+            lines.append(f"  {account.name:<20} {account.role!s:<8} {flag}")
+        ctx.msg("\n".join(lines))

@@ -5,35 +5,30 @@ Save this file while the game runs and the new code answers the next command.
 
 import time
 
-from engine.api import Command, Context, Role, Room
-
-
-def describe_room(ctx: Context, room: Room) -> str:
-    """What a character standing in ``room`` sees."""
-    lines = [room.name, room.description] if room.description else [room.name]
-    exits = ", ".join(e.name for e in room.exits)
-    lines.append(f"Exits: {exits}." if exits else "There is no obvious way out.")
-    others = [c.name for c in room.occupants if c is not ctx.caller and c.online]
-    if others:
-        lines.append(f"Here: {', '.join(others)}.")
-    return "\n".join(lines)
+from engine.api import Command, Context, Role
 
 
 class CmdLook(Command):
-    """Look around you.
+    """Look around you, or at something or someone.
 
-    Usage: look
-    Shows the room you stand in, its exits and who else is here.
+    Usage: look [target]
+    With no target, shows the room you stand in, what is in it, its exits and
+    who else is here. A target may be a thing, a character or an exit.
     """
 
     key = "look"
     aliases = ("l",)
 
     def run(self, ctx: Context) -> None:
+        if ctx.args:
+            target = ctx.search(ctx.args)
+            if target is not None:
+                ctx.msg(target.appearance(ctx.caller))
+            return
         if ctx.here is None:
             ctx.msg("You are nowhere at all.")
             return
-        ctx.msg(describe_room(ctx, ctx.here))
+        ctx.msg(ctx.here.appearance(ctx.caller))
 
 
 class CmdSay(Command):
@@ -106,14 +101,18 @@ class CmdGo(Command):
         if not ctx.args:
             ctx.msg("Go where?")
             return
-        exit_ = here.find_exit(ctx.args) if here else None
+        exit_ = here.find_exit(ctx.args) if here is not None else None
         if exit_ is None:
             ctx.msg(f"You cannot go '{ctx.args}' from here.")
             return
+        refusal = exit_.at_traverse(ctx.caller)
+        if refusal:
+            ctx.msg(refusal)
+            return
         ctx.to_room(f"{ctx.caller.name} leaves {exit_.name}.")
-        ctx.world.place(ctx.caller, exit_.destination)
+        ctx.caller.location = exit_.destination
         ctx.to_room(f"{ctx.caller.name} arrives.")
-        ctx.msg(describe_room(ctx, exit_.destination))
+        ctx.msg(exit_.destination.appearance(ctx.caller))
 
 
 class CmdHelp(Command):

@@ -1,35 +1,48 @@
-"""The starter world: built once, when the server starts.
+"""The starter world, created on the first start of an empty database.
 
-Editing this file reloads the module but does not rebuild a running world
-(world persistence and in-game building come in a later version).
+It is never created again once the database holds a world: after that,
+builders shape the world in the game (dig, describe, create ...).
 """
 
 from engine.api import World
 
 
 def build(world: World) -> None:
-    """Create the rooms and exits of a new game."""
-    world.add_room(
-        "square",
+    """Create the rooms, exits and things of a new game."""
+    square = world.create_room(
         "The Village Square",
         "Cobblestones ring a dry fountain. A signpost points north to the library,\n"
         "east to the market and down a narrow stair to the cellar.",
     )
-    world.add_room(
-        "library",
+    library = world.create_room(
         "The Quiet Library",
         "Shelves climb into the dark. Somebody has left a book open on a reading desk.",
     )
-    world.add_room(
-        "market",
+    market = world.create_room(
         "The Market",
         "Empty stalls stand in rows, awaiting traders who have not arrived yet.",
     )
-    world.add_room(
-        "cellar",
+    cellar = world.create_room(
         "A Damp Cellar",
         "Water drips somewhere. The stair leads back up to the square.",
     )
-    world.link("square", "north", "library", back="south")
-    world.link("square", "east", "market", back="west")
-    world.link("square", "down", "cellar", back="up")
+    world.set_start(square)
+    world.link(square, "north", library, back="south")
+    world.link(square, "east", market, back="west")
+    world.link(square, "down", cellar, back="up")
+    world.create(
+        "thing",
+        "brass lamp",
+        aliases=("lamp",),
+        location=cellar,
+        description="A dented brass lamp. It might still work.",
+        typeclass="content.typeclasses.things.Lamp",
+    )
+    world.create(
+        "thing",
+        "stone statue",
+        aliases=("statue",),
+        location=square,
+        description="A weathered statue of the village founder.",
+        typeclass="content.typeclasses.things.Statue",
+    )

@@ -10,7 +10,8 @@ from engine.accounts import Role
 from engine.commands import Command, Context
 from engine.dispatch import parse, resolve, run_command
 from engine.registry import Registry
-from engine.world import Character, World
+from engine.objects import Character, Room
+from engine.world import World
 
 
 class CmdLook(Command):
@@ -86,12 +87,16 @@ def registry() -> Registry:
 @pytest.fixture
 def world() -> World:
     world = World()
-    world.add_room("square", "The Square")
-    world.add_room("library", "The Library")
-    world.add_room("garden", "The Garden")
-    world.link("square", "north", "library", back="south")
-    world.link("square", "gate", "garden", aliases=("g", "archway"))
+    square = world.create_room("The Square")
+    library = world.create_room("The Library")
+    garden = world.create_room("The Garden")
+    world.link(square, "north", library, back="south")
+    world.open_exit(square, "gate", garden, aliases=("g", "archway"))
     return world
+
+
+def room(world: World, name: str) -> Room:
+    return next(r for r in world.rooms() if r.name == f"The {name.title()}")
 
 
 # -- parse ---------------------------------------------------------------------
@@ -168,7 +173,7 @@ def test_permission_refusal_says_so(registry: Registry) -> None:
 
 
 def test_exit_name_resolves_to_go(registry: Registry, world: World) -> None:
-    found = resolve(registry, "north", "", Role.PLAYER, world.room("square"))
+    found = resolve(registry, "north", "", Role.PLAYER, room(world, "square"))
     assert isinstance(found.command, CmdGo)
     assert found.args == "north"
 
@@ -176,7 +181,7 @@ def test_exit_name_resolves_to_go(registry: Registry, world: World) -> None:
 def test_exit_short_form_and_aliases_resolve_to_go_with_the_exit_name(
     registry: Registry, world: World
 ) -> None:
-    square = world.room("square")
+    square = room(world, "square")
     for word in ("n", "N", "gate", "g", "archway"):
         found = resolve(registry, word, "", Role.PLAYER, square)
         assert isinstance(found.command, CmdGo), word
@@ -185,11 +190,11 @@ def test_exit_short_form_and_aliases_resolve_to_go_with_the_exit_name(
 
 def test_exit_beats_a_command_prefix(registry: Registry, world: World) -> None:
     # 's' is a prefix of 'say' for a player, but the library has a south exit.
-    found = resolve(registry, "s", "", Role.PLAYER, world.room("library"))
+    found = resolve(registry, "s", "", Role.PLAYER, room(world, "library"))
     assert isinstance(found.command, CmdGo)
     assert found.args == "south"
     # Where there is no such exit the prefix wins.
-    assert isinstance(resolve(registry, "s", "", Role.PLAYER, world.room("square")).command, CmdSay)
+    assert isinstance(resolve(registry, "s", "", Role.PLAYER, room(world, "square")).command, CmdSay)
 
 
 def test_exact_command_beats_an_exit(world: World) -> None:
@@ -201,14 +206,14 @@ def test_exact_command_beats_an_exit(world: World) -> None:
 
     registry = Registry()
     registry.replace({"m": [CmdNorth(), CmdGo()]})
-    found = resolve(registry, "north", "", Role.PLAYER, world.room("square"))
+    found = resolve(registry, "north", "", Role.PLAYER, room(world, "square"))
     assert isinstance(found.command, CmdNorth)
 
 
 def test_exit_without_a_go_command_is_unknown(world: World) -> None:
     registry = Registry()
     registry.replace({"m": [CmdLook()]})
-    found = resolve(registry, "north", "", Role.PLAYER, world.room("square"))
+    found = resolve(registry, "north", "", Role.PLAYER, room(world, "square"))
     assert found.command is None
     assert "Unknown command" in found.error
 
@@ -229,7 +234,7 @@ class Recorder:
 
 def _context(args: str = "") -> tuple[Context, Recorder]:
     recorder = Recorder()
-    caller = Character("Alice", 1)
+    caller = Character(None, 1, "Alice")
     ctx = Context(caller=caller, session=recorder, game=None, verb="x", args=args)  # type: ignore[arg-type]
     return ctx, recorder
 

@@ -1,0 +1,117 @@
+"""Carrying things: get, drop, give, inventory, use."""
+
+from engine.api import Command, Context
+
+
+class CmdGet(Command):
+    """Pick something up.
+
+    Usage: get <thing>
+    """
+
+    key = "get"
+    aliases = ("take",)
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.args:
+            ctx.msg("Get what?")
+            return
+        thing = ctx.search(ctx.args, candidates=ctx.here.contents if ctx.here else [])
+        if thing is None:
+            return
+        if thing.kind != "thing":
+            ctx.msg(f"You cannot pick up {thing.name}.")
+            return
+        refusal = thing.at_get(ctx.caller)
+        if refusal:
+            ctx.msg(refusal)
+            return
+        thing.location = ctx.caller
+        ctx.msg(f"You pick up {thing.name}.")
+        ctx.to_room(f"{ctx.caller.name} picks up {thing.name}.")
+
+
+class CmdDrop(Command):
+    """Put down something you carry.
+
+    Usage: drop <thing>
+    """
+
+    key = "drop"
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.args:
+            ctx.msg("Drop what?")
+            return
+        thing = ctx.search(ctx.args, candidates=ctx.caller.contents, where="you carry")
+        if thing is None:
+            return
+        thing.location = ctx.here
+        thing.at_drop(ctx.caller)
+        ctx.msg(f"You drop {thing.name}.")
+        ctx.to_room(f"{ctx.caller.name} drops {thing.name}.")
+
+
+class CmdGive(Command):
+    """Give something you carry to someone here.
+
+    Usage: give <thing> = <character>   (or: give <thing> to <character>)
+    """
+
+    key = "give"
+
+    def run(self, ctx: Context) -> None:
+        what, whom = ctx.lhs, ctx.rhs
+        if whom is None and " to " in ctx.args:
+            what, _, whom = ctx.args.partition(" to ")
+        if not what or not whom:
+            ctx.msg("Usage: give <thing> = <character>")
+            return
+        thing = ctx.search(what.strip(), candidates=ctx.caller.contents, where="you carry")
+        if thing is None:
+            return
+        people = ctx.here.characters() if ctx.here else []
+        receiver = ctx.search(whom.strip(), candidates=people)
+        if receiver is None:
+            return
+        if receiver is ctx.caller:
+            ctx.msg("You already have it.")
+            return
+        thing.location = receiver
+        ctx.msg(f"You give {thing.name} to {receiver.name}.")
+        if receiver.session is not None:
+            receiver.session.send(f"{ctx.caller.name} gives you {thing.name}.")
+        for other in people:
+            if other not in (ctx.caller, receiver) and other.session is not None:
+                other.session.send(f"{ctx.caller.name} gives {thing.name} to {receiver.name}.")
+
+
+class CmdInventory(Command):
+    """List what you carry.
+
+    Usage: inventory
+    """
+
+    key = "inventory"
+    aliases = ("i", "inv")
+
+    def run(self, ctx: Context) -> None:
+        carried = [t.display_name(ctx.caller) for t in ctx.caller.contents]
+        ctx.msg(f"You carry: {', '.join(carried)}." if carried else "You carry nothing.")
+
+
+class CmdUse(Command):
+    """Use something you carry or that is here.
+
+    Usage: use <thing>
+    """
+
+    key = "use"
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.args:
+            ctx.msg("Use what?")
+            return
+        thing = ctx.search(ctx.args)
+        if thing is not None:
+            ctx.msg(thing.at_use(ctx.caller))

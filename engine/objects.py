@@ -1,0 +1,256 @@
+"""World objects: data owned by the engine, behaviour from a reloadable type class.
+
+Every object is an instance of the class its ``typeclass`` path names in
+content (``content.typeclasses.things.Lamp``), which subclasses one of the
+engine's kinds below.  The data lives in the instance's fields and
+attributes; the class is only behaviour, so the engine can move an object
+onto a new version of its class (after a reload), or onto the engine's base
+class for its kind (while the path does not load), without touching its data.
+
+Assigning a persisted field (``obj.description = ...``) or an attribute
+(``obj.attributes["lit"] = True``) stages the change for the store; the
+engine commits it before any output that follows reaches a player.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from engine.session import Session
+    from engine.world import World
+
+#: Fields stored in the database; assigning one stages the object for commit.
+PERSISTED = frozenset({"name", "aliases", "description", "typeclass", "account_id", "destination"})
+
+
+class Attributes(MutableMapping[str, Any]):
+    """An object's attributes: JSON values, checked when set, persisted on change."""
+
+    def __init__(self, owner: GameObject, values: dict[str, Any] | None = None) -> None:
+        self._owner = owner
+        self._values: dict[str, Any] = dict(values or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"attribute names are non-empty strings, not {key!r}")
+        try:
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"attribute {key!r} must be JSON data: {exc}") from None
+        self._values[key] = value
+        self._owner._changed()
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+        self._owner._changed()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def to_json(self) -> str:
+        return json.dumps(self._values, sort_keys=True)
+
+    def __repr__(self) -> str:
+        return f"Attributes({self._values!r})"
+
+
+class GameObject:
+    """What every world object has and does; the engine's fallback behaviour.
+
+    Subclass the kinds (``Room``, ``Exit``, ``Thing``, ``Character``) in
+    content and override the hooks: ``appearance``, ``at_get``, ``at_drop``,
+    ``at_use``, ``at_traverse``.
+    """
+
+    kind: ClassVar[str] = "thing"
+    #: The content class a new object of this kind gets unless told otherwise.
+    default_typeclass: ClassVar[str] = "content.typeclasses.things.Thing"
+
+    def __init__(
+        self,
+        world: World | None,
+        id: int,
+        name: str,
+        *,
+        aliases: list[str] | tuple[str, ...] = (),
+        description: str = "",
+        typeclass: str = "",
+        attributes: dict[str, Any] | None = None,
+        account_id: int | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "_world", None)
+        set_(self, "id", id)
+        set_(self, "name", name)
+        set_(self, "aliases", list(aliases))
+        set_(self, "description", description)
+        set_(self, "typeclass", typeclass or self.default_typeclass)
+        set_(self, "account_id", account_id)
+        set_(self, "destination", None)
+        set_(self, "_location", None)
+        set_(self, "contents", [])
+        set_(self, "attributes", Attributes(self, attributes))
+        set_(self, "session", None)
+        set_(self, "_world", world)
+
+    # -- persistence ------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "aliases":
+            value = [str(a) for a in value]
+        object.__setattr__(self, name, value)
+        if name in PERSISTED:
+            self._changed()
+
+    def _changed(self) -> None:
+        world = self._world
+        if world is not None:
+            world.stage(self)
+
+    @property
+    def location(self) -> GameObject | None:
+        return self._location
+
+    @location.setter
+    def location(self, where: GameObject | None) -> None:
+        """Moving keeps both rooms' ``contents`` right and stages the change."""
+        old = self._location
+        if old is where:
+            return
+        if old is not None and self in old.contents:
+            old.contents.remove(self)
+        object.__setattr__(self, "_location", where)
+        if where is not None:
+            where.contents.append(self)
+        self._changed()
+
+    # -- naming -------------------------------------------------------------------
+
+    @property
+    def dbref(self) -> str:
+        return f"#{self.id}"
+
+    def matches(self, word: str) -> bool:
+        """True if ``word`` is this object's name or one of its aliases (any case)."""
+        word = word.strip().lower()
+        return word == self.name.lower() or word in (a.lower() for a in self.aliases)
+
+    def display_name(self, looker: GameObject | None = None) -> str:
+        return self.name
+
+    # -- behaviour hooks (type classes override these) ------------------------
+
+    def appearance(self, looker: GameObject) -> str:
+        """What ``looker`` sees when looking at this object."""
+        return "\n".join(filter(None, [self.display_name(looker), self.description]))
+
+    def at_get(self, getter: GameObject) -> str | None:
+        """Return a refusal to keep ``getter`` from picking this up, or None to allow it."""
+        return None
+
+    def at_drop(self, dropper: GameObject) -> None:
+        """Called after ``dropper`` put this down."""
+
+    def at_use(self, user: GameObject) -> str:
+        """What happens when ``user`` uses this; the text is shown to the user."""
+        return f"You cannot think of a way to use {self.display_name(user)}."
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.dbref} {self.name!r}>"
+
+
+class Room(GameObject):
+    kind = "room"
+    default_typeclass = "content.typeclasses.rooms.Room"
+
+    @property
+    def exits(self) -> list[Exit]:
+        return [o for o in self.contents if isinstance(o, Exit)]
+
+    def find_exit(self, word: str) -> Exit | None:
+        return next((e for e in self.exits if e.matches(word)), None)
+
+    def characters(self, online_only: bool = True) -> list[Character]:
+        return [
+            o for o in self.contents
+            if isinstance(o, Character) and (o.online or not online_only)
+        ]  # fmt: skip
+
+    def things(self) -> list[GameObject]:
+        return [o for o in self.contents if o.kind == "thing"]
+
+    def appearance(self, looker: GameObject) -> str:
+        lines = [self.display_name(looker)]
+        if self.description:
+            lines.append(self.description)
+        things = [t.display_name(looker) for t in self.things()]
+        if things:
+            lines.append(f"You see: {', '.join(things)}.")
+        exits = ", ".join(e.display_name(looker) for e in self.exits)
+        lines.append(f"Exits: {exits}." if exits else "There is no obvious way out.")
+        others = [c.display_name(looker) for c in self.characters() if c is not looker]
+        if others:
+            lines.append(f"Here: {', '.join(others)}.")
+        return "\n".join(lines)
+
+
+class Exit(GameObject):
+    """A one-way way out of its ``location`` to its ``destination``."""
+
+    kind = "exit"
+    default_typeclass = "content.typeclasses.exits.Exit"
+
+    def appearance(self, looker: GameObject) -> str:
+        where = self.destination.display_name(looker) if self.destination else "nowhere"
+        text = self.description or f"The way {self.display_name(looker)} leads to {where}."
+        return text
+
+    def at_traverse(self, traveller: GameObject) -> str | None:
+        """Return a refusal to keep ``traveller`` from passing, or None to let it through."""
+        if self.destination is None:
+            return "That way leads nowhere."
+        return None
+
+
+class Thing(GameObject):
+    kind = "thing"
+    default_typeclass = "content.typeclasses.things.Thing"
+
+
+class Character(GameObject):
+    """A player's body; ``session`` is the connection playing it, None while offline."""
+
+    kind = "character"
+    default_typeclass = "content.typeclasses.characters.Character"
+    session: Session | None
+
+    @property
+    def online(self) -> bool:
+        return self.session is not None
+
+    def appearance(self, looker: GameObject) -> str:
+        text = self.description or f"{self.display_name(looker)} looks like an adventurer."
+        carried = [t.display_name(looker) for t in self.contents]
+        if carried:
+            text += f"\nCarrying: {', '.join(carried)}."
+        if not self.online:
+            text += f"\n{self.display_name(looker)} is asleep."
+        return text
+
+
+#: The engine's base class of each kind: what an object falls back on.
+KINDS: dict[str, type[GameObject]] = {
+    "room": Room,
+    "exit": Exit,
+    "thing": Thing,
+    "character": Character,
+}
