@@ -200,9 +200,7 @@ class LiveTree:
         batch = Batch(requested, {}, gone, _ImportRecorder(self.package))
         current = ""
         try:
-            context = exocet.PackageContext(
-                self._root_source(), self.mapper, reuse, batch.recorder
-            )
+            context = exocet.PackageContext(self._root_source(), self.mapper, reuse, batch.recorder)
             batch.context = context
             for current in self.graph.order(targets):
                 context.loadNamed(current)

@@ -9,8 +9,8 @@ import pytest
 from engine.accounts import Role
 from engine.commands import Command, Context
 from engine.dispatch import parse, resolve, run_command
-from engine.registry import Registry
 from engine.objects import Character, Room
+from engine.registry import Registry
 from engine.world import World
 
 
@@ -194,7 +194,9 @@ def test_exit_beats_a_command_prefix(registry: Registry, world: World) -> None:
     assert isinstance(found.command, CmdGo)
     assert found.args == "south"
     # Where there is no such exit the prefix wins.
-    assert isinstance(resolve(registry, "s", "", Role.PLAYER, room(world, "square")).command, CmdSay)
+    assert isinstance(
+        resolve(registry, "s", "", Role.PLAYER, room(world, "square")).command, CmdSay
+    )
 
 
 def test_exact_command_beats_an_exit(world: World) -> None:
