@@ -148,6 +148,7 @@ class ServerProcess:
             "--db-path", str(self.workdir / "db.sqlite3"),
             *self.extra_args,
         ]  # fmt: skip
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=_child_env()
@@ -156,7 +157,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         pattern = re.compile(r"listening on [\d.]+:(\d+)")
         while time.monotonic() < deadline:
-            match = pattern.search(self.log_path.read_text(errors="replace"))
+            match = pattern.search(self.log_path.read_text(errors="replace")[offset:])
             if match:
                 self.port = int(match.group(1))
                 return self.port
