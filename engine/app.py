@@ -20,12 +20,14 @@ from engine.config import Config
 from engine.content import ContentManager, ReloadReport
 from engine.dispatch import parse, resolve, run_command
 from engine.durability import DurableOutput
+from engine.lifecycle import Lifecycle
 from engine.lines import LineTooLong
 from engine.login import login
 from engine.objects import KINDS, GameObject
 from engine.registry import Registry
 from engine.session import Session
 from engine.store import Store
+from engine.tasks import TaskScheduler
 from engine.world import BrokenTypeclass, World
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class Game:
             config.content_dir, self.registry, self.notify_builders, config.reload_step_ms
         )
         self.content.on_commit = self._content_committed
+        self.tasks = TaskScheduler()
+        self.content.lifecycle = Lifecycle(self, self.tasks)
         self.world.resolver = self.content.resolve_class
         self.durable: DurableOutput[Any] = DurableOutput(
             self.world.take_snapshot, self.world.write_snapshot
@@ -127,6 +131,10 @@ class Game:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
+        self.content.lifecycle = None
+        for problem in Lifecycle(self, self.tasks).retire(self.content.tree.live.values()):
+            log.warning("%s", problem)
+        self.tasks.retire_all()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.durable.wait(), 5)
         for session in list(self.sessions):

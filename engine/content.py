@@ -19,6 +19,7 @@ from types import ModuleType
 
 from engine.accounts import Role
 from engine.commands import Command
+from engine.lifecycle import Lifecycle
 from engine.registry import Registry, RegistryDiff, RegistryError
 from reloader import exocet
 from reloader.live import Batch, BatchError, LiveTree, LoadFailure
@@ -41,6 +42,8 @@ class ReloadReport:
     removed: list[str] = field(default_factory=list)
     diff: RegistryDiff = field(default_factory=RegistryDiff)
     failures: list[str] = field(default_factory=list)
+    #: Lifecycle hooks that raised; the reload itself stands.
+    warnings: list[str] = field(default_factory=list)
     millis: float = 0.0
 
     @property
@@ -54,7 +57,10 @@ class ReloadReport:
         line = f"Reloaded {names}"
         if self.removed:
             line += f", removed {', '.join(short_name(m) for m in self.removed)}"
-        return f"{line}: {self.diff.describe()} ({self.millis:.0f} ms)."
+        line = f"{line}: {self.diff.describe()} ({self.millis:.0f} ms)."
+        if self.warnings:
+            line += " Warning: " + "; ".join(self.warnings)
+        return line
 
 
 def short_name(module: str) -> str:
@@ -116,6 +122,10 @@ class ContentManager:
         self.last_report: ReloadReport | None = None
         #: Called with the names of the modules of every committed batch.
         self.on_commit: Callable[[list[str]], None] = lambda modules: None
+        #: Runs modules' setup/teardown hooks and owns their tasks (set by the game).
+        self.lifecycle: Lifecycle | None = None
+        #: Modules of failed batches, tried again with the next save.
+        self._pending: set[str] = set()
         self._lock = asyncio.Lock()
 
     def module(self, name: str) -> ModuleType | None:
@@ -163,14 +173,21 @@ class ContentManager:
     # -- applying batches -----------------------------------------------------
 
     def apply(self, changed: Iterable[str], removed: Iterable[str] = ()) -> ReloadReport:
-        """Rebuild ``changed`` (and dependents), drop ``removed``; all or nothing."""
+        """Rebuild ``changed`` (and dependents), drop ``removed``; all or nothing.
+
+        Everything that can fail (loading, declaring, name clashes) happens
+        before anything is swapped.  Then, in one synchronous step: the old
+        versions' ``teardown`` hooks run and their tasks are cancelled, the
+        registry and the live tree swap, objects move onto the new classes,
+        and the new versions' ``setup`` hooks run.
+        """
         started = time.perf_counter()
         removed = set(removed)
         report = ReloadReport()
         try:
             batch = self.tree.prepare(changed, removed)
             commands = self._commands_of(batch)
-            report.diff = self.registry.replace(commands, batch.removed)
+            self.registry.check(commands, batch.removed)
         except BatchError as exc:
             report.failures = [self._where(f) for f in exc.failures]
             for failure in exc.failures:
@@ -178,6 +195,11 @@ class ContentManager:
         except (ValidationError, RegistryError) as exc:
             report.failures = [str(exc)]
         else:
+            live = self.tree.live
+            retiring = [live[n] for n in (*batch.modules, *batch.removed) if n in live]
+            if self.lifecycle is not None:
+                report.warnings += self.lifecycle.retire(retiring)
+            report.diff = self.registry.replace(commands, batch.removed)
             self.tree.commit(batch)
             report.modules = batch.names
             report.removed = sorted(batch.removed)
@@ -185,6 +207,8 @@ class ContentManager:
                 self.on_commit(batch.names + report.removed)
             except Exception:
                 log.exception("after-reload step failed")
+            if self.lifecycle is not None:
+                report.warnings += self.lifecycle.start(batch.modules.values())
         report.millis = (time.perf_counter() - started) * 1000
         self.last_report = report
         return report
@@ -197,6 +221,31 @@ class ContentManager:
             except ValidationError as exc:
                 raise ValidationError(f"{short_name(name)}: {exc}") from exc
         return commands
+
+    def apply_saves(self, changed: set[str], removed: set[str]) -> ReloadReport:
+        """Apply saved files, retrying earlier saves that failed.
+
+        A multi-file edit can arrive as two groups of events, the first of
+        which fails on its own (it uses a name the second one adds).  Modules
+        of failed batches are therefore kept pending and tried again together
+        with the next save; if that combination fails, the new save is tried
+        alone, so one broken file never blocks unrelated good saves.
+        """
+        pending = self._pending - removed
+        if pending:
+            pending &= self.tree.discover()
+        self._pending = pending
+        if pending - changed:
+            report = self.apply(changed | pending, removed)
+            if report.ok:
+                self._pending = set()
+                return report
+        report = self.apply(changed, removed)
+        if report.ok:
+            self._pending -= changed
+        else:
+            self._pending |= changed
+        return report
 
     def load_all(self) -> ReloadReport:
         """The first load at start: every module, leaving out broken ones so the game starts.
@@ -212,6 +261,7 @@ class ContentManager:
             report = self.apply(names - broken)
             report.failures = first_failures + report.failures
             report.removed = sorted(broken)
+            self._pending = set(broken)
         return report
 
     def _loads_alone(self, name: str) -> bool:
@@ -260,7 +310,7 @@ class ContentManager:
                 continue
             try:
                 async with self._lock:
-                    report = self.apply(changed, removed)
+                    report = self.apply_saves(changed, removed)
             except Exception:
                 # The watcher must outlive any surprise; the old code runs on.
                 log.exception("reload of %s crashed", sorted(changed | removed))

@@ -83,32 +83,44 @@ class Registry:
     # -- swapping -------------------------------------------------------------
 
     def _build(self, changes: Mapping[str, Sequence[Command]], removed: Iterable[str]) -> _Tables:
-        by_module = dict(self._tables.by_module)
-        for module in removed:
-            by_module.pop(module, None)
-        for module, commands in changes.items():
-            if commands:
-                by_module[module] = tuple(commands)
-            else:
-                by_module.pop(module, None)
-        tables = _Tables(by_module=by_module)
+        """The tables after the change, built from copies of the current ones.
+
+        Only the touched modules' entries are taken out and put back, so the
+        cost of a reload grows with what changed, not with the game's size.
+        """
+        old = self._tables
+        touched = set(changes) | set(removed)
+        by_module = dict(old.by_module)
+        by_name = dict(old.by_name)
+        module_of = dict(old.module_of)
+        for module in touched:
+            for command in by_module.pop(module, ()):
+                for name in command.names:
+                    if by_name.get(name.lower()) is command:
+                        del by_name[name.lower()]
+                if module_of.get(command.key.lower()) == module:
+                    del module_of[command.key.lower()]
         problems: list[str] = []
-        for module in sorted(by_module):
-            for command in by_module[module]:
+        for module in sorted(changes):
+            commands = tuple(changes[module])
+            if not commands:
+                continue
+            by_module[module] = commands
+            for command in commands:
                 for name in command.names:
                     name = name.lower()
-                    owner = tables.by_name.get(name)
+                    owner = by_name.get(name)
                     if owner is not None and owner is not command:
                         problems.append(
                             f"{name!r} of {module} is taken by {owner.key!r} of "
-                            f"{tables.module_of[owner.key.lower()]}"
+                            f"{module_of[owner.key.lower()]}"
                         )
                         continue
-                    tables.by_name[name] = command
-                tables.module_of[command.key.lower()] = module
+                    by_name[name] = command
+                module_of[command.key.lower()] = module
         if problems:
             raise RegistryError(problems)
-        return tables
+        return _Tables(by_module=by_module, by_name=by_name, module_of=module_of)
 
     def check(self, changes: Mapping[str, Sequence[Command]], removed: Iterable[str] = ()) -> None:
         """Raise ``RegistryError`` if applying the change would make names clash."""

@@ -1,0 +1,85 @@
+"""Module lifecycle hooks: `setup(ctx)` when a version goes live, `teardown(ctx)` as it retires.
+
+Both hooks are optional plain functions in a content module::
+
+    def setup(ctx):
+        ctx.every(60, announce_time)      # owned by this version of the module
+
+    def teardown(ctx):
+        ...                               # release what setup took
+
+When a module version retires (replaced by a reload, or deleted) its
+``teardown`` runs, then every task it owns is cancelled: no timer can keep
+running old code.  A hook that raises is logged and reported to builders;
+the reload itself stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from engine.tasks import TaskHandle, TaskScheduler
+
+if TYPE_CHECKING:
+    from engine.app import Game
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModuleContext:
+    """What a lifecycle hook receives: the game, and a scheduler scoped to its module version."""
+
+    game: Game
+    module: ModuleType
+    tasks: TaskScheduler
+
+    @property
+    def owner(self) -> str:
+        return self.module.__name__
+
+    def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> TaskHandle:
+        return self.tasks.after(delay, fn, *args, owner=self.owner)
+
+    def every(self, interval: float, fn: Callable[..., Any], *args: Any) -> TaskHandle:
+        return self.tasks.every(interval, fn, *args, owner=self.owner)
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> TaskHandle:
+        return self.tasks.spawn(fn, *args, owner=self.owner)
+
+
+class Lifecycle:
+    """Runs the hooks of module versions as they go live and retire."""
+
+    def __init__(self, game: Game, tasks: TaskScheduler) -> None:
+        self.game = game
+        self.tasks = tasks
+
+    def _hook(self, module: ModuleType, name: str) -> str | None:
+        hook = getattr(module, name, None)
+        if not callable(hook):
+            return None
+        try:
+            hook(ModuleContext(self.game, module, self.tasks))
+        except Exception as exc:
+            log.exception("%s() of %s failed", name, module.__name__)
+            return f"{name}() of {module.__name__} failed: {type(exc).__name__}: {exc}"
+        return None
+
+    def retire(self, modules: Iterable[ModuleType]) -> list[str]:
+        """Teardown, then cancel the tasks of each retiring module version."""
+        problems = []
+        for module in modules:
+            problem = self._hook(module, "teardown")
+            if problem:
+                problems.append(problem)
+            self.tasks.retire(module.__name__)
+        return problems
+
+    def start(self, modules: Iterable[ModuleType]) -> list[str]:
+        """Run ``setup`` of each new module version."""
+        return [p for m in modules if (p := self._hook(m, "setup"))]
