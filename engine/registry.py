@@ -1,8 +1,8 @@
 """The command registry: commands by name, each tagged with the module that declared it.
 
 A reload replaces every entry of the reloaded modules in one synchronous
-step: the new tables are built aside, checked, then swapped in with a single
-assignment, so a command lookup never sees half of a reload.
+step: the change is checked against the tables first, then applied in place
+without an ``await`` in between, so a command lookup never sees half of it.
 """
 
 from __future__ import annotations
@@ -82,63 +82,72 @@ class Registry:
 
     # -- swapping -------------------------------------------------------------
 
-    def _build(self, changes: Mapping[str, Sequence[Command]], removed: Iterable[str]) -> _Tables:
-        """The tables after the change, built from copies of the current ones.
+    def _problems(self, changes: Mapping[str, Sequence[Command]], touched: set[str]) -> list[str]:
+        """Name clashes the change would cause, checked without copying any table.
 
-        Only the touched modules' entries are taken out and put back, so the
-        cost of a reload grows with what changed, not with the game's size.
+        A name held by a module being replaced or removed is free; so is a
+        name no module holds.  Cost grows with what changed, not the game.
         """
-        old = self._tables
-        touched = set(changes) | set(removed)
-        by_module = dict(old.by_module)
-        by_name = dict(old.by_name)
-        module_of = dict(old.module_of)
-        for module in touched:
-            for command in by_module.pop(module, ()):
-                for name in command.names:
-                    if by_name.get(name.lower()) is command:
-                        del by_name[name.lower()]
-                if module_of.get(command.key.lower()) == module:
-                    del module_of[command.key.lower()]
+        tables = self._tables
+        claimed: dict[str, tuple[Command, str]] = {}
         problems: list[str] = []
         for module in sorted(changes):
-            commands = tuple(changes[module])
-            if not commands:
-                continue
-            by_module[module] = commands
-            for command in commands:
-                for name in command.names:
-                    name = name.lower()
-                    owner = by_name.get(name)
-                    if owner is not None and owner is not command:
+            for command in changes[module]:
+                for name in (n.lower() for n in command.names):
+                    owner = tables.by_name.get(name)
+                    owner_module = tables.module_of.get(owner.key.lower()) if owner else None
+                    if name in claimed and claimed[name][0] is not command:
+                        other, other_module = claimed[name]
                         problems.append(
-                            f"{name!r} of {module} is taken by {owner.key!r} of "
-                            f"{module_of[owner.key.lower()]}"
+                            f"{name!r} of {module} is taken by {other.key!r} of {other_module}"
                         )
-                        continue
-                    by_name[name] = command
-                module_of[command.key.lower()] = module
-        if problems:
-            raise RegistryError(problems)
-        return _Tables(by_module=by_module, by_name=by_name, module_of=module_of)
+                    elif owner is not None and owner_module not in touched:
+                        problems.append(
+                            f"{name!r} of {module} is taken by {owner.key!r} of {owner_module}"
+                        )
+                    else:
+                        claimed[name] = (command, module)
+        return problems
 
     def check(self, changes: Mapping[str, Sequence[Command]], removed: Iterable[str] = ()) -> None:
         """Raise ``RegistryError`` if applying the change would make names clash."""
-        self._build(changes, removed)
+        problems = self._problems(changes, set(changes) | set(removed))
+        if problems:
+            raise RegistryError(problems)
 
     def replace(
         self, changes: Mapping[str, Sequence[Command]], removed: Iterable[str] = ()
     ) -> RegistryDiff:
         """Replace all commands of the ``changes`` modules and drop ``removed`` modules.
 
-        One assignment swaps the tables; on a clash nothing changes.
+        Checked first, then applied in place in one synchronous step: no
+        other coroutine can run in between, so no lookup sees half of it.
+        On a clash nothing changes.
         """
-        removed = list(removed)
-        new = self._build(changes, removed)
         touched = set(changes) | set(removed)
-        before = {c.key for m in touched for c in self._tables.by_module.get(m, ())}
-        after = {c.key for m in touched for c in new.by_module.get(m, ())}
-        self._tables = new
+        problems = self._problems(changes, touched)
+        if problems:
+            raise RegistryError(problems)
+        tables = self._tables
+        before: set[str] = set()
+        for module in touched:
+            for command in tables.by_module.pop(module, ()):
+                before.add(command.key)
+                for name in command.names:
+                    if tables.by_name.get(name.lower()) is command:
+                        del tables.by_name[name.lower()]
+                if tables.module_of.get(command.key.lower()) == module:
+                    del tables.module_of[command.key.lower()]
+        after: set[str] = set()
+        for module, commands in changes.items():
+            if not commands:
+                continue
+            tables.by_module[module] = tuple(commands)
+            for command in commands:
+                after.add(command.key)
+                for name in command.names:
+                    tables.by_name[name.lower()] = command
+                tables.module_of[command.key.lower()] = module
         return RegistryDiff(
             added=tuple(sorted(after - before)),
             changed=tuple(sorted(after & before)),
