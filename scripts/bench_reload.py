@@ -34,13 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import watchfiles  # noqa: E402
+import watchfiles
 
-from engine.content import ContentManager  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.testing import MudClient, ServerProcess  # noqa: E402
-from reloader import exocet  # noqa: E402
-from reloader.watcher import SourceFilter  # noqa: E402
+from engine.content import ContentManager
+from engine.registry import Registry
+from engine.testing import MudClient, ServerProcess
+from reloader import exocet
+from reloader.watcher import SourceFilter
 
 STEP_MS = 20
 SAY = "ctx.msg(f'You say, \"{ctx.args}\"')"
