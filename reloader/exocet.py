@@ -716,25 +716,29 @@ class PackageContext(Mapper):
         self.root = package
         self.base = mapper
         self.on_import = on_import
-        self.modules: dict[str, ModuleType] = dict(reuse or {})
-        self._reused = frozenset(self.modules)
+        #: Modules resolved so far: the context's own and the reused ones it handed out.
+        self.modules: dict[str, ModuleType] = {}
+        # Not copied: a reloader reuses nearly all of a large game, and the
+        # cost of a reload must grow with what changed, not with the game.
+        self._reuse: Mapping[str, ModuleType] = reuse if reuse is not None else {}
+        self._own: set[str] = set()
         self._loading: set[str] = set()
         self._pending_bindings: list[tuple[str, str, ModuleType]] = []
         self._live: Mapper | None = None
-        if package.name not in self.modules:
+        if package.name not in self._reuse:
             self._load(package.name, package)
 
     @property
     def package(self) -> ModuleType:
-        """The package's ``__init__`` module as loaded in this context."""
-        return self.modules[self.root.name]
+        """The package's ``__init__`` module as loaded (or reused) in this context."""
+        return self.lookup(self.root.name)
 
     def owns(self, name: str) -> bool:
         return name == self.root.name or name.startswith(self.root.name + ".")
 
     def loaded(self) -> dict[str, ModuleType]:
         """The modules this context executed itself (not the reused ones)."""
-        return {n: m for n, m in self.modules.items() if n not in self._reused}
+        return {n: self.modules[n] for n in self._own if n in self.modules}
 
     def locate(self, name: str) -> ModuleSource:
         """Find ``name``'s source under the package's own directories."""
@@ -754,6 +758,10 @@ class PackageContext(Mapper):
         module = self.modules.get(name)
         if module is not None:
             return module
+        module = self._reuse.get(name)
+        if module is not None:
+            self.modules[name] = module
+            return module
         if not self.owns(name):
             return self._delegate(self.base, name)
         if self._live is not None:
@@ -763,7 +771,7 @@ class PackageContext(Mapper):
     def contains(self, name: str) -> bool:
         if self._live is not None and self.owns(name):
             return self._live.contains(name)
-        if name in self.modules:
+        if name in self.modules or name in self._reuse:
             return True
         if not self.owns(name):
             return self.base.contains(name)
@@ -786,12 +794,14 @@ class PackageContext(Mapper):
     def _load(self, name: str, source: ModuleSource) -> ModuleType:
         def enter(module: ModuleType) -> None:
             self.modules[name] = module
+            self._own.add(name)
             self._loading.add(name)
 
         try:
             module = _execute(source, self, on_resolve=self.on_import, before_exec=enter)
         except BaseException:
             self.modules.pop(name, None)
+            self._own.discard(name)
             raise
         finally:
             self._loading.discard(name)
@@ -803,7 +813,7 @@ class PackageContext(Mapper):
         parent_name, _, leaf = name.rpartition(".")
         if not parent_name or parent_name not in self.modules:
             return
-        if parent_name in self._reused:
+        if parent_name not in self._own:
             self._pending_bindings.append((parent_name, leaf, module))
         else:
             setattr(self.modules[parent_name], leaf, module)
@@ -819,7 +829,8 @@ class PackageContext(Mapper):
         self.publish()
         self._live = live
         self.modules = {}
-        self._reused = frozenset()
+        self._reuse = {}
+        self._own = set()
 
     def __repr__(self) -> str:
         return f"PackageContext({self.root.name!r}, {self.base!r})"
