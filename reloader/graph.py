@@ -39,14 +39,18 @@ class ImportGraph:
         for importer, imported in self._imports.items():
             for name in imported:
                 reverse.setdefault(name, set()).add(importer)
+        # Fix: ``names`` used to be read twice (``list(names)``, then
+        # ``set(names)``), so a generator was empty the second time and the
+        # names themselves came back as their own dependents when in a cycle.
+        start = set(names)
         seen: set[str] = set()
-        stack = list(names)
+        stack = list(start)
         while stack:
             for importer in reverse.get(stack.pop(), ()):
                 if importer not in seen:
                     seen.add(importer)
                     stack.append(importer)
-        return seen - set(names)
+        return seen - start
 
     def order(self, names: Iterable[str]) -> list[str]:
         """``names`` with every module after the ones it imports (cycles broken by name)."""

@@ -118,7 +118,11 @@ def describe_failure(exc: BaseException, module: str, root: str) -> LoadFailure:
     path: str | None = None
     line: int | None = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename and os.path.abspath(frame.filename).startswith(root):
+        # Fix: this was ``abspath(filename).startswith(root)``, a string test,
+        # so a file beside the tree sharing its name as a prefix
+        # (``content_helpers.py`` next to ``content/``) counted as the
+        # builder's, and the failure pointed into that helper instead.
+        if frame.filename and Path(os.path.abspath(frame.filename)).is_relative_to(root):
             path, line = frame.filename, frame.lineno
     return LoadFailure(module, path, line, f"{type(exc).__name__}: {exc}", details)
 
@@ -145,10 +149,18 @@ class LiveTree:
 
     def module_name(self, path: str | os.PathLike[str]) -> str | None:
         """The dotted name of a file or directory inside the tree, or None outside it."""
-        resolved = Path(os.path.abspath(path))
-        try:
-            relative = resolved.relative_to(self.directory)
-        except ValueError:
+        # Fix: ``self.directory`` has its symlinks resolved but ``path`` was
+        # only made absolute, so a tree given a symlinked directory (say
+        # ``/tmp`` on macOS) named no path spelled through that directory.
+        # The path as given is tried first (a symlinked file inside the tree
+        # stays inside it), then with its symlinks resolved.
+        for candidate in (os.path.abspath(path), os.path.realpath(path)):
+            try:
+                relative = Path(candidate).relative_to(self.directory)
+                break
+            except ValueError:
+                continue
+        else:
             return None
         parts = list(relative.parts)
         if parts and parts[-1].endswith(".py"):
@@ -199,6 +211,13 @@ class LiveTree:
         reuse = {n: m for n, m in self.live.items() if n not in targets and n not in gone}
         batch = Batch(requested, {}, gone, _ImportRecorder(self.package))
         current = ""
+        # Fix: a removed module stayed an attribute of its live parent
+        # package, so ``from . import gone`` in a dependent still found it
+        # (the batch built against a deleted file instead of failing).  It is
+        # taken off the parent while the batch builds and put back after:
+        # prepare runs synchronously, so nothing else sees the gap, and the
+        # live generation is as it was when prepare returns or raises.
+        detached = self._detach(gone)
         try:
             context = exocet.PackageContext(self._root_source(), self.mapper, reuse, batch.recorder)
             batch.context = context
@@ -210,9 +229,24 @@ class LiveTree:
             raise BatchError(
                 [describe_failure(exc, current or self.package, str(self.directory))]
             ) from exc
+        finally:
+            for parent, leaf, module in detached:
+                setattr(parent, leaf, module)
         batch.modules = context.loaded()
         self._adopt_children(batch)
         return batch
+
+    def _detach(self, removed: Iterable[str]) -> list[tuple[ModuleType, str, ModuleType]]:
+        """Take removed modules off their live parent packages; what was taken, to put back."""
+        detached: list[tuple[ModuleType, str, ModuleType]] = []
+        for name in removed:
+            module = self.live.get(name)
+            parent_name, _, leaf = name.rpartition(".")
+            parent = self.live.get(parent_name)
+            if module is not None and parent is not None and vars(parent).get(leaf) is module:
+                delattr(parent, leaf)
+                detached.append((parent, leaf, module))
+        return detached
 
     def _adopt_children(self, batch: Batch) -> None:
         """A rebuilt package keeps its live submodules as attributes, as import would."""
@@ -221,7 +255,15 @@ class LiveTree:
                 continue
             for child, child_module in self.live.items():
                 parent, _, leaf = child.rpartition(".")
-                if parent == name and child not in batch.modules and child not in batch.removed:
+                # Fix: an attribute the package's own code set under the
+                # submodule's name (``from .board import board``) used to be
+                # overwritten by the submodule; plain Python keeps it.
+                if (
+                    parent == name
+                    and child not in batch.modules
+                    and child not in batch.removed
+                    and leaf not in vars(module)
+                ):
                     setattr(module, leaf, child_module)
 
     def commit(self, batch: Batch) -> None:
@@ -230,6 +272,9 @@ class LiveTree:
         From here on the batch's modules resolve their imports of the tree
         through the live generation, and report new imports to the graph.
         """
+        # Fix: removed modules used to stay attributes of their live parent
+        # package, which kept them alive and importable (see ``prepare``).
+        self._detach(batch.removed)
         for name in batch.removed:
             self.live.pop(name, None)
             self.graph.forget(name)
