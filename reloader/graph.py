@@ -10,35 +10,48 @@ from collections.abc import Iterable
 
 
 class ImportGraph:
-    """Directed edges ``importer -> imported`` between the modules of one tree."""
+    """Directed edges ``importer -> imported`` between the modules of one tree.
+
+    Both directions are indexed, so finding what depends on a module costs
+    what depends on it, not the size of the whole graph.
+    """
 
     def __init__(self) -> None:
         self._imports: dict[str, set[str]] = {}
+        self._importers: dict[str, set[str]] = {}
 
     def add(self, importer: str, imported: str) -> None:
         if importer != imported:
             self._imports.setdefault(importer, set()).add(imported)
+            self._importers.setdefault(imported, set()).add(importer)
+
+    def _drop_edges_of(self, importer: str) -> None:
+        for name in self._imports.pop(importer, ()):
+            importers = self._importers.get(name)
+            if importers is not None:
+                importers.discard(importer)
+                if not importers:
+                    del self._importers[name]
 
     def replace(self, importer: str, imported: Iterable[str]) -> None:
         """Set everything ``importer`` imports (after it was rebuilt)."""
-        self._imports[importer] = {name for name in imported if name != importer}
+        self._drop_edges_of(importer)
+        self._imports[importer] = set()
+        for name in imported:
+            self.add(importer, name)
 
     def forget(self, name: str) -> None:
         """Drop a module that no longer exists; edges pointing at it stay as evidence."""
-        self._imports.pop(name, None)
+        self._drop_edges_of(name)
 
     def imports_of(self, name: str) -> frozenset[str]:
         return frozenset(self._imports.get(name, ()))
 
     def importers_of(self, name: str) -> set[str]:
-        return {importer for importer, names in self._imports.items() if name in names}
+        return set(self._importers.get(name, ()))
 
     def dependents(self, names: Iterable[str]) -> set[str]:
         """Every module that imports any of ``names``, directly or transitively."""
-        reverse: dict[str, set[str]] = {}
-        for importer, imported in self._imports.items():
-            for name in imported:
-                reverse.setdefault(name, set()).add(importer)
         # Fix: ``names`` used to be read twice (``list(names)``, then
         # ``set(names)``), so a generator was empty the second time and the
         # names themselves came back as their own dependents when in a cycle.
@@ -46,7 +59,7 @@ class ImportGraph:
         seen: set[str] = set()
         stack = list(start)
         while stack:
-            for importer in reverse.get(stack.pop(), ()):
+            for importer in self._importers.get(stack.pop(), ()):
                 if importer not in seen:
                     seen.add(importer)
                     stack.append(importer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -83,6 +83,25 @@ class _LiveView(exocet.Mapper):
 
     def __repr__(self) -> str:
         return "the live generation"
+
+
+class _ReuseView(Mapping[str, ModuleType]):
+    """The live modules a batch keeps, without copying the (possibly large) live dict."""
+
+    def __init__(self, live: dict[str, ModuleType], rebuilt: frozenset[str]) -> None:
+        self._live = live
+        self._rebuilt = rebuilt
+
+    def __getitem__(self, name: str) -> ModuleType:
+        if name in self._rebuilt:
+            raise KeyError(name)
+        return self._live[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._live if name not in self._rebuilt)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass
@@ -208,7 +227,7 @@ class LiveTree:
         gone = frozenset(removed)
         requested = frozenset(changed) - gone
         targets = (requested | self.graph.dependents(requested | gone)) - gone
-        reuse = {n: m for n, m in self.live.items() if n not in targets and n not in gone}
+        reuse = _ReuseView(self.live, targets | gone)
         batch = Batch(requested, {}, gone, _ImportRecorder(self.package))
         current = ""
         # Fix: a removed module stayed an attribute of its live parent
