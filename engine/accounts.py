@@ -8,11 +8,13 @@ already playing.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from engine.passwords import PasswordHash, hash_password, verify_password
 from engine.store import Store
@@ -40,6 +42,14 @@ class Account:
     id: int
     name: str
     role: Role
+    #: Per-account preferences (``colour``: auto, on or off), JSON in the store.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Account:
+        keys = row.keys()
+        settings = json.loads(row["settings"]) if "settings" in keys and row["settings"] else {}
+        return cls(row["id"], row["name"], Role.parse(row["role"]), settings)
 
 
 class NameTaken(Exception):
@@ -66,7 +76,7 @@ class Accounts:
 
     async def find(self, name: str) -> Account | None:
         row = await asyncio.to_thread(self._row, name)
-        return None if row is None else Account(row["id"], row["name"], Role.parse(row["role"]))
+        return None if row is None else Account.from_row(row)
 
     async def verify(self, name: str, password: str) -> Account | None:
         """The account if ``password`` is right, else None; hashing runs in a thread."""
@@ -77,7 +87,7 @@ class Accounts:
                 return None
             if not verify_password(password, PasswordHash.decode(row["password"])):
                 return None
-            return Account(row["id"], row["name"], Role.parse(row["role"]))
+            return Account.from_row(row)
 
         return await asyncio.to_thread(check)
 
@@ -102,9 +112,21 @@ class Accounts:
     async def all(self) -> list[Account]:
         rows = await asyncio.to_thread(
             self.store.read,
-            lambda db: db.execute("SELECT id, name, role FROM accounts ORDER BY name").fetchall(),
+            lambda db: db.execute("SELECT * FROM accounts ORDER BY name").fetchall(),
         )
-        return [Account(r["id"], r["name"], Role.parse(r["role"])) for r in rows]  # type: ignore[union-attr]
+        return [Account.from_row(r) for r in rows]  # type: ignore[union-attr]
+
+    async def save_settings(self, account: Account) -> None:
+        """Store ``account.settings`` (a player's preferences)."""
+
+        def update() -> None:
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE accounts SET settings = ? WHERE id = ?",
+                    (json.dumps(account.settings, sort_keys=True), account.id),
+                )
+
+        await asyncio.to_thread(update)
 
     async def set_role(self, name: str, role: Role) -> bool:
         def update() -> bool:

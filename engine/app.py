@@ -62,6 +62,12 @@ class Game:
     # -- lifetime ---------------------------------------------------------------
 
     async def start(self) -> None:
+        # Fix: the modules' setup hooks used to run inside load_all, before the
+        # world was restored: a setup saw no objects and no start room, and an
+        # object it created took id 1 and was then written over stored #1.
+        # Content loads first (the world needs its type classes), the setups
+        # run once the world is open and its changes are committed.
+        lifecycle, self.content.lifecycle = self.content.lifecycle, None
         report = self.content.load_all()
         for failure in report.failures:
             log.error("content failed to load: %s", failure)
@@ -72,6 +78,10 @@ class Game:
         )
         self._open_world()
         self.world.on_change = self.durable.changed
+        self.content.lifecycle = lifecycle
+        if lifecycle is not None:
+            for problem in lifecycle.start(list(self.content.tree.live.values())):
+                log.warning("%s", problem)
         self.server = await telnet.serve(self.config, self.handle, self.durable.after_commit)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
@@ -131,9 +141,13 @@ class Game:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
-        self.content.lifecycle = None
-        for problem in Lifecycle(self, self.tasks).retire(self.content.tree.live.values()):
-            log.warning("%s", problem)
+        # Fix: a second close() (a test's, after a shutdown's) used to run every
+        # module's teardown again, on a closed store, then wait 5 s for a
+        # commit that could not happen.  Only live hooks are torn down, once.
+        lifecycle, self.content.lifecycle = self.content.lifecycle, None
+        if lifecycle is not None:
+            for problem in lifecycle.retire(self.content.tree.live.values()):
+                log.warning("%s", problem)
         self.tasks.retire_all()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.durable.wait(), 5)

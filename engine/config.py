@@ -42,6 +42,22 @@ class Config:
     max_password_tries: int = 3
     #: Bytes queued for one client before it is considered dead and closed.
     max_output_buffer: int = 1 << 20
+    #: Connections open at once, in all and from one address (loopback exempt by default).
+    max_connections: int = 10000
+    max_per_ip: int = 20
+    limit_loopback: bool = False
+    #: Input lines a second per connection on average, and the burst allowed.
+    input_rate: float = 10.0
+    input_burst: float = 30.0
+    #: Unread lines a throttled client may have waiting before it is closed as a flood.
+    flood_limit: int = 100
+    #: Back-off after a failed login, doubling per failure, per address and account.
+    login_backoff: float = 1.0
+    login_backoff_max: float = 60.0
+    #: Listening socket backlog (asyncio's default of 100 drops connection bursts).
+    backlog: int = 4096
+    #: Offer MCCP2 compression to clients.
+    compression: bool = True
     #: watchfiles step in milliseconds (a save is seen after about twice this).
     reload_step_ms: int = 20
     log_level: str = "INFO"

@@ -9,6 +9,7 @@ one line for the log and for the builders in game.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -32,6 +33,11 @@ PACKAGE = "content"
 
 class ValidationError(Exception):
     """A module loaded but declares something the engine cannot use."""
+
+    def __init__(self, message: str, cls: type | None = None) -> None:
+        super().__init__(message)
+        #: The class at fault, so the report can point at its file and line.
+        self.cls = cls
 
 
 @dataclass
@@ -89,19 +95,19 @@ def declared_commands(module: ModuleType) -> list[Command]:
 def _checked(cls: type[Command]) -> Command:
     where = f"{cls.__qualname__}"
     if not isinstance(cls.key, str) or not cls.key.strip() or " " in cls.key:
-        raise ValidationError(f"{where}.key must be one word, not {cls.key!r}")
+        raise ValidationError(f"{where}.key must be one word, not {cls.key!r}", cls)
     if not isinstance(cls.aliases, tuple | list) or not all(
         isinstance(a, str) and a and " " not in a for a in cls.aliases
     ):
-        raise ValidationError(f"{where}.aliases must be a tuple of words, not {cls.aliases!r}")
+        raise ValidationError(f"{where}.aliases must be a tuple of words, not {cls.aliases!r}", cls)
     if not isinstance(cls.permission, Role):
-        raise ValidationError(f"{where}.permission must be a Role, not {cls.permission!r}")
+        raise ValidationError(f"{where}.permission must be a Role, not {cls.permission!r}", cls)
     if cls.run is Command.run:
-        raise ValidationError(f"{where} does not define run()")
+        raise ValidationError(f"{where} does not define run()", cls)
     try:
         return cls()
     except Exception as exc:
-        raise ValidationError(f"{where}() failed: {type(exc).__name__}: {exc}") from exc
+        raise ValidationError(f"{where}() failed: {type(exc).__name__}: {exc}", cls) from exc
 
 
 class ContentManager:
@@ -126,6 +132,11 @@ class ContentManager:
         self.lifecycle: Lifecycle | None = None
         #: Modules of failed batches, tried again with the next save.
         self._pending: set[str] = set()
+        #: Deleted modules whose removal failed (still imported), tried again likewise.
+        #: Fix: a failed removal used to be forgotten, so once its importers let
+        #: go of it the deleted module stayed live, its commands registered,
+        #: until the next restart.
+        self._pending_removed: set[str] = set()
         self._lock = asyncio.Lock()
 
     def module(self, name: str) -> ModuleType | None:
@@ -219,8 +230,28 @@ class ContentManager:
             try:
                 commands[name] = declared_commands(module)
             except ValidationError as exc:
-                raise ValidationError(f"{short_name(name)}: {exc}") from exc
+                where = self._defined_at(exc.cls) or short_name(name)
+                raise ValidationError(f"{where}: {exc}") from exc
         return commands
+
+    def _defined_at(self, cls: type | None) -> str | None:
+        """``content/commands/x.py:12``: where a refused class is, as load failures say.
+
+        Fix: a command that could not be built was reported by module name
+        only, while the design promises builders the file and line of every
+        broken edit.  ``inspect`` finds the class in the source that was
+        executed (exocet pins it in ``linecache``), not in the file as it is now.
+        """
+        if cls is None:
+            return None
+        try:
+            path = inspect.getsourcefile(cls)
+            _lines, index = inspect.findsource(cls)
+        except (OSError, TypeError):
+            return None
+        if not path:
+            return None
+        return f"{os.path.relpath(path, self.directory.parent)}:{index + 1}"
 
     def apply_saves(self, changed: set[str], removed: set[str]) -> ReloadReport:
         """Apply saved files, retrying earlier saves that failed.
@@ -229,22 +260,30 @@ class ContentManager:
         which fails on its own (it uses a name the second one adds).  Modules
         of failed batches are therefore kept pending and tried again together
         with the next save; if that combination fails, the new save is tried
-        alone, so one broken file never blocks unrelated good saves.
+        alone, so one broken file never blocks unrelated good saves.  Deleted
+        modules whose removal failed are kept pending the same way.
         """
         pending = self._pending - removed
-        if pending:
-            pending &= self.tree.discover()
+        gone = self._pending_removed - changed
+        if pending or gone:
+            present = self.tree.discover()
+            pending &= present
+            gone = {n for n in gone if n in self.tree.live and n not in present}
         self._pending = pending
-        if pending - changed:
-            report = self.apply(changed | pending, removed)
+        self._pending_removed = gone
+        if pending - changed or gone - removed:
+            report = self.apply(changed | pending, removed | gone)
             if report.ok:
                 self._pending = set()
+                self._pending_removed = set()
                 return report
         report = self.apply(changed, removed)
         if report.ok:
             self._pending -= changed
+            self._pending_removed -= removed
         else:
             self._pending |= changed
+            self._pending_removed |= removed
         return report
 
     def load_all(self) -> ReloadReport:

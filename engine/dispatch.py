@@ -53,7 +53,10 @@ def resolve(registry: Registry, verb: str, args: str, role: Role, room: Room | N
         if command.permission > role:
             return Resolution(error=f"You are not allowed to use '{command.key}'.")
         return Resolution(command, args)
-    if room is not None:
+    # Content can put a character inside something that is not a room; an
+    # unknown word there raised here, outside any command, and silently
+    # dropped the player's connection.
+    if room is not None and hasattr(room, "find_exit"):
         exit_ = room.find_exit(verb)
         go = registry.get("go")
         if exit_ is not None and go is not None:

@@ -117,6 +117,11 @@ class BoundedLineReader:
     def limit(self) -> int:
         return self._splitter.limit
 
+    @property
+    def pending(self) -> int:
+        """Complete lines already received and not yet read: a client's backlog."""
+        return len(self._lines)
+
     async def readline(self) -> str | None:
         """The next line without its terminator, or None at end of input."""
         while True:

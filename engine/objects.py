@@ -237,6 +237,14 @@ class Character(GameObject):
     def online(self) -> bool:
         return self.session is not None
 
+    @GameObject.location.setter  # type: ignore[attr-defined]
+    def location(self, where: GameObject | None) -> None:
+        """Moving also tells the player's client (GMCP ``Room.Info``) where it is."""
+        moved = where is not self.location
+        GameObject.location.fset(self, where)  # type: ignore[attr-defined]
+        if moved and self.session is not None:
+            self.session.room_changed(where)
+
     def appearance(self, looker: GameObject) -> str:
         text = self.description or f"{self.display_name(looker)} looks like an adventurer."
         carried = [t.display_name(looker) for t in self.contents]

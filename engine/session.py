@@ -14,14 +14,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from telnetlib3.telopt import ECHO, WILL, WONT
+from telnetlib3.telopt import ECHO, EOR, GMCP, WILL, WONT
 
 from engine.accounts import Account, Role
+from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
+from engine.colour import Depth, render, wrap
+from engine.limits import TokenBucket
 from engine.lines import BoundedLineReader
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.objects import Character
+    from engine.objects import Character, GameObject
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ def to_wire(text: str) -> str:
 
 
 Deliver = Callable[[Callable[[], None]], None]
+
+
+class Flooding(Exception):
+    """A client kept sending far over the input rate; the session closes it."""
 
 
 def _now(action: Callable[[], None]) -> None:
@@ -77,6 +84,12 @@ class Session:
             on_overlong=self._overlong,
             chunk=READ_CHUNK,
         )
+        self._bucket = TokenBucket(config.input_rate, config.input_burst)
+        self._throttled = 0
+        self._ttypes: tuple[str, ...] = ()
+        self._client = ClientInfo()
+        #: What the client said in GMCP Core.Hello (client name and version).
+        self.gmcp_hello: dict[str, Any] = {}
 
     @property
     def role(self) -> Role:
@@ -89,14 +102,59 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.name} {self.peer}>"
 
+    # -- what the client supports -------------------------------------------------
+
+    @property
+    def client(self) -> ClientInfo:
+        """The client's capabilities, re-read as its TTYPE answers arrive."""
+        ttypes = tuple(self.writer.get_extra_info(f"ttype{i}") or "" for i in (1, 2, 3, 4))
+        if ttypes != self._ttypes:
+            self._ttypes = ttypes
+            self._client = ClientInfo.from_ttypes(list(ttypes))
+        return self._client
+
+    @property
+    def width(self) -> int:
+        """The window width the client reported (NAWS), kept within sane bounds."""
+        return clamp(self.writer.get_extra_info("cols"), MIN_WIDTH, MAX_WIDTH, 80)
+
+    @property
+    def colour(self) -> Depth:
+        """Colours to send: the client's, unless the account turned colour off or on."""
+        setting = self.account.settings.get("colour", "auto") if self.account else "auto"
+        client = self.client
+        if setting == "off" or client.screen_reader:
+            return Depth.NONE
+        if setting == "on":
+            return max(client.depth, Depth.ANSI16)
+        return client.depth
+
+    def _option(self, option: bytes) -> bool:
+        return bool(self.writer.local_option.enabled(option))
+
     # -- output ---------------------------------------------------------------
 
     def send(self, text: str, newline: bool = True) -> None:
         """Queue ``text`` for the client; never blocks, never raises."""
         if self.closed:
             return
-        data = to_wire(text + ("\n" if newline else ""))
+        if newline:
+            text = wrap(text, self.width) + "\n"
+        data = to_wire(render(text, self.colour))
         self.deliver(lambda: self._write(data))
+
+    def gmcp(self, package: str, data: Any) -> None:
+        """Send a GMCP message if the client agreed to GMCP; otherwise nothing."""
+        if self.closed or not self._option(GMCP):
+            return
+        self.deliver(lambda: self.writer.send_gmcp(package, data))
+
+    def room_changed(self, room: GameObject | None) -> None:
+        """Tell GMCP clients (Mudlet's mapper) where the character now stands."""
+        if room is None:
+            return
+        exits = {e.name: e.destination.id for e in getattr(room, "exits", ()) if e.destination}
+        self.gmcp("Room.Info", {"num": room.id, "name": room.name, "exits": exits})
 
     def _write(self, data: str) -> None:
         if self.writer.transport is None or self.writer.transport.is_closing():
@@ -115,10 +173,10 @@ class Session:
             self.abort()
 
     def prompt(self, text: str = "> ") -> None:
-        """Show a prompt and mark its end with GA, so MUD clients display it at once."""
+        """Show a prompt and mark its end (EOR if negotiated, else GA) for MUD clients."""
         self.send(text, newline=False)
         if not self.closed:
-            self.deliver(self.writer.send_ga)
+            self.deliver(self.writer.send_eor if self._option(EOR) else self.writer.send_ga)
 
     # -- input ----------------------------------------------------------------
 
@@ -131,7 +189,27 @@ class Session:
             return None
         line = await self.lines.readline()
         self.last_input = time.time()
+        if line is not None:
+            await self._throttle()
         return line
+
+    async def _throttle(self) -> None:
+        """Hold a line that comes faster than the allowed rate; close a real flood.
+
+        A client that waits for each answer is only slowed down.  One whose
+        unread lines pile up past ``flood_limit`` while it is being held is
+        not listening at all, and is closed.
+        """
+        delay = self._bucket.take()
+        if delay <= 0:
+            self._throttled = 0
+            return
+        if self._throttled == 0:
+            self.send("You are sending commands faster than the game allows; slow down.")
+        self._throttled += 1
+        if self.lines.pending > self.config.flood_limit:
+            raise Flooding(f"{self.lines.pending} lines waiting over the rate limit")
+        await asyncio.sleep(delay)
 
     async def read_secret(self, prompt: str) -> str | None:
         """Read a line with the client's echo off (passwords)."""

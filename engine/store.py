@@ -44,6 +44,9 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE accounts ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

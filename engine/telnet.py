@@ -1,20 +1,26 @@
-"""The telnet edge: telnetlib3's server with flow control, and a shell that always cleans up.
+"""The telnet edge: telnetlib3's server with flow control, MUD protocols and connection limits.
 
 telnetlib3 5.0.1 never pauses reading from a flooding client (FIELD-NOTES);
 handing the transport to the reader restores asyncio's flow control, so a
-client's unread input stays within twice the reader's limit.
+client's unread input stays within twice the reader's limit.  Everything
+protocol-level stays here: offering GMCP, MSSP and EOR, answering an MSSP
+crawler, counting connections per address, and a larger accept backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import telnetlib3
+from telnetlib3.stream_writer import TelnetWriterUnicode
+from telnetlib3.telopt import EOR, GMCP, MCCP2_COMPRESS, MSSP, WILL
 
 from engine.config import Config
+from engine.limits import ConnectionLimiter
 from engine.session import Deliver, Session
 
 log = logging.getLogger(__name__)
@@ -22,21 +28,97 @@ log = logging.getLogger(__name__)
 #: telnetlib3's reader pauses the socket once it buffers twice this many bytes.
 READER_LIMIT = 16 * 1024
 
+MsspProvider = Callable[[], dict[str, str | list[str]]]
+
+
+class MudWriter(TelnetWriterUnicode):
+    """telnetlib3's writer, answering a client's ``DO MSSP`` with the server's status."""
+
+    mssp: MsspProvider | None = None
+
+    def handle_do(self, opt: bytes) -> bool:
+        agreed = super().handle_do(opt)
+        if opt == MSSP and agreed and self.mssp is not None:
+            self.local_option[MSSP] = True
+            try:
+                self.send_mssp(self.mssp())
+            except Exception:
+                log.exception("sending MSSP failed")
+        return agreed
+
 
 class MudTelnetServer(telnetlib3.TelnetServer):
-    """telnetlib3's server protocol with read flow control switched on."""
+    """telnetlib3's server protocol with flow control, MUD protocols and connection limits.
+
+    ``serve`` makes a subclass with ``limiter`` and ``mssp`` filled in.
+    """
+
+    limiter: ClassVar[ConnectionLimiter | None] = None
+    mssp: ClassVar[MsspProvider | None] = None
+
+    #: Offer MCCP2 (server-to-client compression); set by ``serve``.
+    offer_mccp2: ClassVar[bool] = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("writer_factory_encoding", MudWriter)
+        super().__init__(*args, **kwargs)
+
+        self.admitted_ip: str | None = None
+        #: GMCP messages from the client (Core.Hello, Core.Supports.Set ...).
+        self.gmcp_from_client: dict[str, Any] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.reader.set_transport(transport)
+        self.writer.mssp = type(self).mssp
+        self.writer.set_ext_callback(GMCP, self._on_gmcp)
+        limiter = type(self).limiter
+        if limiter is not None:
+            ip = (transport.get_extra_info("peername") or ("?",))[0]
+            refusal = limiter.admit(ip)
+            if refusal:
+                log.warning("refused a connection from %s: %s", ip, refusal)
+                transport.write(f"{refusal}\r\n".encode())
+                transport.close()
+                return
+            self.admitted_ip = ip
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        limiter = type(self).limiter
+        if limiter is not None and self.admitted_ip is not None:
+            limiter.release(self.admitted_ip)
+            self.admitted_ip = None
+        super().connection_lost(exc)
+
+    def begin_advanced_negotiation(self) -> None:
+        super().begin_advanced_negotiation()
+        # Offered, never required: plain telnet refuses and plays on.
+        for option in (GMCP, MSSP, EOR):
+            self.writer.iac(WILL, option)
+        # MCCP2 only.  telnetlib3's compression=True also offers MCCP3, and its
+        # own client then sent data the server failed to decompress ("MCCP3
+        # decompression error"), garbling the login.  With compression left
+        # passive, this flag (set after the base class made its offers) still
+        # starts MCCP2 once the client agrees.
+        if type(self).offer_mccp2:
+            self._mccp2_enabled = True
+            self.writer.iac(WILL, MCCP2_COMPRESS)
+
+    def _on_gmcp(self, package: str, data: Any) -> None:
+        if len(self.gmcp_from_client) < 64:
+            self.gmcp_from_client[str(package)[:64]] = data
 
 
 async def serve(
-    config: Config, handle: Callable[[Session], Awaitable[None]], deliver: Deliver
+    config: Config,
+    handle: Callable[[Session], Awaitable[None]],
+    deliver: Deliver,
+    mssp: MsspProvider | None = None,
 ) -> Any:
     """Start listening; every connection becomes a ``Session`` passed to ``handle``.
 
-    ``deliver`` is how sessions write (the game's durability gate).
+    ``deliver`` is how sessions write (the game's durability gate); ``mssp``
+    gives the status an MSSP crawler receives.
     """
 
     async def shell(reader: Any, writer: Any) -> None:
@@ -53,10 +135,20 @@ async def serve(
             # would otherwise leave it open until the idle timeout).
             session.close()
 
-    return await telnetlib3.create_server(
+    limiter = ConnectionLimiter(config.max_connections, config.max_per_ip, config.limit_loopback)
+    protocol = type(
+        "BoundMudTelnetServer",
+        (MudTelnetServer,),
+        {
+            "limiter": limiter,
+            "mssp": staticmethod(mssp) if mssp else None,
+            "offer_mccp2": config.compression,
+        },
+    )
+    server = await telnetlib3.create_server(
         host=config.host,
         port=config.port,
-        protocol_factory=MudTelnetServer,
+        protocol_factory=protocol,
         shell=shell,
         encoding="utf8",
         encoding_errors="replace",
@@ -66,4 +158,14 @@ async def serve(
         # Not int(): that turned 0.5 s into 0, which switched the timeout off.
         timeout=config.login_timeout or False,
         limit=READER_LIMIT,
+        compression=None,
     )
+    # asyncio listens with a backlog of 100, and create_server cannot change
+    # it: a burst of connects overflows it.  listen() again raises it.
+    for sock in server.sockets or ():
+        # asyncio hands out TransportSocket wrappers without listen(); a
+        # duplicate of the descriptor shares the same listening socket.
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
+            listening.listen(config.backlog)
+    server.limiter = limiter
+    return server

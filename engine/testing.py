@@ -45,6 +45,9 @@ class MudClient:
             client_factory=telnetlib3.TelnetClient,
             connect_minwait=0.05,
             connect_maxwait=0.5,
+            # A wide window: scripts match whole lines, which the server would
+            # otherwise wrap at the 80 columns telnetlib3 reports by default.
+            cols=250,
         )
         return cls(reader, writer)
 

@@ -41,7 +41,7 @@ class CmdShutdown(Command):
 class CmdGrant(Command):
     """Give an account a role.
 
-    Usage: grant <account> = player|builder|admin
+    Usage: grant <account> = player||builder||admin
     """
 
     key = "grant"
@@ -50,7 +50,7 @@ class CmdGrant(Command):
 
     async def run(self, ctx: Context) -> None:
         if not ctx.lhs or not ctx.rhs:
-            ctx.msg("Usage: grant <account> = player|builder|admin")
+            ctx.msg("Usage: grant <account> = player||builder||admin")
             return
         try:
             role = Role.parse(ctx.rhs)

@@ -163,12 +163,14 @@ class CmdDestroy(BuilderCommand):
         if target.kind == "character":
             ctx.msg("Characters cannot be destroyed.")
             return
+        # Checked before "has players in it": the caller is one of them, so
+        # this refusal was never reached.
+        if target is ctx.here and target.kind == "room":
+            ctx.msg("You are standing in it; go elsewhere first.")
+            return
         if target.kind == "room" and target.characters():
             names = ", ".join(c.name for c in target.characters())
             ctx.msg(f"{target.name} has players in it ({names}); it is not destroyed.")
-            return
-        if target is ctx.here and target.kind == "room":
-            ctx.msg("You are standing in it; go elsewhere first.")
             return
         try:
             gone = ctx.world.destroy(target)
@@ -208,6 +210,12 @@ class CmdTeleport(BuilderCommand):
                 ctx.msg(f"{target.name} cannot go inside itself.")
                 return
             holder = holder.location
+        # Characters stand in rooms only: teleporting one into a thing crashed
+        # half way (after the move), and left its player in a place with no
+        # exits and no room to talk to.
+        if target.kind == "character" and place.kind != "room":
+            ctx.msg("Characters can only be teleported into rooms.")
+            return
         if target.kind == "character" and target.location is not None:
             ctx.to_room(f"{target.name} vanishes.", room=target.location)
         target.location = place
@@ -232,8 +240,9 @@ class CmdExamine(BuilderCommand):
         if target is None:
             return
         status = ctx.game.typeclass_status(target)
+        article = "an" if target.kind[0] in "aeiou" else "a"  # "an exit", not "a exit"
         lines = [
-            f"{target.name} ({target.dbref}), a {target.kind}",
+            f"{target.name} ({target.dbref}), {article} {target.kind}",
             f"  type class:  {target.typeclass} {status}",
             f"  aliases:     {', '.join(target.aliases) or '-'}",
             f"  location:    {_place_name(target.location)}",

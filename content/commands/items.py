@@ -22,6 +22,10 @@ class CmdGet(Command):
         if thing.kind != "thing":
             ctx.msg(f"You cannot pick up {thing.name}.")
             return
+        # ``#id`` reaches any object in the world; only what lies here can be taken.
+        if thing.location is not ctx.here:
+            ctx.msg(f"You find no '{ctx.args}' here.")
+            return
         refusal = thing.at_get(ctx.caller)
         if refusal:
             ctx.msg(refusal)
@@ -45,6 +49,11 @@ class CmdDrop(Command):
             return
         thing = ctx.search(ctx.args, candidates=ctx.caller.contents, where="you carry")
         if thing is None:
+            return
+        # ``#id`` and ``here`` reach beyond what is carried: "drop here" put the
+        # room inside itself.
+        if thing.location is not ctx.caller:
+            ctx.msg(f"You do not carry {thing.name}.")
             return
         thing.location = ctx.here
         thing.at_drop(ctx.caller)
@@ -70,12 +79,20 @@ class CmdGive(Command):
         thing = ctx.search(what.strip(), candidates=ctx.caller.contents, where="you carry")
         if thing is None:
             return
+        # ``#id`` and ``here`` reach beyond the candidates: without these checks
+        # anything anywhere could be given, to anything anywhere (itself included).
+        if thing.location is not ctx.caller:
+            ctx.msg(f"You do not carry {thing.name}.")
+            return
         people = ctx.here.characters() if ctx.here else []
         receiver = ctx.search(whom.strip(), candidates=people)
         if receiver is None:
             return
         if receiver is ctx.caller:
             ctx.msg("You already have it.")
+            return
+        if receiver not in people:
+            ctx.msg(f"You find no '{whom.strip()}' here.")
             return
         thing.location = receiver
         ctx.msg(f"You give {thing.name} to {receiver.name}.")
@@ -113,5 +130,10 @@ class CmdUse(Command):
             ctx.msg("Use what?")
             return
         thing = ctx.search(ctx.args)
-        if thing is not None:
-            ctx.msg(thing.at_use(ctx.caller))
+        if thing is None:
+            return
+        # ``#id`` reaches any object in the world; only what is at hand can be used.
+        if thing not in (ctx.caller, ctx.here) and thing.location not in (ctx.caller, ctx.here):
+            ctx.msg(f"You find no '{ctx.args}' here.")
+            return
+        ctx.msg(thing.at_use(ctx.caller))

@@ -50,7 +50,8 @@ async def test_an_overlong_line_is_refused_and_the_session_goes_on(
     assert "x" * 100 not in alice.transcript
     # A line at the limit is a normal line.
     text = "y" * (4096 - len("say "))
-    await alice.command("say " + text, f'You say, "{text}"')
+    # (The server wraps at the window width, so the long word starts a line.)
+    await alice.command("say " + text, f'You say,\r\n"{text}"')
 
 
 async def test_repeated_overlong_lines_disconnect(game: Game, make_client: MakeClient) -> None:
@@ -236,12 +237,15 @@ async def test_pipelined_input_with_a_character_cut_at_the_buffer_end_is_read_in
     await raw.expect(b"You wake up.", timeout=3)
     await raw.send(b"\xa9\r\n")
     for n in range(5):
-        await raw.expect(f'You say, "{n}aaa'.encode())
+        # (Long lines are wrapped at 80 columns for a client that sent no NAWS.)
+        await raw.expect(f'You say,\r\n"{n}aaa'.encode())
     await raw.expect('You say, "café"'.encode())
     assert b"Unknown command" not in raw.transcript
 
 
-@pytest.mark.game(max_output_buffer=256 * 1024)
+# Alice's 300 quick lines would be throttled by the input rate limit, which
+# is not what this test is about.
+@pytest.mark.game(max_output_buffer=256 * 1024, input_rate=10_000.0, input_burst=10_000.0)
 async def test_a_client_that_stops_reading_is_dropped_without_stalling_the_room(
     game: Game, make_client: MakeClient, make_raw: MakeRaw
 ) -> None:
