@@ -21,11 +21,12 @@ from engine.content import ContentManager, ReloadReport
 from engine.dispatch import parse, resolve, run_command
 from engine.durability import DurableOutput
 from engine.lifecycle import Lifecycle
+from engine.limits import LoginGuard
 from engine.lines import LineTooLong
 from engine.login import login
 from engine.objects import KINDS, GameObject
 from engine.registry import Registry
-from engine.session import Session
+from engine.session import Flooding, Session
 from engine.store import Store
 from engine.tasks import TaskScheduler
 from engine.world import BrokenTypeclass, World
@@ -53,6 +54,7 @@ class Game:
             self.world.take_snapshot, self.world.write_snapshot
         )
         self.sessions: set[Session] = set()
+        self.login_guard = LoginGuard(config.login_backoff, config.login_backoff_max)
         self.started_at = time.time()
         self.server: Any = None
         self._stop = asyncio.Event()
@@ -82,7 +84,9 @@ class Game:
         if lifecycle is not None:
             for problem in lifecycle.start(list(self.content.tree.live.values())):
                 log.warning("%s", problem)
-        self.server = await telnet.serve(self.config, self.handle, self.durable.after_commit)
+        self.server = await telnet.serve(
+            self.config, self.handle, self.durable.after_commit, self.mssp_status
+        )
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
@@ -231,6 +235,24 @@ class Game:
                 session.send(f"You are now {role}.")
         return changed
 
+    def mssp_status(self) -> dict[str, str | list[str]]:
+        """What MUD listings (MSSP crawlers) are told about this server."""
+        return {
+            "NAME": self.config.server_name,
+            "PLAYERS": str(len(self.online())),
+            "UPTIME": str(int(self.started_at)),
+            "CODEBASE": "HotMUD 0.1",
+            "FAMILY": "Custom",
+            "LANGUAGE": "English",
+            "ANSI": "1",
+            "GMCP": "1",
+            "MCCP": "1" if self.config.compression else "0",
+            "UTF-8": "1",
+            "XTERM 256 COLORS": "1",
+            "XTERM TRUE COLORS": "1",
+            "CRAWL DELAY": "-1",
+        }
+
     def online(self) -> list[Session]:
         return sorted(
             (s for s in self.sessions if s.character is not None and not s.closed),
@@ -244,7 +266,7 @@ class Game:
         self.sessions.add(session)
         log.info("connect %r", session)
         try:
-            account = await login(session, self.accounts, self.config)
+            account = await login(session, self.accounts, self.config, self.login_guard)
             if account is None:
                 return
             self._enter(session, account)
@@ -253,6 +275,9 @@ class Game:
         except LineTooLong:
             session.close("Too many overlong lines. Goodbye.")
             log.warning("%r disconnected for overlong lines", session)
+        except Flooding as exc:
+            session.close("You are flooding the game with commands. Goodbye.")
+            log.warning("%r disconnected for flooding: %s", session, exc)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -285,6 +310,9 @@ class Game:
         else:
             log.info("login %s (%s) from %s", account.name, account.role, session.peer)
             self.broadcast_except(session, f"{account.name} has entered the game.")
+        session.gmcp("Char.Name", {"name": account.name, "fullname": account.name})
+        session.gmcp("Char.Status", {"name": account.name, "role": str(account.role)})
+        session.room_changed(character.location)
 
     def broadcast_except(self, session: Session, text: str) -> None:
         for other in list(self.sessions):

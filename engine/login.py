@@ -6,10 +6,13 @@ in a thread (see ``Accounts``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from engine.accounts import Account, NameTaken, valid_name
+from engine.limits import LoginGuard
 
 if TYPE_CHECKING:
     from engine.accounts import Accounts
@@ -29,7 +32,9 @@ BANNER = r"""
 """
 
 
-async def login(session: Session, accounts: Accounts, config: Config) -> Account | None:
+async def login(
+    session: Session, accounts: Accounts, config: Config, guard: LoginGuard | None = None
+) -> Account | None:
     """Run the login conversation; the account, or None if the client left or failed."""
     session.send(BANNER.format(name=config.server_name))
     while True:
@@ -45,22 +50,33 @@ async def login(session: Session, accounts: Accounts, config: Config) -> Account
             session.send(problem)
             continue
         if await accounts.find(name) is not None:
-            return await _existing(session, accounts, config, name)
+            return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
         account = await _create(session, accounts, config, name)
         if account is not None:
             return account
 
 
 async def _existing(
-    session: Session, accounts: Accounts, config: Config, name: str
+    session: Session, accounts: Accounts, config: Config, name: str, guard: LoginGuard
 ) -> Account | None:
+    """Ask for the password; failures back off per address and per account."""
+    ip = session.peer.rpartition(":")[0]
     for attempt in range(1, config.max_password_tries + 1):
         password = await session.read_secret("Password: ")
         if password is None:
             return None
+        wait = guard.wait(ip, name)
+        if wait > 0:
+            session.send(
+                f"Too many failed logins for this account or from your address: "
+                f"checking in {math.ceil(wait)} s."
+            )
+            await asyncio.sleep(wait)
         account = await accounts.verify(name, password)
         if account is not None:
+            guard.succeeded(ip, name)
             return account
+        guard.failed(ip, name)
         log.info("wrong password for %s from %s (attempt %d)", name, session.peer, attempt)
         if attempt < config.max_password_tries:
             session.send("Wrong password.")

@@ -159,3 +159,33 @@ class CmdQuit(Command):
 
     def run(self, ctx: Context) -> None:
         ctx.session.close("Goodbye. Come back soon!")
+
+
+class CmdColour(Command):
+    """Show or choose whether the game sends you colour.
+
+    Usage: colour [on | off | auto]
+    auto (the default) uses what your client says it supports; off sends
+    plain text; on sends colour even if your client did not say it can.
+    """
+
+    key = "colour"
+    aliases = ("color",)
+
+    async def run(self, ctx: Context) -> None:
+        account = ctx.session.account
+        choice = ctx.args.strip().lower()
+        if choice:
+            if choice not in ("on", "off", "auto"):
+                ctx.msg("Choose on, off or auto.")
+                return
+            account.settings["colour"] = choice
+            await ctx.game.accounts.save_settings(account)
+        client = ctx.session.client
+        depth = ctx.session.colour
+        shown = "no colour" if not depth else f"{min(int(depth), 16_777_216):,} colours"
+        ctx.msg(
+            f"Colour: {account.settings.get('colour', 'auto')} "
+            f"(your client: {client.name or 'unknown'}; sending {shown}).\n"
+            "|rred |ggreen |yyellow |bblue |mmagenta |ccyan |wwhite|n"
+        )

@@ -88,6 +88,8 @@ async def test_an_existing_account_logs_in(
     await again.command("who", "1 player(s) online")
 
 
+# A short back-off: the doubling wait between failures is tested on its own.
+@pytest.mark.game(login_backoff=0.01)
 async def test_wrong_password_three_times_disconnects(
     game: Game, make_client: MakeClient, password: str
 ) -> None:
