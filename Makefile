@@ -23,6 +23,7 @@ smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_reload.py
+	$(BIN)/python scripts/bench_load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -135,10 +135,27 @@ def visible_length(text: str) -> int:
     return len(strip(text))
 
 
+def _in_effect(text: str) -> str:
+    """The markup still in effect at the end of ``text``: its colour, bold, underline."""
+    colour, bold, underline = "", False, False
+    for match in _TOKEN.finditer(text):
+        token = match.group(1)
+        if token == "n":
+            colour, bold, underline = "", False, False
+        elif token == "h":
+            bold = True
+        elif token == "u":
+            underline = True
+        elif token != "|":
+            colour = match.group(0)
+    return ("|h" if bold else "") + ("|u" if underline else "") + colour
+
+
 def wrap(text: str, width: int) -> str:
     """Wrap each line of marked-up ``text`` at ``width`` visible characters.
 
-    Markup takes no room on screen, so it is not counted.  Words longer
+    Markup takes no room on screen, so it is not counted; the markup in effect
+    at a break is repeated at the start of the next piece.  Words longer
     than the width are left whole; leading indentation is kept on the first
     piece of a line.
     """
@@ -155,7 +172,10 @@ def wrap(text: str, width: int) -> str:
             size = visible_length(word)
             if current and current_len + 1 + size > width:
                 out.append(current)
-                current, current_len = word, size
+                # Fix: ``render`` ends every line with a reset, so a colour used to
+                # stop at the first wrap (a narrow window lost the colour a wide one
+                # showed).  The markup in effect carries over to the next piece.
+                current, current_len = _in_effect(current) + word, size
             elif current:
                 current += " " + word
                 current_len += 1 + size

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import telnetlib3
+from telnetlib3 import stream_writer
 from telnetlib3.stream_writer import TelnetWriterUnicode
 from telnetlib3.telopt import EOR, GMCP, MCCP2_COMPRESS, MSSP, WILL
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: telnetlib3's reader pauses the socket once it buffers twice this many bytes.
 READER_LIMIT = 16 * 1024
+
+#: Longest subnegotiation (IAC SB ... IAC SE) kept from a client; longer ones
+#: are discarded.  MUD clients send a few hundred bytes (GMCP Core.Supports).
+MAX_SUBNEGOTIATION = 16 * 1024
 
 MsspProvider = Callable[[], dict[str, str | list[str]]]
 
@@ -135,6 +140,16 @@ async def serve(
             # would otherwise leave it open until the idle timeout).
             session.close()
 
+    # Fix: telnetlib3 buffers a subnegotiation up to 1 MiB before it discards
+    # it, as a deque of one-byte objects: about 8.5 bytes of memory per byte
+    # received, held as long as the client leaves it unended.  Four
+    # connections sending IAC SB TTYPE and 1 MiB without IAC SE grew the
+    # server by 35 MB (tests/engine/test_fuzz.py).  telnetlib3 reads the limit
+    # from this module global at every byte (there is no setting; overriding
+    # feed_byte instead doubled the cost of parsing); past it, it discards
+    # the rest up to IAC SE, with a warning.
+    if getattr(stream_writer, "_MAX_SUBNEGOTIATION", 0) > MAX_SUBNEGOTIATION:
+        stream_writer._MAX_SUBNEGOTIATION = MAX_SUBNEGOTIATION
     limiter = ConnectionLimiter(config.max_connections, config.max_per_ip, config.limit_loopback)
     protocol = type(
         "BoundMudTelnetServer",
@@ -167,5 +182,19 @@ async def serve(
         # duplicate of the descriptor shares the same listening socket.
         with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
             listening.listen(config.backlog)
+    # Fix: telnetlib3's Server queues each negotiated connection (the last
+    # 1,000) for wait_for_client(), which the engine never calls, so closed
+    # connections stayed in memory with all they held: unread input, buffers,
+    # everything a client had sent about itself.  Found by tests/engine/
+    # test_fuzz.py (a closed connection's protocol was still referenced).
+    if isinstance(getattr(server, "_new_client", None), asyncio.Queue):
+        server._new_client = _Unqueued()
     server.limiter = limiter
     return server
+
+
+class _Unqueued(asyncio.Queue[Any]):
+    """A queue that keeps nothing: ``Server.wait_for_client()`` is not for this engine."""
+
+    def put_nowait(self, item: Any) -> None:
+        return None

@@ -189,3 +189,15 @@ class CmdColour(Command):
             f"(your client: {client.name or 'unknown'}; sending {shown}).\n"
             "|rred |ggreen |yyellow |bblue |mmagenta |ccyan |wwhite|n"
         )
+
+
+class CmdPing(Command):
+    """Check that the game answers: it replies Pong.
+
+    Usage: ping
+    """
+
+    key = "ping"
+
+    def run(self, ctx: Context) -> None:
+        ctx.msg("Pong.")
