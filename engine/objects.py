@@ -171,6 +171,8 @@ class GameObject:
 class Room(GameObject):
     kind = "room"
     default_typeclass = "content.typeclasses.rooms.Room"
+    #: How many other characters ``look`` names before summing up the rest.
+    CROWD: ClassVar[int] = 15
 
     @property
     def exits(self) -> list[Exit]:
@@ -197,9 +199,13 @@ class Room(GameObject):
             lines.append(f"You see: {', '.join(things)}.")
         exits = ", ".join(e.display_name(looker) for e in self.exits)
         lines.append(f"Exits: {exits}." if exits else "There is no obvious way out.")
-        others = [c.display_name(looker) for c in self.characters() if c is not looker]
+        others = [c for c in self.characters() if c is not looker]
         if others:
-            lines.append(f"Here: {', '.join(others)}.")
+            # A crowd is summed up: a list of 200 names helps nobody, and the
+            # cost of a look should not grow with the room's population.
+            shown = ", ".join(c.display_name(looker) for c in others[: self.CROWD])
+            more = len(others) - self.CROWD
+            lines.append(f"Here: {shown}" + (f" and {more} others." if more > 0 else "."))
         return "\n".join(lines)
 
 

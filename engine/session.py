@@ -88,8 +88,6 @@ class Session:
         self._throttled = 0
         self._ttypes: tuple[str, ...] = ()
         self._client = ClientInfo()
-        #: What the client said in GMCP Core.Hello (client name and version).
-        self.gmcp_hello: dict[str, Any] = {}
 
     @property
     def role(self) -> Role:
@@ -114,6 +112,13 @@ class Session:
         return self._client
 
     @property
+    def gmcp_hello(self) -> dict[str, Any]:
+        """What the client said in GMCP ``Core.Hello`` (client name and version), if anything."""
+        protocol = getattr(self.writer, "protocol", None)
+        hello = getattr(protocol, "gmcp_from_client", {}).get("Core.Hello")
+        return hello if isinstance(hello, dict) else {}
+
+    @property
     def width(self) -> int:
         """The window width the client reported (NAWS), kept within sane bounds."""
         return clamp(self.writer.get_extra_info("cols"), MIN_WIDTH, MAX_WIDTH, 80)
@@ -123,11 +128,12 @@ class Session:
         """Colours to send: the client's, unless the account turned colour off or on."""
         setting = self.account.settings.get("colour", "auto") if self.account else "auto"
         client = self.client
-        if setting == "off" or client.screen_reader:
+        if setting == "off":
             return Depth.NONE
         if setting == "on":
+            # The player's explicit choice wins, even over a screen reader flag.
             return max(client.depth, Depth.ANSI16)
-        return client.depth
+        return Depth.NONE if client.screen_reader else client.depth
 
     def _option(self, option: bytes) -> bool:
         return bool(self.writer.local_option.enabled(option))

@@ -10,6 +10,7 @@ crawler, counting connections per address, and a larger accept backlog.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,13 @@ READER_LIMIT = 16 * 1024
 #: Longest subnegotiation (IAC SB ... IAC SE) kept from a client; longer ones
 #: are discarded.  MUD clients send a few hundred bytes (GMCP Core.Supports).
 MAX_SUBNEGOTIATION = 16 * 1024
+
+#: Bytes of JSON kept of the GMCP messages a client sent (Core.Hello,
+#: Core.Supports.Set: a few hundred); messages past it are not kept.
+GMCP_KEEP = 4096
+
+#: NEW-ENVIRON variables kept from a client (USER, LANG, CHARSET ...).
+MAX_ENVIRON = 64
 
 MsspProvider = Callable[[], dict[str, str | list[str]]]
 
@@ -64,6 +72,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: Offer MCCP2 (server-to-client compression); set by ``serve``.
     offer_mccp2: ClassVar[bool] = False
 
+    #: Bytes queued for a client before it is dropped (``Config.max_output_buffer``).
+    max_output_buffer: ClassVar[int] = 1 << 20
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("writer_factory_encoding", MudWriter)
         super().__init__(*args, **kwargs)
@@ -71,6 +82,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self.admitted_ip: str | None = None
         #: GMCP messages from the client (Core.Hello, Core.Supports.Set ...).
         self.gmcp_from_client: dict[str, Any] = {}
+        self._gmcp_sizes: dict[str, int] = {}
+        self._gmcp_kept = 0
+        self._environ_names: set[str] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -87,6 +101,22 @@ class MudTelnetServer(telnetlib3.TelnetServer):
                 transport.close()
                 return
             self.admitted_ip = ip
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Fix: telnetlib3 answers every option request itself (IAC DO x gets
+        # IAC WONT x, each time), out of sight of the session's output limit:
+        # a client that sent 600 KB of IAC DO and read nothing had 585 KB
+        # queued for it, growing with all it sent (tests/engine/test_fuzz.py).
+        # The same limit applies to those answers.
+        transport = self.writer.transport if self.writer is not None else None
+        if (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() > type(self).max_output_buffer
+        ):
+            log.warning("%s is not reading the answers to its requests; closing", self)
+            transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         limiter = type(self).limiter
@@ -109,9 +139,42 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             self._mccp2_enabled = True
             self.writer.iac(WILL, MCCP2_COMPRESS)
 
+    def on_environ(self, mapping: dict[str, str]) -> None:
+        # Fix: telnetlib3 copies every variable a client names in NEW-ENVIRON
+        # into the connection's extra info, with no limit: answers naming ever
+        # new variables held some 8 bytes of memory per byte sent, for as long
+        # as the connection lasted (1.8 MB sent held 15 MB).  The first
+        # MAX_ENVIRON variables are kept, long names and values are not.
+        kept = {}
+        for key, value in mapping.items():
+            name = key.upper()
+            if len(name) > 64 or len(value) > 1024:
+                continue
+            if name not in self._environ_names and len(self._environ_names) >= MAX_ENVIRON:
+                continue
+            self._environ_names.add(name)
+            kept[key] = value
+        super().on_environ(kept)
+
     def _on_gmcp(self, package: str, data: Any) -> None:
-        if len(self.gmcp_from_client) < 64:
-            self.gmcp_from_client[str(package)[:64]] = data
+        # Fix: 64 messages of any size were kept for the life of the
+        # connection, and decoded JSON such as [{},{},...] takes some 20 times
+        # its size: 64 GMCP messages of 15 KB from one connection (1 MB sent)
+        # held 20 MB, two such connections failed tests/engine/test_fuzz.py.
+        # Messages are kept while all that is kept stays within GMCP_KEEP bytes
+        # of JSON.
+        key = str(package)[:64]
+        try:
+            size = len(key) + len(json.dumps(data))
+        except (TypeError, ValueError, RecursionError):
+            return
+        kept = self._gmcp_kept - self._gmcp_sizes.get(key, 0) + size
+        if kept > GMCP_KEEP:
+            log.debug("%s: GMCP %s not kept (%d bytes)", self, key, size)
+            return
+        self._gmcp_kept = kept
+        self._gmcp_sizes[key] = size
+        self.gmcp_from_client[key] = data
 
 
 async def serve(
@@ -158,6 +221,7 @@ async def serve(
             "limiter": limiter,
             "mssp": staticmethod(mssp) if mssp else None,
             "offer_mccp2": config.compression,
+            "max_output_buffer": config.max_output_buffer,
         },
     )
     server = await telnetlib3.create_server(

@@ -53,8 +53,10 @@ class Server:
     workdir: Path
 
     @classmethod
-    def start(cls, args: list[str], env: dict[str, str] | None = None) -> Server:
-        workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    def start(
+        cls, args: list[str], env: dict[str, str] | None = None, workdir: Path | None = None
+    ) -> Server:
+        workdir = workdir or Path(tempfile.mkdtemp(prefix="bench-load-"))
         log = workdir / "server.log"
         with open(log, "wb") as handle:
             process = subprocess.Popen(
@@ -107,8 +109,8 @@ def start_game() -> Server:
             str(workdir / "db.sqlite3"),
         ],
         env={"MUD_INPUT_RATE": "1000000", "MUD_INPUT_BURST": "1000000", "MUD_LOG_LEVEL": "INFO"},
+        workdir=workdir,
     )
-    server.workdir = workdir
     return server
 
 
