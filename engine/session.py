@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from telnetlib3.telopt import ECHO, EOR, GMCP, WILL, WONT
+from telnetlib3.telopt import CMD_EOR, ECHO, EOR, GA, GMCP, IAC, SGA, WILL, WONT
 
 from engine.accounts import Account, Role
 from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
@@ -86,8 +86,11 @@ class Session:
         )
         self._bucket = TokenBucket(config.input_rate, config.input_burst)
         self._throttled = 0
-        self._ttypes: tuple[str, ...] = ()
+        self._ttype_seen: int | None = -1
         self._client = ClientInfo()
+        #: Output of the current loop turn, written with one system call.
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
 
     @property
     def role(self) -> Role:
@@ -104,11 +107,16 @@ class Session:
 
     @property
     def client(self) -> ClientInfo:
-        """The client's capabilities, re-read as its TTYPE answers arrive."""
-        ttypes = tuple(self.writer.get_extra_info(f"ttype{i}") or "" for i in (1, 2, 3, 4))
-        if ttypes != self._ttypes:
-            self._ttypes = ttypes
-            self._client = ClientInfo.from_ttypes(list(ttypes))
+        """The client's capabilities, re-read as its TTYPE answers arrive.
+
+        The telnet protocol counts TTYPE answers (``ttype_seen``), so the
+        answers are only read again when a new one came in.
+        """
+        seen = getattr(self.writer.protocol, "ttype_seen", None)
+        if seen is None or seen != self._ttype_seen:
+            self._ttype_seen = seen
+            ttypes = [self.writer.get_extra_info(f"ttype{i}") or "" for i in (1, 2, 3, 4)]
+            self._client = ClientInfo.from_ttypes(ttypes)
         return self._client
 
     @property
@@ -121,7 +129,10 @@ class Session:
     @property
     def width(self) -> int:
         """The window width the client reported (NAWS), kept within sane bounds."""
-        return clamp(self.writer.get_extra_info("cols"), MIN_WIDTH, MAX_WIDTH, 80)
+        width = getattr(self.writer.protocol, "window_width", None)
+        if width is None:
+            width = clamp(self.writer.get_extra_info("cols"), MIN_WIDTH, MAX_WIDTH, 80)
+        return width
 
     @property
     def colour(self) -> Depth:
@@ -153,7 +164,7 @@ class Session:
         """Send a GMCP message if the client agreed to GMCP; otherwise nothing."""
         if self.closed or not self._option(GMCP):
             return
-        self.deliver(lambda: self.writer.send_gmcp(package, data))
+        self.deliver(lambda: self._direct(self.writer.send_gmcp, package, data))
 
     def room_changed(self, room: GameObject | None) -> None:
         """Tell GMCP clients (Mudlet's mapper) where the character now stands."""
@@ -163,10 +174,40 @@ class Session:
         self.gmcp("Room.Info", {"num": room.id, "name": room.name, "exits": exits})
 
     def _write(self, data: str) -> None:
-        if self.writer.transport is None or self.writer.transport.is_closing():
+        try:
+            encoded = self.writer.encode(data)
+        except Exception:
+            log.exception("encoding output for %r failed", self)
+            return
+        self._queue(encoded.replace(IAC, IAC + IAC))
+
+    def _queue(self, raw: bytes) -> None:
+        """Add bytes (already telnet-escaped) to this turn's output."""
+        self._out.append(raw)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def _direct(self, write: Callable[..., Any], *args: Any) -> None:
+        """A telnetlib3 call that writes itself (options, GMCP), after the text before it."""
+        self.flush()
+        if self.writer.transport is not None and not self.writer.transport.is_closing():
+            write(*args)
+
+    def flush(self) -> None:
+        """Write everything queued this turn at once: text, prompt and GA in one send."""
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        transport = self.writer.transport
+        if transport is None or transport.is_closing():
             return
         try:
-            self.writer.write(data)
+            # send_iac writes bytes untouched; the text in them was escaped
+            # when it was queued, and GA/EOR must stay unescaped.
+            self.writer.send_iac(data)
         except Exception:
             log.exception("write to %r failed", self)
             self.abort()
@@ -182,7 +223,13 @@ class Session:
         """Show a prompt and mark its end (EOR if negotiated, else GA) for MUD clients."""
         self.send(text, newline=False)
         if not self.closed:
-            self.deliver(self.writer.send_eor if self._option(EOR) else self.writer.send_ga)
+            self.deliver(self._end_prompt)
+
+    def _end_prompt(self) -> None:
+        if self._option(EOR):
+            self._queue(IAC + CMD_EOR)
+        elif not self._option(SGA):  # GA means nothing once the client asked to suppress it
+            self._queue(IAC + GA)
 
     # -- input ----------------------------------------------------------------
 
@@ -219,13 +266,13 @@ class Session:
 
     async def read_secret(self, prompt: str) -> str | None:
         """Read a line with the client's echo off (passwords)."""
-        self.deliver(lambda: self.writer.iac(WILL, ECHO))
+        self.deliver(lambda: self._direct(self.writer.iac, WILL, ECHO))
         self.prompt(prompt)
         try:
             return await self.readline()
         finally:
             if not self.closed:
-                self.deliver(lambda: self.writer.iac(WONT, ECHO))
+                self.deliver(lambda: self._direct(self.writer.iac, WONT, ECHO))
                 self.send("")
 
     # -- lifetime -------------------------------------------------------------
@@ -247,6 +294,7 @@ class Session:
         self.deliver(self._close_now)
 
     def _close_now(self) -> None:
+        self.flush()
         try:
             self.writer.close()
         except Exception:

@@ -21,6 +21,7 @@ from telnetlib3 import stream_writer
 from telnetlib3.stream_writer import TelnetWriterUnicode
 from telnetlib3.telopt import EOR, GMCP, MCCP2_COMPRESS, MSSP, WILL
 
+from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, clamp
 from engine.config import Config
 from engine.limits import ConnectionLimiter
 from engine.session import Deliver, Session
@@ -89,6 +90,14 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.reader.set_transport(transport)
+        # Fix: telnetlib3 parses option requests and subnegotiations a byte at
+        # a time (about 2 us a byte), and asyncio hands over up to 256 KiB per
+        # read: four connections sending 600 KB of IAC DO each held the event
+        # loop for half a second per read, and another player's command took
+        # 5.4 s to be answered (tests/engine/test_fuzz.py).  Smaller reads let
+        # the loop serve everyone in between (0.97 s in the same test).
+        if hasattr(transport, "max_size"):
+            transport.max_size = READER_LIMIT
         self.writer.mssp = type(self).mssp
         self.writer.set_ext_callback(GMCP, self._on_gmcp)
         limiter = type(self).limiter
@@ -155,6 +164,19 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             self._environ_names.add(name)
             kept[key] = value
         super().on_environ(kept)
+
+    #: Counts TTYPE answers, so sessions re-read client capabilities only when one came.
+    ttype_seen: int = 0
+    #: The NAWS width, clamped; None until the client reports one.
+    window_width: int | None = None
+
+    def on_ttype(self, ttype: str) -> None:
+        super().on_ttype(ttype)
+        self.ttype_seen += 1
+
+    def on_naws(self, rows: int, cols: int) -> None:
+        super().on_naws(rows, cols)
+        self.window_width = clamp(cols, MIN_WIDTH, MAX_WIDTH, 80)
 
     def _on_gmcp(self, package: str, data: Any) -> None:
         # Fix: 64 messages of any size were kept for the life of the
