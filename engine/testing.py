@@ -122,6 +122,8 @@ class ServerProcess:
 
     workdir: Path
     extra_args: list[str] = field(default_factory=list)
+    #: Extra ``MUD_*`` settings for the server (the caller's own are not inherited).
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     log_path: Path = field(init=False)
@@ -134,14 +136,16 @@ class ServerProcess:
         return self.workdir / "content"
 
     @classmethod
-    def with_copied_content(cls, extra_args: list[str] | None = None) -> ServerProcess:
+    def with_copied_content(
+        cls, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         workdir = Path(tempfile.mkdtemp(prefix="hotmud-"))
         shutil.copytree(
             PROJECT_ROOT / "content",
             workdir / "content",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-        return cls(workdir, extra_args or [])
+        return cls(workdir, extra_args or [], env or {})
 
     def start(self, timeout: float = 20.0) -> int:
         """Start the server and wait for its "listening" log line; return the port."""
@@ -154,7 +158,11 @@ class ServerProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=_child_env()
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env={**_child_env(), **self.env},
         )
         log.close()
         deadline = time.monotonic() + timeout

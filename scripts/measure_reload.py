@@ -7,6 +7,7 @@ and, from the moment the file is closed, sends ``say`` in a closed loop
 (next command as soon as the previous answer arrives) until an answer
 carries the marker.  Loopback round trips take well under a millisecond, so
 the figure is the time until the running game answers with the new code.
+``make bench`` measures the same beside its baselines; this is the quick check.
 
 Usage: python scripts/measure_reload.py [--saves 20]
 """
@@ -15,57 +16,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.testing import MudClient, ServerProcess
+from bench_reload import SAY, UNTHROTTLED, machine, save_to_seen
 
-SAY = "ctx.msg(f'You say, \"{ctx.args}\"')"
-
-
-async def measure(server: ServerProcess, saves: int) -> list[float]:
-    general = server.content_dir / "commands" / "general.py"
-    original = general.read_text()
-    client = await MudClient.connect(server.port)
-    await client.create_account("Meter", "meterpass")
-    timings: list[float] = []
-    for number in range(1, saves + 1):
-        marker = f"v{number}v"
-        text = original.replace(SAY, f"ctx.msg(f'{marker} {{ctx.args}}')")
-        await asyncio.sleep(0.2)  # let the previous save settle into its own event
-        started = time.perf_counter()
-        general.write_text(text)
-        while True:
-            client.send("say x")
-            answer = await client.expect("> ", timeout=5)
-            if marker in answer:
-                timings.append((time.perf_counter() - started) * 1000)
-                break
-    general.write_text(original)
-    client.close()
-    return timings
+from engine.testing import ServerProcess
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=20)
     args = parser.parse_args()
-    server = ServerProcess.with_copied_content()
+    server = ServerProcess.with_copied_content(env=UNTHROTTLED)
     try:
         server.start()
-        timings = asyncio.run(measure(server, args.saves))
+        timings = asyncio.run(
+            save_to_seen(
+                server,
+                args.saves,
+                server.content_dir / "commands" / "general.py",
+                lambda text, marker: text.replace(SAY, f"ctx.msg(f'{marker} {{ctx.args}}')"),
+                "say x",
+                "Meter",
+            )
+        )
     finally:
         server.cleanup()
-    print(
-        f"machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
-    )
+    print(f"machine: {machine()}")
     print(f"save -> new behaviour seen by a connected client, {len(timings)} saves:")
     print(f"  median {statistics.median(timings):.1f} ms")
     print(f"  max    {max(timings):.1f} ms")
