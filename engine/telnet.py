@@ -91,11 +91,11 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         super().connection_made(transport)
         self.reader.set_transport(transport)
         # Fix: telnetlib3 parses option requests and subnegotiations a byte at
-        # a time (about 2 us a byte), and asyncio hands over up to 256 KiB per
-        # read: four connections sending 600 KB of IAC DO each held the event
-        # loop for half a second per read, and another player's command took
-        # 5.4 s to be answered (tests/engine/test_fuzz.py).  Smaller reads let
-        # the loop serve everyone in between (0.97 s in the same test).
+        # a time (about 2 us a byte), and asyncio hands it up to 256 KiB per
+        # read: two connections sending 600 KB of IAC DO/WILL stalled the
+        # event loop for 1.7 s (tests/engine/test_fuzz.py), and with four of
+        # them another player's command waited 5.4 s.  Reads of 16 KiB let the
+        # loop serve everyone in between (0.2 s and about 1 s).
         if hasattr(transport, "max_size"):
             transport.max_size = READER_LIMIT
         self.writer.mssp = type(self).mssp
@@ -150,9 +150,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
 
     def on_environ(self, mapping: dict[str, str]) -> None:
         # Fix: telnetlib3 copies every variable a client names in NEW-ENVIRON
-        # into the connection's extra info, with no limit: answers naming ever
-        # new variables held some 8 bytes of memory per byte sent, for as long
-        # as the connection lasted (1.8 MB sent held 15 MB).  The first
+        # into the connection's extra info, with no limit: answers naming
+        # 20,000 new variables (351 KB sent) held 1.5 MB for as long as the
+        # connection lasted, and more with every answer.  The first
         # MAX_ENVIRON variables are kept, long names and values are not.
         kept = {}
         for key, value in mapping.items():
@@ -227,9 +227,9 @@ async def serve(
 
     # Fix: telnetlib3 buffers a subnegotiation up to 1 MiB before it discards
     # it, as a deque of one-byte objects: about 8.5 bytes of memory per byte
-    # received, held as long as the client leaves it unended.  Four
+    # received, held as long as the client leaves it unended.  Five
     # connections sending IAC SB TTYPE and 1 MiB without IAC SE grew the
-    # server by 35 MB (tests/engine/test_fuzz.py).  telnetlib3 reads the limit
+    # server by 43 MB (tests/engine/test_fuzz.py).  telnetlib3 reads the limit
     # from this module global at every byte (there is no setting; overriding
     # feed_byte instead doubled the cost of parsing); past it, it discards
     # the rest up to IAC SE, with a warning.

@@ -5,9 +5,11 @@ misbehaves (``stage``), the byte chunks it sends, and how it leaves
 (``ending``).  The strategies build the chunks from telnet's grammar broken
 in every way a client can break it: random bytes, IAC commands cut short or
 followed by junk, subnegotiations never ended or nested, floods of option
-requests, NUL bytes and invalid UTF-8.  Large streams (a 1 MiB
-subnegotiation, 100,000 option requests) are drawn as a few parameters and
-built here, since Hypothesis does not generate megabytes itself.
+requests, NUL bytes and invalid UTF-8, and well-formed subnegotiations with
+hostile payloads for the options the engine handles itself.  Large streams
+(1 MiB subnegotiations, 400 KB of option requests, GMCP and NEW-ENVIRON
+hoarding) are drawn as a few parameters and built here, since Hypothesis
+does not generate megabytes itself.
 """
 
 from __future__ import annotations
@@ -111,7 +113,15 @@ iac_command = st.one_of(
 
 #: Sequences that stop in the middle (the next chunk, or nothing, follows).
 truncated = st.sampled_from(
-    [IAC, IAC + DO, IAC + WILL, IAC + SB, IAC + SB + TTYPE, IAC + SB + NAWS + b"\x00", IAC + SB + GMCP]
+    [
+        IAC,
+        IAC + DO,
+        IAC + WILL,
+        IAC + SB,
+        IAC + SB + TTYPE,
+        IAC + SB + NAWS + b"\x00",
+        IAC + SB + GMCP,
+    ]
 )
 
 text = st.text(max_size=60)
@@ -173,12 +183,23 @@ def subnegotiation(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         payload = escape(payload)
     end = draw(
-        st.sampled_from(
-            [IAC + SE, IAC + SE, b"", SE, IAC + IAC, IAC + NOP, IAC + SB + GMCP, IAC + SB]
-        )
+        st.just(IAC + SE)
+        | st.sampled_from([b"", SE, IAC + IAC, IAC + NOP, IAC + SB + GMCP, IAC + SB])
         | st.binary(min_size=1, max_size=2).map(lambda tail: IAC + tail)
     )
     return IAC + SB + opt + payload + end
+
+
+#: The options whose subnegotiations reach the engine's own code (GMCP messages,
+#: TTYPE answers, window sizes, NEW-ENVIRON variables, CHARSET replies).
+ENGINE_OPTIONS = (GMCP, TTYPE, NAWS, NEW_ENVIRON, CHARSET, MSSP)
+
+
+@st.composite
+def engine_subnegotiation(draw: st.DrawFn) -> bytes:
+    """A well-formed subnegotiation with a hostile payload: it is parsed and handed on."""
+    opt = draw(st.sampled_from(ENGINE_OPTIONS))
+    return IAC + SB + opt + escape(draw(structured_payload(opt))) + IAC + SE
 
 
 @st.composite
@@ -229,6 +250,7 @@ chunk = st.one_of(
     iac_command,
     truncated,
     subnegotiation(),
+    engine_subnegotiation(),
     nested_subnegotiation(),
     negotiation_flood,
     every_option_subnegotiated,
@@ -305,19 +327,19 @@ def huge_subnegotiation(draw: st.DrawFn) -> bytes:
     return IAC + SB + opt + payload + end
 
 
-@st.composite
-def huge_negotiation_flood(draw: st.DrawFn) -> bytes:
-    """About 600 KB of option requests, which the server answers one by one."""
-    commands = draw(st.lists(negotiation, min_size=1, max_size=4))
-    one = b"".join(commands)
-    return one * (600_000 // len(one))
+def repeated(one: bytes, size: int) -> bytes:
+    """``one`` over and over, about ``size`` bytes of it."""
+    return one * max(1, size // len(one))
 
 
-@st.composite
-def gmcp_hoard(draw: st.DrawFn) -> bytes:
-    """Many GMCP messages under distinct package names, each with bulky JSON."""
-    count = draw(st.integers(64, 80))
-    item = draw(st.sampled_from([b"{}", b"[]", b"0", b'""']))
+#: About 400 KB of option requests, which the server answers one by one.
+huge_negotiation_flood = st.lists(negotiation, min_size=1, max_size=4).map(
+    lambda commands: repeated(b"".join(commands), 400_000)
+)
+
+
+def gmcp_hoard(count: int = 64, item: bytes = b"{}") -> bytes:
+    """``count`` GMCP messages under distinct package names, each with 15 KB of bulky JSON."""
     body = b"[" + b",".join([item] * (15_000 // (len(item) + 1))) + b"]"
     return b"".join(IAC + SB + GMCP + b"Pkg%d " % n + body + IAC + SE for n in range(count))
 
@@ -337,15 +359,20 @@ def environ_hoard(draw: st.DrawFn) -> bytes:
     return b"".join(out)
 
 
-huge_chunk = st.one_of(huge_subnegotiation(), huge_negotiation_flood(), gmcp_hoard(), environ_hoard())
+huge_chunk = st.one_of(
+    huge_subnegotiation(),
+    huge_negotiation_flood,
+    st.builds(gmcp_hoard, st.integers(64, 80), st.sampled_from([b"{}", b"[]", b"0", b'""'])),
+    environ_hoard(),
+)
 
 
 def crowd(chunks: st.SearchStrategy[bytes]) -> st.SearchStrategy[list[Plan]]:
-    """One to four connections doing the same (memory that grows per connection adds up),
+    """One to three connections doing the same (what each costs the server adds up),
     sometimes beside another plan."""
     return st.builds(
         lambda plan, copies, others: [plan] * copies + others,
         plans(chunks, min_chunks=1, max_chunks=1),
-        st.integers(1, 4),
+        st.integers(1, 3),
         st.lists(plans(chunk, max_chunks=3), max_size=1),
     )
