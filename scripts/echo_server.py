@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 
 import telnetlib3
@@ -41,6 +42,10 @@ async def main(port: int) -> None:
         connect_maxwait=0.5,
         timeout=False,
     )
+    # The same accept backlog as the game (asyncio's 100 drops bursts of connects).
+    for sock in server.sockets:
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
+            listening.listen(4096)
     print(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     await server.wait_closed()
 
