@@ -194,12 +194,23 @@ class Room(GameObject):
         lines = [self.display_name(looker)]
         if self.description:
             lines.append(self.description)
-        things = [t.display_name(looker) for t in self.things()]
+        # One pass over the contents: in a crowded room (sleeping characters
+        # stay where they logged out) three passes were most of a look's cost.
+        things: list[GameObject] = []
+        exits: list[GameObject] = []
+        others: list[GameObject] = []
+        for item in self.contents:
+            kind = item.kind
+            if kind == "thing":
+                things.append(item)
+            elif kind == "exit":
+                exits.append(item)
+            elif kind == "character" and item is not looker and item.session is not None:
+                others.append(item)
         if things:
-            lines.append(f"You see: {', '.join(things)}.")
-        exits = ", ".join(e.display_name(looker) for e in self.exits)
-        lines.append(f"Exits: {exits}." if exits else "There is no obvious way out.")
-        others = [c for c in self.characters() if c is not looker]
+            lines.append(f"You see: {', '.join(t.display_name(looker) for t in things)}.")
+        names = ", ".join(e.display_name(looker) for e in exits)
+        lines.append(f"Exits: {names}." if names else "There is no obvious way out.")
         if others:
             # A crowd is summed up: a list of 200 names helps nobody, and the
             # cost of a look should not grow with the room's population.
