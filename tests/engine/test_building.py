@@ -8,17 +8,12 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from game_helpers import named, players
+
 from engine.app import Game
-from engine.objects import GameObject
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
-
-
-def named(game: Game, name: str) -> GameObject:
-    found = [o for o in game.world.objects.values() if o.name == name]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def stored_ids(game: Game) -> set[int]:
@@ -46,17 +41,6 @@ async def reply(client: Client, line: str, end: str) -> list[str]:
             row = row[2:]
         answer.append(row)
     return [row for row in answer if row]
-
-
-async def players(make_client: MakeClient, *names: str) -> list[Client]:
-    clients: list[Client] = []
-    for name in names:
-        client = await make_client()
-        await client.login_new(name)
-        for earlier in clients:
-            await earlier.expect(f"{name} has entered the game.")
-        clients.append(client)
-    return clients
 
 
 BUILDER_COMMANDS = [

@@ -8,9 +8,9 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from game_helpers import session_of
 
 from engine.app import Game
-from engine.session import Session
 
 if TYPE_CHECKING:
     from conftest import MakeClient, MakeRaw
@@ -33,10 +33,6 @@ NAP = """
 """
 
 FLOOD_BYTES = 2 * 1024 * 1024
-
-
-def session_of(game: Game, name: str) -> Session:
-    return next(s for s in game.sessions if s.account is not None and s.account.name == name)
 
 
 async def test_an_overlong_line_is_refused_and_the_session_goes_on(

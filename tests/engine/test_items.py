@@ -6,18 +6,12 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING
 
+from game_helpers import named, players
+
 from engine.app import Game
-from engine.objects import GameObject
 
 if TYPE_CHECKING:
-    from conftest import Client, MakeClient
-
-
-def named(game: Game, name: str) -> GameObject:
-    """The one object called ``name`` in the running game."""
-    found = [o for o in game.world.objects.values() if o.name == name]
-    assert len(found) == 1, found
-    return found[0]
+    from conftest import MakeClient
 
 
 def stored_row(game: Game, obj_id: int) -> sqlite3.Row | None:
@@ -28,18 +22,6 @@ def stored_row(game: Game, obj_id: int) -> sqlite3.Row | None:
         return db.execute("SELECT * FROM objects WHERE id = ?", (obj_id,)).fetchone()
     finally:
         db.close()
-
-
-async def players(make_client: MakeClient, *names: str) -> list[Client]:
-    """Logged-in players in the square, each having seen the later ones arrive."""
-    clients: list[Client] = []
-    for name in names:
-        client = await make_client()
-        await client.login_new(name)
-        for earlier in clients:
-            await earlier.expect(f"{name} has entered the game.")
-        clients.append(client)
-    return clients
 
 
 async def test_get_picks_up_things_only_and_asks_the_thing(

@@ -12,11 +12,11 @@ import functools
 import logging
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from game_helpers import until
 
 from engine.app import Game
 from engine.tasks import ENGINE_OWNER, TaskScheduler, owner_of
@@ -24,13 +24,6 @@ from reloader import exocet
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient, MakeGame
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 # -- TaskScheduler on its own ---------------------------------------------------------

@@ -13,11 +13,11 @@ import contextlib
 import resource
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 import telnetlib3
 from conftest import HOST, PASSWORD, TIMEOUT, Client, MakeClient
+from game_helpers import until
 
 from engine.app import Game
 
@@ -85,14 +85,6 @@ async def refused(game: Game, source: str = HOST) -> bytes:
         raise AssertionError(f"{source}: still open after {TIMEOUT} s") from None
     finally:
         writer.close()
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def tick_latencies(client: Client, count: int, pause: float = 0.05) -> list[float]:

@@ -11,25 +11,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from game_helpers import named
 
 from engine import objectstore
 from engine import store as store_module
 from engine.accounts import Accounts, Role
 from engine.app import Game
 from engine.config import Config
-from engine.objects import GameObject
 from engine.passwords import hash_password
 from engine.store import MIGRATIONS, Store
 from engine.testing import ServerProcess
 
 if TYPE_CHECKING:
     from conftest import Connect
-
-
-def named(game: Game, name: str) -> GameObject:
-    found = [o for o in game.world.objects.values() if o.name == name]
-    assert len(found) == 1, found
-    return found[0]
 
 
 @asynccontextmanager

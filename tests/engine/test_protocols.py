@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import telnetlib3
 from conftest import HOST, TIMEOUT, Client, MakeRaw
+from game_helpers import session_of, until
 from telnetlib3.telopt import (
     CHARSET,
     CMD_EOR,
@@ -41,7 +42,6 @@ from telnetlib3.telopt import (
 
 from engine.app import Game
 from engine.colour import Depth
-from engine.session import Session
 
 #: Markers the probe client inserts into its text stream where the server sent IAC GA / IAC
 #: EOR, so that a test sees exactly what a prompt ended with, in order with the text.
@@ -151,22 +151,6 @@ def probe(client: Client) -> Probe:
     protocol = client.writer.protocol
     assert isinstance(protocol, Probe)
     return protocol
-
-
-def session_of(game: Game, name: str) -> Session:
-    return next(s for s in game.sessions if s.account is not None and s.account.name == name)
-
-
-async def until(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 async def say(client: Client, text: str) -> str:

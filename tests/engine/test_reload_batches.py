@@ -11,12 +11,11 @@ import asyncio
 import os
 import re
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from game_helpers import until
 
 from engine.app import Game
 from engine.objects import KINDS
@@ -191,13 +190,6 @@ def spy_commits(game: Game) -> list[list[str]]:
 
     game.content.on_commit = on_commit
     return commits
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def class_line(text: str, name: str) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from game_helpers import named
 
 from engine.app import Game
 from engine.config import Config
@@ -40,12 +41,6 @@ FILES = {"typeclasses/custom.py": CUSTOM}
 def source(version: str = "v1", name: str = "Gadget") -> str:
     text = textwrap.dedent(CUSTOM).lstrip("\n")
     return text.replace("v1", version).replace("class Gadget", f"class {name}")
-
-
-def named(game: Game, name: str) -> GameObject:
-    found = [o for o in game.world.objects.values() if o.name == name]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def stored_typeclass(db_path: Path, obj_id: int) -> str:

@@ -1,0 +1,55 @@
+"""Small helpers shared by the engine's integration tests.
+
+Imported by name (``from game_helpers import named``), as pytest puts this
+directory on ``sys.path``; fixtures stay in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conftest import Client, MakeClient
+
+    from engine.app import Game
+    from engine.objects import GameObject
+    from engine.session import Session
+
+
+def named(game: Game, name: str) -> GameObject:
+    """The one object called ``name`` in the running game."""
+    found = [o for o in game.world.objects.values() if o.name == name]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def session_of(game: Game, name: str) -> Session:
+    """The session of the logged-in account ``name``."""
+    return next(s for s in game.sessions if s.account is not None and s.account.name == name)
+
+
+async def players(make_client: MakeClient, *names: str) -> list[Client]:
+    """Logged-in players in the square, each having seen the later ones arrive."""
+    clients: list[Client] = []
+    for name in names:
+        client = await make_client()
+        await client.login_new(name)
+        for earlier in clients:
+            await earlier.expect(f"{name} has entered the game.")
+        clients.append(client)
+    return clients
+
+
+async def until(predicate: Callable[[], Any], what: str = "condition", timeout: float = 3.0) -> Any:
+    """Poll ``predicate`` until it is true and return its value; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.01)
