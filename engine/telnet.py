@@ -199,6 +199,15 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self.gmcp_from_client[key] = data
 
 
+def raise_backlog(server: Any, backlog: int) -> None:
+    """Listen again with a larger accept backlog (asyncio's 100 drops bursts of connects)."""
+    for sock in server.sockets or ():
+        # asyncio hands out TransportSocket wrappers without listen(); a
+        # duplicate of the descriptor shares the same listening socket.
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
+            listening.listen(backlog)
+
+
 async def serve(
     config: Config,
     handle: Callable[[Session], Awaitable[None]],
@@ -263,11 +272,7 @@ async def serve(
     )
     # asyncio listens with a backlog of 100, and create_server cannot change
     # it: a burst of connects overflows it.  listen() again raises it.
-    for sock in server.sockets or ():
-        # asyncio hands out TransportSocket wrappers without listen(); a
-        # duplicate of the descriptor shares the same listening socket.
-        with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
-            listening.listen(config.backlog)
+    raise_backlog(server, config.backlog)
     # Fix: telnetlib3's Server queues each negotiated connection (the last
     # 1,000) for wait_for_client(), which the engine never calls, so closed
     # connections stayed in memory with all they held: unread input, buffers,

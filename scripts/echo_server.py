@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
+from pathlib import Path
 
 import telnetlib3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.config import Config
+from engine.telnet import raise_backlog
 
 
 async def shell(reader: telnetlib3.TelnetReader, writer: telnetlib3.TelnetWriter) -> None:
@@ -43,9 +48,7 @@ async def main(port: int) -> None:
         timeout=False,
     )
     # The same accept backlog as the game (asyncio's 100 drops bursts of connects).
-    for sock in server.sockets:
-        with socket.fromfd(sock.fileno(), sock.family, sock.type) as listening:
-            listening.listen(4096)
+    raise_backlog(server, Config().backlog)
     print(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     await server.wait_closed()
 
