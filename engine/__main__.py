@@ -9,6 +9,7 @@ import sys
 
 from engine.app import Game
 from engine.config import Config
+from engine.startup import StartupError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     # telnetlib3 logs every connection at INFO; the engine logs its own.
     logging.getLogger("telnetlib3").setLevel(logging.WARNING)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
-    game = Game(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(game.run())
+    try:
+        game = Game(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(game.run())
+    except StartupError as exc:
+        print(f"hotmud: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
+from types import FrameType
 from typing import Any
 
-from engine import telnet
+from engine import atomic, fallback, telnet
 from engine.accounts import Account, Accounts, Role
 from engine.commands import Context
 from engine.config import Config
 from engine.content import ContentManager, ReloadReport
+from engine.crashes import CrashMarkers
 from engine.dispatch import parse, resolve, run_command
 from engine.durability import DurableOutput
+from engine.errors import ContentErrors
+from engine.guard import ContentFailed, ContentGuard
 from engine.lifecycle import Lifecycle
 from engine.limits import LoginGuard
 from engine.lines import LineTooLong
@@ -27,8 +32,10 @@ from engine.login import login
 from engine.objects import KINDS, GameObject
 from engine.registry import Registry
 from engine.session import Flooding, Session
+from engine.startup import DatabaseLock, check_port
 from engine.store import Store
 from engine.tasks import TaskScheduler
+from engine.watchdog import WATCHDOG
 from engine.world import BrokenTypeclass, World
 
 log = logging.getLogger(__name__)
@@ -39,16 +46,34 @@ class Game:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store = Store(config.db_path)
+        # First of all: one server per database (raises StartupError at once).
+        self.db_lock = DatabaseLock(config.db_path)
+        self.db_lock.acquire()
+        try:
+            self.store = Store(config.db_path)
+        except BaseException:
+            self.db_lock.release()
+            raise
         self.accounts = Accounts(self.store)
-        self.registry = Registry()
+        self.registry = Registry(fallback.COMMANDS, fallback.MODULE)
         self.world = World(self.store)
+        self.errors = ContentErrors(lambda line: self.notify_builders(line, tag="error"))
+        self.guard = ContentGuard(config.content_dir, config.content_budget, self.errors)
+        self.crashes = CrashMarkers(
+            config.db_path.with_name(config.db_path.name + ".loading"),
+            config.db_path.with_name(config.db_path.name + ".crashed.json"),
+        )
         self.content = ContentManager(
-            config.content_dir, self.registry, self.notify_builders, config.reload_step_ms
+            config.content_dir,
+            self.registry,
+            self.notify_builders,
+            config.reload_step_ms,
+            guard=self.guard,
+            crashes=self.crashes,
         )
         self.content.on_commit = self._content_committed
-        self.tasks = TaskScheduler()
-        self.content.lifecycle = Lifecycle(self, self.tasks)
+        self.tasks = TaskScheduler(self.guard)
+        self.content.lifecycle = Lifecycle(self, self.tasks, self.guard)
         self.world.resolver = self.content.resolve_class
         self.durable: DurableOutput[Any] = DurableOutput(
             self.world.take_snapshot, self.world.write_snapshot
@@ -60,15 +85,22 @@ class Game:
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._reported_broken: dict[str, str] = {}
+        self._previous_factory: Any = None
+        self._stop_signals = 0
+        self._closed = False
 
     # -- lifetime ---------------------------------------------------------------
 
     async def start(self) -> None:
-        # Fix: the modules' setup hooks used to run inside load_all, before the
-        # world was restored: a setup saw no objects and no start room, and an
-        # object it created took id 1 and was then written over stored #1.
-        # Content loads first (the world needs its type classes), the setups
-        # run once the world is open and its changes are committed.
+        # A busy port costs one line, before anything is loaded.
+        check_port(self.config.host, self.config.port)
+        loop = asyncio.get_running_loop()
+        self._previous_factory = loop.get_task_factory()
+        loop.set_task_factory(self.tasks.factory)
+        self.crashes.recover()
+        # Content loads first (the world needs its type classes); the modules'
+        # setup hooks run once the world is open and its changes committed, so
+        # a setup sees the restored world and cannot take a stored object's id.
         lifecycle, self.content.lifecycle = self.content.lifecycle, None
         report = self.content.load_all()
         for failure in report.failures:
@@ -87,6 +119,7 @@ class Game:
         self.server = await telnet.serve(
             self.config, self.handle, self.durable.after_commit, self.mssp_status
         )
+        self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
@@ -117,20 +150,53 @@ class Game:
         if build is None:
             log.warning("content.world.starter has no build(world); starting with one room")
             return
-        build(self.world)
+        try:
+            self.guard.call("build() of world.starter", build, self.world, context="building")
+        except ContentFailed as failure:
+            log.error("the starter world could not be built: %s", failure.line)
         self.world.commit_now()
         log.info("starter world built: %d objects", len(self.world.objects))
 
     async def run(self) -> None:
-        """Serve until ``shutdown``."""
-        await self.start()
+        """Serve until ``shutdown``, SIGTERM or Ctrl-C."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, self.shutdown)
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread
+                previous[signum] = signal.signal(signum, lambda n, f: self._stop_signal(loop, n, f))
         try:
             await self._stop.wait()
         finally:
             await self.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _stop_signal(
+        self, loop: asyncio.AbstractEventLoop, signum: int, frame: FrameType | None
+    ) -> None:
+        """SIGTERM or Ctrl-C: stop promptly, even while content holds the loop.
+
+        A plain signal handler (not the loop's) runs in the main thread at the
+        next bytecode even while the loop is held; it interrupts the content
+        running now and schedules the shutdown.  If the process is still
+        alive ``stop_grace`` seconds later (a C call that never returns), the
+        watchdog ends it: acknowledged changes are on disk already.  A second
+        signal ends it at once.
+        """
+        self._stop_signals += 1
+        name = signal.Signals(signum).name
+        if self._stop_signals > 1:
+            log.warning("%s again: stopping at once", name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("%s received: shutting down", name)
+        WATCHDOG.request_stop(self.config.stop_grace)
+        loop.call_soon_threadsafe(self.shutdown)
 
     def shutdown(self, message: str = "") -> None:
         """Tell every player, then stop serving (the caller's command finishes first)."""
@@ -140,6 +206,9 @@ class Game:
         self._stop.set()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         if self._watcher is not None:
             self._watcher.cancel()
@@ -166,13 +235,50 @@ class Game:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
         self.world.commit_now()
         self.store.close()
+        self.db_lock.release()
+        loop = asyncio.get_running_loop()
+        if loop.get_task_factory() == self.tasks.factory:
+            loop.set_task_factory(self._previous_factory)
         log.info("server stopped")
 
     # -- type classes -------------------------------------------------------------
 
-    def _content_committed(self, modules: list[str]) -> None:
-        """After a reload, objects of the reloaded type classes run the new code."""
+    def _content_committed(self, modules: list[str]) -> list[str]:
+        """After a reload, objects of the reloaded type classes run the new code.
+
+        Returns warnings for the reload's report: a new type class whose
+        ``appearance`` fails is found now, not by the next player to look.
+        """
         self._report_broken(self.world.refresh_paths(modules))
+        return self._probe_typeclasses(modules)
+
+    def _probe_typeclasses(self, modules: list[str]) -> list[str]:
+        """Try ``appearance`` of one object of each reloaded type class; change nothing."""
+        prefixes = tuple(f"{m}." for m in modules)
+        samples: dict[str, GameObject] = {}
+        for obj in self.world.objects.values():
+            path = obj.typeclass
+            if path.startswith(prefixes) and path not in samples and path not in self.world.broken:
+                samples[path] = obj
+        if not samples:
+            return []
+        looker = next((o for o in self.world.objects.values() if o.kind == "character"), None)
+        problems = []
+        for path, obj in sorted(samples.items()):
+            trial = atomic.begin()  # a trial: whatever the hook changes or says is undone
+            try:
+                self.guard.call(
+                    f"{type(obj).__name__}.appearance",
+                    obj.appearance,
+                    looker or obj,
+                    context=f"trying {obj.dbref} after the reload",
+                )
+            except ContentFailed as failure:
+                problems.append(f"{path} fails in appearance() of {obj.dbref}: {failure.line}")
+            finally:
+                trial._held.clear()
+                trial.rollback()
+        return problems
 
     def _report_broken(self, broken: list[BrokenTypeclass]) -> None:
         """Tell builders when a type class path starts or stops failing, once each."""
@@ -217,11 +323,11 @@ class Game:
             if session.character is not None:
                 session.send(text)
 
-    def notify_builders(self, text: str) -> None:
-        """One line to every connected builder and admin (reload reports, errors)."""
+    def notify_builders(self, text: str, tag: str = "reload") -> None:
+        """One line to every connected builder and admin (reload reports, content errors)."""
         for session in list(self.sessions):
             if session.character is not None and session.role >= Role.BUILDER:
-                session.send(f"[reload] {text}")
+                session.send(f"[{tag}] {text}")
 
     async def reload(self, names: list[str] | None = None) -> ReloadReport:
         return await self.content.reload(names)
@@ -310,9 +416,31 @@ class Game:
         else:
             log.info("login %s (%s) from %s", account.name, account.role, session.peer)
             self.broadcast_except(session, f"{account.name} has entered the game.")
+        if session.role >= Role.BUILDER:
+            self._tell_builder_what_is_broken(session)
         session.gmcp("Char.Name", {"name": account.name, "fullname": account.name})
         session.gmcp("Char.Status", {"name": account.name, "role": str(account.role)})
         session.room_changed(character.location)
+
+    def _tell_builder_what_is_broken(self, session: Session) -> None:
+        broken = self.content.broken_lines()
+        if broken:
+            standing = [c.key for c in fallback.COMMANDS if self.registry.get(c.key) is c]
+            lines = ["[reload] Content that does not load:"]
+            lines.extend(f"[reload]   {line}" for line in broken)
+            if standing:
+                lines.append(
+                    f"[reload] The engine's own {', '.join(standing)} stand in for the "
+                    "missing commands; save a fixed file and it loads."
+                )
+            session.send("\n".join(lines))
+        recent = self.errors.recent()
+        if recent:
+            count = len(recent)
+            session.send(
+                f"[error] {count} content error{'s' if count != 1 else ''} recorded; "
+                "type 'errors' to see them."
+            )
 
     def broadcast_except(self, session: Session, text: str) -> None:
         for other in list(self.sessions):
@@ -349,4 +477,4 @@ class Game:
             session.send(found.error)
             return
         ctx = Context(caller=character, session=session, game=self, verb=verb, args=found.args)
-        await run_command(found.command, ctx)
+        await run_command(found.command, ctx, self.guard)

@@ -58,6 +58,10 @@ class Config:
     backlog: int = 4096
     #: Offer MCCP2 compression to clients.
     compression: bool = True
+    #: Seconds content may hold the event loop before it is stopped (0 turns the guard off).
+    content_budget: float = 1.0
+    #: Seconds a stop (SIGTERM, Ctrl-C) may take before the process is ended outright.
+    stop_grace: float = 5.0
     #: watchfiles step in milliseconds (a save is seen after about twice this).
     reload_step_ms: int = 20
     log_level: str = "INFO"

@@ -9,19 +9,24 @@ one line for the log and for the builders in game.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from engine import atomic
 from engine.accounts import Role
 from engine.commands import Command
+from engine.crashes import CrashMarkers
+from engine.guard import ContentGuard
 from engine.lifecycle import Lifecycle
 from engine.registry import Registry, RegistryDiff, RegistryError
+from engine.watchdog import WATCHDOG, ContentInterrupted
 from reloader import exocet
 from reloader.live import Batch, BatchError, LiveTree, LoadFailure
 from reloader.watcher import watch_sources
@@ -29,6 +34,10 @@ from reloader.watcher import watch_sources
 log = logging.getLogger(__name__)
 
 PACKAGE = "content"
+
+
+class ContentTimeout(Exception):
+    """A module body held the game past the budget and was stopped: the load fails."""
 
 
 class ValidationError(Exception):
@@ -119,15 +128,23 @@ class ContentManager:
         registry: Registry,
         notify: Callable[[str], None],
         step_ms: int = 20,
+        guard: ContentGuard | None = None,
+        crashes: CrashMarkers | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
-        self.tree = LiveTree(PACKAGE, self.directory, exocet.pep302Mapper)
+        self.guard = guard if guard is not None else ContentGuard(self.directory, budget=0)
+        self.crashes = crashes
+        self.tree = LiveTree(
+            PACKAGE, self.directory, exocet.pep302Mapper, around_exec=self._running_module
+        )
+        #: Modules that do not load now (their live version, if any, is older): the failure.
+        self.broken: dict[str, str] = {}
         self.registry = registry
         self.notify = notify
         self.step_ms = step_ms
         self.last_report: ReloadReport | None = None
-        #: Called with the names of the modules of every committed batch.
-        self.on_commit: Callable[[list[str]], None] = lambda modules: None
+        #: Called with the names of the modules of every committed batch; returns warnings.
+        self.on_commit: Callable[[list[str]], list[str]] = lambda modules: []
         #: Runs modules' setup/teardown hooks and owns their tasks (set by the game).
         self.lifecycle: Lifecycle | None = None
         #: Modules of failed batches, tried again with the next save.
@@ -194,18 +211,32 @@ class ContentManager:
         """
         started = time.perf_counter()
         removed = set(removed)
+        changed = set(changed)
         report = ReloadReport()
+        # World changes module bodies make stand or fall with the batch.
+        txn = atomic.begin()
         try:
             batch = self.tree.prepare(changed, removed)
             commands = self._commands_of(batch)
             self.registry.check(commands, batch.removed)
         except BatchError as exc:
+            txn.rollback()
             report.failures = [self._where(f) for f in exc.failures]
             for failure in exc.failures:
                 log.debug("reload failure details:\n%s", failure.details)
+                self.broken[failure.module] = self._where(failure)
         except (ValidationError, RegistryError) as exc:
+            txn.rollback()
             report.failures = [str(exc)]
+            for name in changed:
+                self.broken[name] = str(exc)
+        except BaseException:
+            txn.rollback()
+            raise
         else:
+            txn.commit()
+            for name in (*batch.modules, *batch.removed):
+                self.broken.pop(name, None)
             live = self.tree.live
             retiring = [live[n] for n in (*batch.modules, *batch.removed) if n in live]
             if self.lifecycle is not None:
@@ -215,7 +246,7 @@ class ContentManager:
             report.modules = batch.names
             report.removed = sorted(batch.removed)
             try:
-                self.on_commit(batch.names + report.removed)
+                report.warnings += self.on_commit(batch.names + report.removed)
             except Exception:
                 log.exception("after-reload step failed")
             if self.lifecycle is not None:
@@ -223,6 +254,48 @@ class ContentManager:
         report.millis = (time.perf_counter() - started) * 1000
         self.last_report = report
         return report
+
+    def broken_lines(self) -> list[str]:
+        """What does not load right now, one line per module, for builders."""
+        return [self.broken[name] for name in sorted(self.broken)]
+
+    @contextlib.contextmanager
+    def _running_module(self, source: exocet.ModuleSource) -> Iterator[None]:
+        """Around each module body: the crash marker and the watchdog's budget.
+
+        A body stopped for holding the game raises ``ContentTimeout`` with
+        the traceback of the line it was on, so the load fails like any other
+        (file:line reported, the old version kept).
+        """
+        name = source.name
+        crashes = self.crashes
+        if crashes is not None:
+            if crashes.is_skipped(name, source.path):
+                raise ImportError(
+                    f"{short_name(name)} took the server down while loading; "
+                    "it is skipped until its file changes"
+                )
+            crashes.entering(name, source.path)
+        guard = self.guard
+        section = (
+            WATCHDOG.enter(f"loading {short_name(name)}", guard.budget, guard.prefix)
+            if guard.enabled
+            else None
+        )
+        try:
+            yield
+        except ContentInterrupted as exc:
+            held = time.monotonic() - exc.section.started
+            raise ContentTimeout(
+                f"stopped after {held:.1f} s (the module body held the game)"
+            ).with_traceback(exc.__traceback__) from None
+        finally:
+            if section is not None:
+                WATCHDOG.leave(section)
+            if crashes is not None:
+                crashes.leaving()
+        if section is not None and section.interrupted:
+            raise ContentTimeout(f"stopped after {section.elapsed:.1f} s (it held the game)")
 
     def _commands_of(self, batch: Batch) -> dict[str, list[Command]]:
         commands: dict[str, list[Command]] = {}
@@ -293,6 +366,8 @@ class ContentManager:
         load as one batch.  The next good save of a left-out file loads it.
         """
         names = self.tree.discover()
+        skipped = self._crashed(names)
+        names -= skipped
         report = self.apply(names)
         if not report.ok:
             first_failures = report.failures
@@ -301,14 +376,37 @@ class ContentManager:
             report.failures = first_failures + report.failures
             report.removed = sorted(broken)
             self._pending = set(broken)
+        for name in sorted(skipped):
+            line = self.broken[name]
+            report.failures.append(line)
+            self._pending.add(name)
         return report
 
+    def _crashed(self, names: set[str]) -> set[str]:
+        """Modules that took the process down while loading and have not changed since."""
+        if self.crashes is None:
+            return set()
+        skipped = set()
+        for name in names:
+            entry = self.crashes.skipped.get(name)
+            if entry is not None and self.crashes.is_skipped(name, entry.get("path")):
+                where = os.path.relpath(entry["path"], self.directory.parent)
+                self.broken[name] = (
+                    f"{where}: took the server down while loading last time "
+                    "(os._exit or a crash); skipped until the file changes"
+                )
+                skipped.add(name)
+        return skipped
+
     def _loads_alone(self, name: str) -> bool:
+        txn = atomic.begin()  # a trial: whatever the module body changes is undone
         try:
             batch = self.tree.prepare({name})
             self._commands_of(batch)
         except (BatchError, ValidationError):
             return False
+        finally:
+            txn.rollback()
         return True
 
     async def reload(self, names: Iterable[str] | None = None) -> ReloadReport:

@@ -2,19 +2,19 @@
 
 Resolution order: an exact key or alias; then an exit of the caller's room
 (``north``, ``n``, ``gate``), run as ``go <exit>``; then a unique prefix
-among the commands the caller may use.  An exception inside a command is
-logged with its traceback and the player gets a short error; the session
-goes on.
+among the commands the caller may use.  The command runs through the
+content guard: a failure is undone, logged with its traceback and told to
+builders, the player gets a short line, and the session goes on.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.commands import Command, Context
+from engine.guard import ContentFailed, ContentGuard
 
 if TYPE_CHECKING:
     from engine.accounts import Role
@@ -70,18 +70,24 @@ def resolve(registry: Registry, verb: str, args: str, role: Role, room: Room | N
     return Resolution(error=f"Unknown command '{verb}'. Type 'help' for a list of commands.")
 
 
-async def run_command(command: Command, ctx: Context) -> None:
-    """Run one command; a failure is logged and reported to the caller only."""
+async def run_command(command: Command, ctx: Context, guard: ContentGuard | None = None) -> None:
+    """Run one command as content: atomic, under the time budget, failures told.
+
+    A command that raises or is stopped changes nothing (see
+    ``engine.guard``); the caller gets one line saying so.
+    """
+    guard = guard if guard is not None else _PLAIN
     try:
-        result = command.run(ctx)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        log.exception(
-            "command %r (%s) failed for %s with %r",
-            command.key,
-            type(command).__module__,
-            ctx.caller.name,
-            ctx.args,
+        await guard.run(
+            f"'{command.key}'",
+            command.run,
+            ctx,
+            caller=ctx.session,
+            context=f"running '{command.key}' for {ctx.caller.name}",
         )
-        ctx.msg(f"Something went wrong running '{command.key}'; the error has been logged.")
+    except ContentFailed as failure:
+        ctx.msg(failure.message)
+
+
+#: A guard with no content directory and no builders: atomic, never interrupting.
+_PLAIN = ContentGuard()

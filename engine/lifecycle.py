@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from engine.guard import ContentFailed, ContentGuard
 from engine.tasks import TaskHandle, TaskScheduler
+from reloader import exocet
 
 if TYPE_CHECKING:
     from engine.app import Game
@@ -52,22 +54,30 @@ class ModuleContext:
         return self.tasks.spawn(fn, *args, owner=self.owner)
 
 
+def _plain_name(name: str) -> str:
+    """``content.x.y`` of a loaded module's unique name (``content.x.y<mark>12``)."""
+    return name.split(exocet.GENERATION_MARK, 1)[0].removeprefix("content.")
+
+
 class Lifecycle:
     """Runs the hooks of module versions as they go live and retire."""
 
-    def __init__(self, game: Game, tasks: TaskScheduler) -> None:
+    def __init__(self, game: Game, tasks: TaskScheduler, guard: ContentGuard | None = None) -> None:
         self.game = game
         self.tasks = tasks
+        self.guard = guard if guard is not None else ContentGuard()
 
     def _hook(self, module: ModuleType, name: str) -> str | None:
         hook = getattr(module, name, None)
         if not callable(hook):
             return None
+        shown = f"{name}() of {_plain_name(module.__name__)}"
         try:
-            hook(ModuleContext(self.game, module, self.tasks))
-        except Exception as exc:
-            log.exception("%s() of %s failed", name, module.__name__)
-            return f"{name}() of {module.__name__} failed: {type(exc).__name__}: {exc}"
+            # Atomic and under the budget like all content; what it changes
+            # stands or falls with it.
+            self.guard.call(shown, hook, ModuleContext(self.game, module, self.tasks))
+        except ContentFailed as failure:
+            return f"{shown} failed: {failure.line}"
         return None
 
     def retire(self, modules: Iterable[ModuleType]) -> list[str]:

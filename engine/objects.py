@@ -18,6 +18,8 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from engine import atomic
+
 if TYPE_CHECKING:
     from engine.session import Session
     from engine.world import World
@@ -43,10 +45,14 @@ class Attributes(MutableMapping[str, Any]):
             value = json.loads(json.dumps(value))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"attribute {key!r} must be JSON data: {exc}") from None
+        atomic.touch(self._owner)
         self._values[key] = value
         self._owner._changed()
 
     def __delitem__(self, key: str) -> None:
+        if key not in self._values:
+            raise KeyError(key)
+        atomic.touch(self._owner)
         del self._values[key]
         self._owner._changed()
 
@@ -107,9 +113,12 @@ class GameObject:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "aliases":
             value = [str(a) for a in value]
-        object.__setattr__(self, name, value)
         if name in PERSISTED:
+            atomic.touch(self)
+            object.__setattr__(self, name, value)
             self._changed()
+        else:
+            object.__setattr__(self, name, value)
 
     def _changed(self) -> None:
         world = self._world
@@ -126,6 +135,12 @@ class GameObject:
         old = self._location
         if old is where:
             return
+        if atomic.current() is not None:
+            atomic.touch(self)
+            if old is not None:
+                atomic.touch(old)
+            if where is not None:
+                atomic.touch(where)
         if old is not None and self in old.contents:
             old.contents.remove(self)
         object.__setattr__(self, "_location", where)

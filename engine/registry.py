@@ -49,24 +49,49 @@ class RegistryError(Exception):
 
 
 class Registry:
-    """Every live command, looked up by key or alias."""
+    """Every live command, looked up by key or alias.
 
-    def __init__(self) -> None:
+    ``fallbacks`` (the engine's own commands) stand behind content's: one
+    answers only while no content command has its key, so a game whose
+    content failed to load can still be played, fixed and left.
+    """
+
+    def __init__(self, fallbacks: Iterable[Command] = (), fallback_module: str = "") -> None:
         self._tables = _Tables()
+        self._fallbacks = tuple(fallbacks)
+        self._fallback_module = fallback_module
+        self._fallback_names = {n.lower(): c for c in self._fallbacks for n in c.names}
 
     # -- reading ------------------------------------------------------------
 
     def get(self, name: str) -> Command | None:
         """The command whose key or alias is exactly ``name`` (case-insensitive)."""
-        return self._tables.by_name.get(name.lower())
+        name = name.lower()
+        found = self._tables.by_name.get(name)
+        if found is None and self._fallback_names:
+            fallback = self._fallback_names.get(name)
+            if fallback is not None and not self._shadowed(fallback):
+                return fallback
+        return found
+
+    def _shadowed(self, fallback: Command) -> bool:
+        return fallback.key.lower() in self._tables.module_of
+
+    def _standing_fallbacks(self) -> list[Command]:
+        return [c for c in self._fallbacks if not self._shadowed(c)]
 
     def commands(self) -> list[Command]:
-        return sorted(
-            (c for cmds in self._tables.by_module.values() for c in cmds), key=lambda c: c.key
-        )
+        own = [c for cmds in self._tables.by_module.values() for c in cmds]
+        return sorted(own + self._standing_fallbacks(), key=lambda c: c.key)
 
     def module_of(self, command: Command) -> str:
-        return self._tables.module_of[command.key.lower()]
+        key = command.key.lower()
+        module = self._tables.module_of.get(key)
+        if command in self._fallbacks and self._tables.by_name.get(key) is not command:
+            return self._fallback_module
+        if module is None:
+            raise KeyError(command.key)
+        return module
 
     def modules(self) -> list[str]:
         return sorted(self._tables.by_module)
@@ -77,6 +102,9 @@ class Registry:
         found: dict[str, Command] = {}
         for name, command in self._tables.by_name.items():
             if name.startswith(prefix):
+                found[command.key] = command
+        for command in self._standing_fallbacks():
+            if command.key not in found and any(n.startswith(prefix) for n in command.names):
                 found[command.key] = command
         return [found[key] for key in sorted(found)]
 

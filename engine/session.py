@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from telnetlib3.telopt import CMD_EOR, ECHO, EOR, GA, GMCP, IAC, SGA, WILL, WONT
 
+from engine import atomic
 from engine.accounts import Account, Role
 from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
 from engine.colour import Depth, render, wrap
@@ -158,13 +159,25 @@ class Session:
         if newline:
             text = wrap(text, self.width) + "\n"
         data = to_wire(render(text, self.colour))
-        self.deliver(lambda: self._write(data))
+        self._emit(lambda: self._write(data), "text")
+
+    def _emit(self, action: Callable[[], None], kind: atomic.OutputKind) -> None:
+        """Deliver ``action``, or hold it in the open content transaction until it ends.
+
+        Output of content that fails never reaches other players (see
+        ``engine.atomic``); what the caller was shown before the error may be.
+        """
+        txn = atomic.current()
+        if txn is None:
+            self.deliver(action)
+        else:
+            txn.hold(self, action, kind)
 
     def gmcp(self, package: str, data: Any) -> None:
         """Send a GMCP message if the client agreed to GMCP; otherwise nothing."""
         if self.closed or not self._option(GMCP):
             return
-        self.deliver(lambda: self._direct(self.writer.send_gmcp, package, data))
+        self._emit(lambda: self._direct(self.writer.send_gmcp, package, data), "gmcp")
 
     def room_changed(self, room: GameObject | None) -> None:
         """Tell GMCP clients (Mudlet's mapper) where the character now stands."""
@@ -291,7 +304,7 @@ class Session:
         if message:
             self.send(message)
         self.closed = True
-        self.deliver(self._close_now)
+        self._emit(self._close_now, "control")
 
     def _close_now(self) -> None:
         self.flush()

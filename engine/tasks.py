@@ -11,11 +11,13 @@ them again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from engine.guard import ContentFailed, ContentGuard, GuardedCoroutine
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,24 @@ class TaskHandle:
 
 
 class TaskScheduler:
-    """Runs content's timers and tasks, and cancels a module version's tasks when it retires."""
+    """Runs content's timers and tasks, and cancels a module version's tasks when it retires.
 
-    def __init__(self) -> None:
+    Every call into content goes through ``guard``: a timer callback, and
+    each stretch of a task between awaits, is atomic and under the budget,
+    and its failures reach builders.
+    """
+
+    def __init__(self, guard: ContentGuard | None = None) -> None:
         self._owned: dict[str, set[asyncio.Task[Any]]] = {}
+        self.guard = guard if guard is not None else ContentGuard()
 
     def _track(self, coro: Coroutine[Any, Any, Any], owner: str, name: str) -> TaskHandle:
         task = asyncio.get_running_loop().create_task(coro, name=f"{owner}:{name}")
+        self.adopt(task, owner)
+        return TaskHandle(task, owner)
+
+    def adopt(self, task: asyncio.Task[Any], owner: str) -> None:
+        """Make ``task`` belong to ``owner``: it is cancelled when that module version retires."""
         tasks = self._owned.setdefault(owner, set())
         tasks.add(task)
 
@@ -60,17 +73,18 @@ class TaskScheduler:
             tasks.discard(done)
             if not tasks and self._owned.get(owner) is tasks:
                 del self._owned[owner]
-            if not done.cancelled() and done.exception() is not None:
-                log.error("task %s failed", done.get_name(), exc_info=done.exception())
+            if done.cancelled():
+                return
+            error = done.exception()
+            # A ContentFailed was reported (and logged) by the guard already.
+            if error is not None and not isinstance(error, ContentFailed):
+                log.error("task %s failed", done.get_name(), exc_info=error)
 
         task.add_done_callback(forget)
-        return TaskHandle(task, owner)
 
-    @staticmethod
-    async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        result = fn(*args)
-        if inspect.isawaitable(result):
-            await result
+    async def _call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        label = f"timer {getattr(fn, '__qualname__', fn)}"
+        await self.guard.run(label, fn, *args, context=f"in {label}")
 
     def after(
         self, delay: float, fn: Callable[..., Any], *args: Any, owner: str | None = None
@@ -79,7 +93,8 @@ class TaskScheduler:
 
         async def later() -> None:
             await asyncio.sleep(delay)
-            await self._call(fn, args)
+            with contextlib.suppress(ContentFailed):  # told to builders by the guard
+                await self._call(fn, args)
 
         return self._track(later(), owner or owner_of(fn), getattr(fn, "__qualname__", "after"))
 
@@ -95,6 +110,8 @@ class TaskScheduler:
                 await asyncio.sleep(interval)
                 try:
                     await self._call(fn, args)
+                except ContentFailed:
+                    pass  # told to builders by the guard; the next call may go better
                 except Exception:
                     log.exception("repeating task %s failed", getattr(fn, "__qualname__", fn))
 
@@ -104,7 +121,32 @@ class TaskScheduler:
         self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, owner: str | None = None
     ) -> TaskHandle:
         """Run the coroutine function ``fn(*args)`` as a background task."""
-        return self._track(fn(*args), owner or owner_of(fn), getattr(fn, "__qualname__", "task"))
+        name = getattr(fn, "__qualname__", "task")
+        guarded = self.guard.awaitable(fn(*args), f"task {name}", context=f"in task {name}")
+        return self._track(guarded, owner or owner_of(fn), name)
+
+    def factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None
+    ) -> asyncio.Task[Any]:
+        """The event loop's task factory: content's own ``asyncio`` tasks are owned and guarded.
+
+        A coroutine whose code lies in content (``asyncio.create_task``,
+        ``ensure_future``, ``gather`` called by content) belongs to the
+        module version that defined it, as ``spawn``'s tasks do, and runs
+        one guarded stretch per step.  Every other task is left alone.
+        """
+        if isinstance(coro, GuardedCoroutine):
+            return asyncio.Task(coro, loop=loop, context=context)
+        code = getattr(coro, "cr_code", None)
+        frame = getattr(coro, "cr_frame", None)
+        if code is None or frame is None or not code.co_filename.startswith(self.guard.prefix):
+            return asyncio.Task(coro, loop=loop, context=context)
+        owner = frame.f_globals.get("__name__") or ENGINE_OWNER
+        label = f"task {code.co_name}"
+        guarded = self.guard.awaitable(coro, label, context=f"in {label}")
+        task: asyncio.Task[Any] = asyncio.Task(guarded, loop=loop, context=context)
+        self.adopt(task, owner)
+        return task
 
     def owned_by(self, owner: str) -> int:
         return len(self._owned.get(owner, ()))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine import objectstore
+from engine import atomic, objectstore
 from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
 from engine.store import Store
 
@@ -192,6 +192,7 @@ class World:
         name = name.strip()
         if not name:
             raise WorldError("a name is needed")
+        atomic.touch_world(self)
         obj = KINDS[kind](
             None,
             self._next_id,
@@ -204,7 +205,10 @@ class World:
         )
         self._next_id += 1
         self.objects[obj.id] = obj
+        # A rolled-back object's id may come again; it must not stay marked deleted.
+        self._deleted.discard(obj.id)
         object.__setattr__(obj, "_world", self)
+        atomic.touch(obj, created=True)
         obj.destination = destination
         obj.location = location
         self.refresh(obj)
@@ -218,6 +222,7 @@ class World:
         return room  # type: ignore[return-value]
 
     def set_start(self, room: Room) -> None:
+        atomic.touch_world(self)
         self.start_room = room
         self._meta["start_room"] = str(room.id)
         self.on_change()
@@ -270,6 +275,8 @@ class World:
         if obj is self.start_room:
             raise WorldError("the start room cannot be destroyed")
         doomed = self.destruction_of(obj)
+        for item in doomed:
+            atomic.touch(item)
         for item in doomed:
             for inner in list(item.contents):
                 if inner.kind == "character":

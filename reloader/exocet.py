@@ -41,6 +41,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -599,6 +600,10 @@ def _next_alias(fqn: str) -> str:
     return f"{fqn}{GENERATION_MARK}{number}"
 
 
+#: Wraps the execution of each module body (a time limit, a crash marker ...).
+ExecWrapper = Callable[["ModuleSource"], AbstractContextManager[object]]
+
+
 def _execute(
     source: ModuleSource,
     mapper: Mapper,
@@ -606,6 +611,7 @@ def _execute(
     package: str | None = None,
     on_resolve: Callable[[str, str], None] | None = None,
     before_exec: Callable[[ModuleType], None] | None = None,
+    around_exec: ExecWrapper | None = None,
 ) -> ModuleType:
     """Run ``source``'s current text in a fresh module whose imports use ``mapper``.
 
@@ -655,7 +661,11 @@ def _execute(
         if before_exec is not None:
             before_exec(module)
         if code is not None:
-            exec(code, namespace)
+            if around_exec is None:
+                exec(code, namespace)
+            else:
+                with around_exec(source):
+                    exec(code, namespace)
     except BaseException:
         if sys.modules.get(alias) is entry:
             del sys.modules[alias]
@@ -697,6 +707,9 @@ class PackageContext(Mapper):
     ``publish()``, so a context that is thrown away leaves them untouched.
     ``on_import(importer, imported)`` is told of every resolved import.
 
+    ``around_exec(source)``, if given, is a context manager entered around
+    the execution of each module body the context runs.
+
     ``handoff(live)`` ends the context's own life as a generation: from then
     on names inside the package resolve through ``live`` (the reloader's view
     of the current generation) and the context lets go of every module.
@@ -710,12 +723,14 @@ class PackageContext(Mapper):
         mapper: Mapper,
         reuse: Mapping[str, ModuleType] | None = None,
         on_import: Callable[[str, str], None] | None = None,
+        around_exec: ExecWrapper | None = None,
     ) -> None:
         if not package.is_package:
             raise ImportError(f"{package.name!r} is not a package")
         self.root = package
         self.base = mapper
         self.on_import = on_import
+        self.around_exec = around_exec
         #: Modules resolved so far: the context's own and the reused ones it handed out.
         self.modules: dict[str, ModuleType] = {}
         # Not copied: a reloader reuses nearly all of a large game, and the
@@ -798,7 +813,13 @@ class PackageContext(Mapper):
             self._loading.add(name)
 
         try:
-            module = _execute(source, self, on_resolve=self.on_import, before_exec=enter)
+            module = _execute(
+                source,
+                self,
+                on_resolve=self.on_import,
+                before_exec=enter,
+                around_exec=self.around_exec,
+            )
         except BaseException:
             self.modules.pop(name, None)
             self._own.discard(name)

@@ -155,9 +155,15 @@ class LiveTree:
     """
 
     def __init__(
-        self, package: str, directory: str | os.PathLike[str], mapper: exocet.Mapper
+        self,
+        package: str,
+        directory: str | os.PathLike[str],
+        mapper: exocet.Mapper,
+        around_exec: exocet.ExecWrapper | None = None,
     ) -> None:
         self.package = package
+        #: Entered around each module body a batch executes (see ``exocet.PackageContext``).
+        self.around_exec = around_exec
         self.directory = Path(directory).resolve()
         self.mapper = mapper
         self.live: dict[str, ModuleType] = {}
@@ -238,13 +244,16 @@ class LiveTree:
         # live generation is as it was when prepare returns or raises.
         detached = self._detach(gone)
         try:
-            context = exocet.PackageContext(self._root_source(), self.mapper, reuse, batch.recorder)
+            context = exocet.PackageContext(
+                self._root_source(), self.mapper, reuse, batch.recorder, self.around_exec
+            )
             batch.context = context
             for current in self.graph.order(targets):
                 context.loadNamed(current)
         except (Exception, SystemExit) as exc:
             # SystemExit too: content calling sys.exit() at import must not
-            # stop the reloader (KeyboardInterrupt still goes through).
+            # stop the reloader (KeyboardInterrupt still goes through).  An
+            # ``around_exec`` that stops a module turns that into an Exception.
             raise BatchError(
                 [describe_failure(exc, current or self.package, str(self.directory))]
             ) from exc

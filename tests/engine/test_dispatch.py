@@ -260,13 +260,15 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context("some args")
-    with caplog.at_level(logging.ERROR, logger="engine.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard"):
         await run_command(CmdBroken(), ctx)
     assert recorder.sent[0] == "before the failure"
-    assert recorder.sent[-1] == "Something went wrong running 'broken'; the error has been logged."
+    assert (
+        recorder.sent[-1] == "Something went wrong running 'broken'; the builders have been told."
+    )
     # The player sees no traceback; the log has it.
     assert "ZeroDivisionError" not in "".join(recorder.sent)
-    [record] = [r for r in caplog.records if r.name == "engine.dispatch"]
+    [record] = [r for r in caplog.records if r.name == "engine.guard"]
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert "broken" in record.getMessage()
@@ -278,9 +280,9 @@ async def test_run_command_catches_exceptions_of_coroutine_commands(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context()
-    with caplog.at_level(logging.ERROR, logger="engine.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard"):
         await run_command(CmdBrokenAsync(), ctx)
-    assert recorder.sent == ["Something went wrong running 'abroken'; the error has been logged."]
+    assert recorder.sent == ["Something went wrong running 'abroken'; the builders have been told."]
     assert "missing in async content" in caplog.text
 
 

@@ -136,7 +136,7 @@ async def test_an_exception_in_a_command_gives_a_short_error(
     alice, bob = await two_players(make_client)
     with caplog.at_level(logging.ERROR, logger="engine.dispatch"):
         text = await bob.command(
-            "boom", "Something went wrong running 'boom'; the error has been logged."
+            "boom", "Something went wrong running 'boom'; the builders have been told."
         )
     assert "About to fail." in text
     assert "kaboom" not in bob.transcript

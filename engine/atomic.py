@@ -1,0 +1,220 @@
+"""Atomic content: a command either completes or never happened (DGD's atomic functions).
+
+While content runs, a ``Transaction`` is open.  The world records the state
+of each object before its first change in the transaction (fields,
+attributes, location and contents, class, whether it exists), and of each
+world's counters before they change; sessions hold their output in it.
+
+- ``commit``: the changes stand, and the held output is delivered in order.
+- ``rollback``: every touched object gets its recorded state back (created
+  objects vanish, destroyed ones return), the restored objects are staged
+  again so SQLite gets them as they were, and the held output is dropped,
+  except the caller's own text, which the caller may see before the error.
+
+Nothing of a transaction can reach SQLite before it ends: the world is
+committed by a task on the event loop, which cannot run while synchronous
+content holds the loop.
+
+Transactions nest (a lifecycle hook run during a reload a command started):
+an inner commit hands its records and output to the outer transaction, an
+inner rollback undoes only its own changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from engine.objects import GameObject
+    from engine.session import Session
+    from engine.world import World
+
+#: What held output is: player-visible text, GMCP data, or a connection control (close).
+OutputKind = Literal["text", "gmcp", "control"]
+
+#: The open transaction, innermost first; content runs on one thread, the loop's.
+_current: Transaction | None = None
+
+
+def current() -> Transaction | None:
+    return _current
+
+
+class _ObjectState:
+    """An object as it was before its first change in a transaction."""
+
+    __slots__ = (
+        "aliases",
+        "attributes",
+        "cls",
+        "contents",
+        "created",
+        "fields",
+        "location",
+        "member",
+        "obj",
+        "world",
+    )
+
+    def __init__(self, obj: GameObject, created: bool) -> None:
+        values = vars(obj)
+        self.obj = obj
+        self.created = created
+        self.cls = type(obj)
+        self.world = values.get("_world")
+        self.member = (
+            not created and self.world is not None and self.world.objects.get(obj.id) is obj
+        )
+        self.fields = {
+            name: values.get(name)
+            for name in ("name", "description", "typeclass", "account_id", "destination")
+        }
+        self.aliases = list(values.get("aliases") or ())
+        self.location = values.get("_location")
+        self.contents = list(values.get("contents") or ())
+        self.attributes = values["attributes"].to_json() if "attributes" in values else "{}"
+
+    def restore(self) -> None:
+        obj = self.obj
+        set_ = object.__setattr__
+        for name, value in self.fields.items():
+            set_(obj, name, value)
+        set_(obj, "aliases", self.aliases)
+        set_(obj, "_location", self.location)
+        set_(obj, "contents", self.contents)
+        obj.attributes._values = json.loads(self.attributes)
+        if type(obj) is not self.cls:
+            set_(obj, "__class__", self.cls)
+        world = self.world
+        if world is None:
+            world = vars(obj).get("_world")
+        set_(obj, "_world", None if self.created else self.world)
+        if world is None:
+            return
+        if self.member:
+            world.objects[obj.id] = obj
+            world._deleted.discard(obj.id)
+            world.stage(obj)
+        else:
+            if world.objects.get(obj.id) is obj:
+                del world.objects[obj.id]
+            world._dirty.pop(obj.id, None)
+            if self.created:
+                # Usually never written; deleting covers content that forced a commit.
+                world._deleted.add(obj.id)
+                world.on_change()
+
+
+class _WorldState:
+    """A world's counters and pending meta values before a transaction changed them."""
+
+    __slots__ = ("meta", "next_id", "start_room", "world")
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.next_id = world._next_id
+        self.start_room = world.start_room
+        self.meta = dict(world._meta)
+
+    def restore(self) -> None:
+        world = self.world
+        world._next_id = self.next_id
+        world.start_room = self.start_room
+        world._meta = self.meta
+
+
+class Transaction:
+    """The undo records and held output of one stretch of content."""
+
+    def __init__(self, caller: Session | None = None, parent: Transaction | None = None) -> None:
+        self.caller = caller
+        self.parent = parent
+        self._objects: dict[int, _ObjectState] = {}
+        self._worlds: dict[int, _WorldState] = {}
+        self._held: list[tuple[Session, Callable[[], None], OutputKind]] = []
+        self.done = False
+
+    # -- recording (called by the world and by sessions) --------------------------
+
+    def touch(self, obj: GameObject, created: bool = False) -> None:
+        """Record ``obj`` as it is now, unless it was recorded already in this transaction."""
+        key = id(obj)
+        if key not in self._objects:
+            self._objects[key] = _ObjectState(obj, created)
+
+    def touch_world(self, world: World) -> None:
+        key = id(world)
+        if key not in self._worlds:
+            self._worlds[key] = _WorldState(world)
+
+    def hold(self, session: Session, action: Callable[[], None], kind: OutputKind) -> None:
+        self._held.append((session, action, kind))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._objects or self._worlds)
+
+    # -- ending -----------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Keep the changes; deliver the held output (or hand both to the outer transaction)."""
+        self._end()
+        parent = self.parent
+        if parent is not None:
+            for key, state in self._objects.items():
+                parent._objects.setdefault(key, state)
+            for key, world_state in self._worlds.items():
+                parent._worlds.setdefault(key, world_state)
+            parent._held.extend(self._held)
+            return
+        for session, action, _kind in self._held:
+            session.deliver(action)
+
+    def rollback(self) -> None:
+        """Undo every change; deliver only the caller's text and connection controls."""
+        self._end()
+        for state in reversed(list(self._objects.values())):
+            state.restore()
+        for world_state in self._worlds.values():
+            world_state.restore()
+        kept = [
+            (session, action, kind)
+            for session, action, kind in self._held
+            if kind == "control" or (kind == "text" and session is self.caller)
+        ]
+        if self.parent is not None:
+            self.parent._held.extend(kept)
+            return
+        for session, action, _kind in kept:
+            session.deliver(action)
+
+    def _end(self) -> None:
+        global _current
+        if self.done:
+            raise RuntimeError("transaction ended twice")
+        self.done = True
+        if _current is self:
+            _current = self.parent
+
+
+def begin(caller: Session | None = None) -> Transaction:
+    """Open a transaction inside the current one (if any) and make it current."""
+    global _current
+    txn = Transaction(caller, _current)
+    _current = txn
+    return txn
+
+
+def touch(obj: GameObject, created: bool = False) -> None:
+    """Record ``obj`` in the open transaction, if there is one (the world calls this)."""
+    txn = _current
+    if txn is not None:
+        txn.touch(obj, created)
+
+
+def touch_world(world: World) -> None:
+    txn = _current
+    if txn is not None:
+        txn.touch_world(world)

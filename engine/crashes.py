@@ -1,0 +1,106 @@
+"""Content that takes the whole process down while loading is remembered and skipped.
+
+Python cannot catch ``os._exit`` or a crash in a C extension.  So, while a
+module body runs, a marker file names it (with a hash of its source); a
+load that finishes or fails normally removes the marker.  A marker found at
+the next start names the module that ended the last process: it goes on a
+list of skipped modules (kept beside the database) and is not loaded again
+until its file changes.  A kill -9 that happens to land during a load marks
+an innocent module the same way; saving that file (or changing it in any
+way) clears it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def file_hash(path: str | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+class CrashMarkers:
+    """The marker of the module loading now, and the modules that crashed a load before."""
+
+    def __init__(self, marker: Path, skipped: Path) -> None:
+        self.marker = marker
+        self.skipped_file = skipped
+        #: module -> {"path": ..., "hash": ...} for modules skipped until their file changes.
+        self.skipped: dict[str, dict[str, str]] = self._read()
+        self._loading: list[tuple[str, str | None]] = []
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.skipped_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save(self) -> None:
+        try:
+            if self.skipped:
+                tmp = self.skipped_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.skipped, indent=1), encoding="utf-8")
+                os.replace(tmp, self.skipped_file)
+            else:
+                self.skipped_file.unlink(missing_ok=True)
+        except OSError:
+            log.warning("cannot write %s", self.skipped_file, exc_info=True)
+
+    def recover(self) -> list[str]:
+        """At start: the module a marker names ended the last process; skip it from now on."""
+        try:
+            data = json.loads(self.marker.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            self.marker.unlink(missing_ok=True)
+            return []
+        self.marker.unlink(missing_ok=True)
+        name, path = data.get("module"), data.get("path")
+        if not isinstance(name, str):
+            return []
+        self.skipped[name] = {"path": str(path or ""), "hash": str(data.get("hash", ""))}
+        self._save()
+        log.error("content module %s took the server down while loading; skipping it", name)
+        return [name]
+
+    def is_skipped(self, name: str, path: str | None) -> bool:
+        """True while ``name`` crashed a load and its file has not changed since."""
+        entry = self.skipped.get(name)
+        if entry is None:
+            return False
+        if file_hash(path) == entry.get("hash"):
+            return True
+        del self.skipped[name]
+        self._save()
+        return False
+
+    def entering(self, name: str, path: str | None) -> None:
+        self._loading.append((name, path))
+        self._write(name, path)
+
+    def leaving(self) -> None:
+        self._loading.pop()
+        if self._loading:
+            self._write(*self._loading[-1])
+        else:
+            self.marker.unlink(missing_ok=True)
+
+    def _write(self, name: str, path: str | None) -> None:
+        record = {"module": name, "path": path, "hash": file_hash(path), "pid": os.getpid()}
+        try:
+            self.marker.write_text(json.dumps(record), encoding="utf-8")
+        except OSError:
+            log.warning("cannot write %s", self.marker, exc_info=True)

@@ -1,0 +1,257 @@
+"""The content watchdog: content may hold the event loop for a budget, then it is stopped.
+
+Content runs inside *sections* (``Watchdog.section``), entered and left on the
+event loop's thread.  A watchdog thread looks at the innermost section every
+``POLL`` seconds; once one has run past its budget, the thread sends
+``SIGNAL`` to the main thread with ``pthread_kill``.  Python runs the
+signal's handler in the main thread at the next bytecode boundary, or makes
+the blocking call in progress (``time.sleep``, a socket read) return with
+``EINTR``, and hands the handler the frame that was running:
+
+- if that frame is content's (its file lies under the section's content
+  directory), the handler raises ``ContentInterrupted`` there, and the
+  exception unwinds content's frames like any error would;
+- otherwise (engine, library or standard library code) the handler returns
+  and the thread tries again ``RETRY`` seconds later.  An interrupt therefore
+  never lands halfway through engine code: it waits until control is back
+  in a content frame.
+
+``ContentInterrupted`` derives from ``BaseException`` so that content's own
+``except Exception`` cannot swallow it; content that swallows it anyway is
+interrupted again until its section ends, and the section counts as stopped.
+
+What Python cannot interrupt (a long C call that never returns to the
+interpreter) is reported instead: the thread logs the main thread's stack
+once the section is ``STALL_GRACE`` past its budget, and marks the section
+``stalled`` so the engine can tell builders when the loop comes back.
+
+Signals need the main thread: in any other thread sections are measured and
+stalls reported, but nothing is interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+#: The signal that carries an interrupt to the main thread.
+SIGNAL = signal.SIGUSR1
+#: How often the watchdog thread looks at the running section, in seconds.
+POLL = 0.01
+#: Pause between interrupt attempts while the main thread is in engine code.
+RETRY = 0.005
+#: Time past the budget, without an interrupt landing, before the stack is logged.
+STALL_GRACE = 0.2
+
+
+class ContentInterrupted(BaseException):
+    """Raised inside content that held the event loop past its budget (or during a stop)."""
+
+    def __init__(self, section: Section) -> None:
+        super().__init__(f"{section.label} held the game for more than {section.budget:.1f} s")
+        self.section = section
+
+
+class Section:
+    """One stretch of content running on the loop, with its budget and what became of it."""
+
+    __slots__ = (
+        "budget",
+        "elapsed",
+        "interrupted",
+        "label",
+        "last_fire",
+        "paused_at",
+        "prefix",
+        "stalled",
+        "started",
+        "where",
+    )
+
+    def __init__(self, label: str, budget: float, prefix: str) -> None:
+        self.label = label
+        self.budget = budget
+        #: Files whose frames may be interrupted: the content directory and a separator.
+        self.prefix = prefix
+        self.started = time.monotonic()
+        self.paused_at = 0.0
+        self.last_fire = 0.0
+        self.elapsed = 0.0
+        self.interrupted = False
+        self.stalled = False
+        #: Where content was stopped, or where the main thread was when a stall
+        #: was logged: (file, line, function).
+        self.where: tuple[str, int, str] | None = None
+
+    def over(self, now: float) -> bool:
+        return now - self.started > self.budget
+
+
+class Watchdog:
+    """One per process: the stack of running sections, the thread and the signal handler."""
+
+    def __init__(self) -> None:
+        self._stack: list[Section] = []
+        #: The innermost running section; read by the watchdog thread.
+        self._current: Section | None = None
+        self._thread: threading.Thread | None = None
+        self._main_ident = threading.main_thread().ident
+        self._installed = False
+        #: Set by ``request_stop``: every section is over budget from then on.
+        self._stopping = False
+        #: When set, the process is ended at this monotonic time if still alive.
+        self._exit_at: float | None = None
+        self._lock = threading.Lock()
+
+    # -- sections (event loop thread) ---------------------------------------------
+
+    def enter(self, label: str, budget: float, prefix: str) -> Section:
+        """Start a section of content; ``prefix`` is its directory followed by a separator.
+
+        A nested section pauses its parent's clock: each is held to the
+        budget for its own time only.  Every ``enter`` is paired with a
+        ``leave`` in a ``finally``.
+        """
+        if self._thread is None:
+            self._ensure_started()
+        section = Section(label, budget, prefix)
+        stack = self._stack
+        if stack:
+            stack[-1].paused_at = section.started
+        stack.append(section)
+        self._current = section
+        return section
+
+    def leave(self, section: Section) -> None:
+        now = time.monotonic()
+        section.elapsed = now - section.started
+        stack = self._stack
+        stack.pop()
+        parent = stack[-1] if stack else None
+        if parent is not None:
+            parent.started += now - parent.paused_at
+        self._current = parent
+
+    @contextlib.contextmanager
+    def section(self, label: str, budget: float, content_dir: str) -> Iterator[Section]:
+        """``enter`` and ``leave`` as a context manager."""
+        section = self.enter(label, budget, content_dir.rstrip(os.sep) + os.sep)
+        try:
+            yield section
+        finally:
+            self.leave(section)
+
+    def request_stop(self, grace: float) -> None:
+        """Interrupt the content running now; end the process if it is not gone in ``grace`` s.
+
+        Acknowledged changes are already on disk (see ``engine.durability``),
+        so ending a process whose loop never comes back loses nothing anyone
+        was told.
+        """
+        self._ensure_started()
+        self._stopping = True
+        self._exit_at = time.monotonic() + grace
+
+    def cancel_stop(self) -> None:
+        self._stopping = False
+        self._exit_at = None
+
+    @property
+    def can_interrupt(self) -> bool:
+        return self._installed and threading.get_ident() == self._main_ident
+
+    # -- the thread and the signal ------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            if threading.current_thread() is threading.main_thread():
+                try:
+                    signal.signal(SIGNAL, self._on_signal)
+                    self._installed = True
+                except (ValueError, OSError):
+                    log.warning("cannot install the watchdog's signal; content is only watched")
+            self._thread = threading.Thread(
+                target=self._watch, name="content-watchdog", daemon=True
+            )
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(POLL)
+            try:
+                self._check(time.monotonic())
+            except Exception:
+                log.exception("the content watchdog failed a check")
+
+    def _check(self, now: float) -> None:
+        if self._exit_at is not None and now > self._exit_at:
+            self._force_exit()
+        section = self._current
+        if section is None or not (self._stopping or section.over(now)):
+            return
+        if self._installed and now - section.last_fire >= RETRY:
+            section.last_fire = now
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pthread_kill(self._main_ident or 0, SIGNAL)
+        if not section.stalled and now - section.started > section.budget + STALL_GRACE:
+            section.stalled = True
+            frame = sys._current_frames().get(self._main_ident or 0)
+            section.where = innermost(frame, section.prefix)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
+            log.warning(
+                "%s has held the game for %.1f s and has not been stopped yet; "
+                "the main thread is at:\n%s",
+                section.label,
+                now - section.started,
+                stack,
+            )
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        section = self._current
+        if section is None or frame is None:
+            return
+        if not (self._stopping or section.over(time.monotonic())):
+            return  # a late signal for a section that has ended
+        if not frame.f_code.co_filename.startswith(section.prefix):
+            return  # engine code: the thread tries again once content runs
+        section.interrupted = True
+        section.where = (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+        raise ContentInterrupted(section)
+
+    def _force_exit(self) -> None:
+        frame = sys._current_frames().get(self._main_ident or 0)
+        stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
+        log.critical("the server did not stop in time; ending it now. Main thread:\n%s", stack)
+        logging.shutdown()
+        os._exit(1)
+
+
+def innermost(frame: FrameType | None, prefix: str) -> tuple[str, int, str] | None:
+    """The innermost frame of ``frame``'s stack whose file is under ``prefix``."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(prefix):
+            return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back
+    return None
+
+
+#: The process's watchdog (signals and the main thread are process-wide too).
+WATCHDOG = Watchdog()
+
+
+def current_section() -> Section | None:
+    return WATCHDOG._current
