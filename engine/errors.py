@@ -73,8 +73,13 @@ class ContentErrors:
         self.clock = clock
         self._errors: OrderedDict[tuple[str, str], ContentError] = OrderedDict()
 
-    def record(self, where: str, message: str, context: str = "") -> ContentError:
-        """Count one occurrence; tell builders unless this error was told less than a minute ago."""
+    def record(
+        self, where: str, message: str, context: str = "", told: str | None = None
+    ) -> ContentError:
+        """Count one occurrence; tell builders unless this error was told less than a minute ago.
+
+        ``told`` is the line builders get, when it is not ``where: message context``.
+        """
         now = self.clock()
         key = (where, message)
         error = self._errors.pop(key, None)
@@ -89,7 +94,7 @@ class ContentErrors:
             self._errors.popitem(last=False)
         if now - error.last_told >= self.interval or error.last_told == 0.0:
             repeats = error.unreported - 1
-            line = error.line()
+            line = told if told is not None else error.line()
             if repeats > 0:
                 line += f" (and {repeats} more time{'s' if repeats != 1 else ''} since last told)"
             error.unreported = 0

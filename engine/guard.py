@@ -102,8 +102,10 @@ class ContentGuard:
         suffix = f" ({context})" if context else ""
         if stopped:
             line = f"Stopped {label} after {section.elapsed:.1f} s: {place} (it held the game)."
+            if section.stalled:
+                line += " Part of that time it was in a call Python could not interrupt."
             log.error("%s%s", line, suffix, exc_info=exc)
-            self.errors.record(place, f"stopped after {section.elapsed:.1f} s", suffix)
+            self.errors.record(place, "stopped, it held the game", suffix, told=line)
             return ContentFailed(line, True, line)
         assert exc is not None
         log.error("content failed: %s: %s%s", place, describe(exc), suffix, exc_info=exc)

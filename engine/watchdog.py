@@ -21,9 +21,15 @@ the blocking call in progress (``time.sleep``, a socket read) return with
 interrupted again until its section ends, and the section counts as stopped.
 
 What Python cannot interrupt (a long C call that never returns to the
-interpreter) is reported instead: the thread logs the main thread's stack
-once the section is ``STALL_GRACE`` past its budget, and marks the section
-``stalled`` so the engine can tell builders when the loop comes back.
+interpreter) is reported instead, and the section is marked ``stalled`` so
+the engine can tell builders when the loop comes back:
+
+- a call that releases the GIL while it blocks (``os.system``, a C library
+  waiting on I/O): the thread logs the main thread's stack once the section
+  is ``STALL_GRACE`` past its budget;
+- a call that holds the GIL (``sum(range(10**9))``, one huge regex or sort):
+  no Python thread can run until it returns, the watchdog's included; the
+  signal handler notices the late interrupt and logs where content resumed.
 
 Signals need the main thread: in any other thread sections are measured and
 stalls reported, but nothing is interrupted.
@@ -208,9 +214,8 @@ class Watchdog:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pthread_kill(self._main_ident or 0, SIGNAL)
         if not section.stalled and now - section.started > section.budget + STALL_GRACE:
-            section.stalled = True
             frame = sys._current_frames().get(self._main_ident or 0)
-            section.where = innermost(frame, section.prefix)
+            where = innermost(frame, section.prefix)
             stack = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
             log.warning(
                 "%s has held the game for %.1f s and has not been stopped yet; "
@@ -219,6 +224,10 @@ class Watchdog:
                 now - section.started,
                 stack,
             )
+            # Marked only once logged: the handler logs it itself otherwise.
+            if section.where is None:
+                section.where = where
+            section.stalled = True
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         section = self._current
@@ -230,6 +239,18 @@ class Watchdog:
             return  # engine code: the thread tries again once content runs
         section.interrupted = True
         section.where = (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+        late = time.monotonic() - section.started - section.budget
+        if not section.stalled and late > STALL_GRACE:
+            # A call that holds the GIL (a long C loop) keeps the watchdog
+            # thread out too: it is seen only now that it returned.
+            section.stalled = True
+            log.warning(
+                "%s was in a call Python could not interrupt for %.1f s past its budget; "
+                "it returned to:\n%s",
+                section.label,
+                late,
+                "".join(traceback.format_stack(frame)),
+            )
         raise ContentInterrupted(section)
 
     def _force_exit(self) -> None:
