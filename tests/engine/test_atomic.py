@@ -1,0 +1,303 @@
+"""Atomic content: a command that fails changes nothing, in memory, in SQLite, or on screens.
+
+The property test drives ``engine.world`` under ``engine.guard`` alone:
+random world operations ending in an exception leave the world exactly as
+it was.  The integration tests play a real game over 127.0.0.1, and one
+SIGKILLs a real server process right after the failed command's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from game_helpers import named, players
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import objectstore
+from engine.app import Game
+from engine.guard import ContentFailed, ContentGuard
+from engine.objects import GameObject
+from engine.store import Store
+from engine.testing import ServerProcess
+from engine.world import World, WorldError
+
+if TYPE_CHECKING:
+    from conftest import Connect, MakeClient
+
+TRIPS = '''
+import asyncio
+
+from engine.api import Command, Context
+
+
+class CmdTrip(Command):
+    """Change the world in every way, then fail."""
+
+    key = "trip"
+
+    def run(self, ctx: Context) -> None:
+        here = ctx.here
+        ctx.msg("You set off.")
+        ctx.to_room(f"{ctx.caller.name} sets off.")
+        cellar = next(e for e in here.exits if e.name == "down").destination
+        ctx.caller.location = cellar
+        here.attributes["visited"] = True
+        here.description = "Scorched."
+        ctx.world.create("thing", "souvenir", location=ctx.caller)
+        statue = next(t for t in here.things() if t.name == "stone statue")
+        ctx.world.destroy(statue)
+        ctx.to_all("Something happened.")
+        raise RuntimeError("tripped")
+
+
+class CmdStep(Command):
+    """Two stretches: the first stands, the second fails."""
+
+    key = "step"
+
+    async def run(self, ctx: Context) -> None:
+        ctx.here.attributes["first"] = 1
+        ctx.to_room("First step.")
+        await asyncio.sleep(0.01)
+        ctx.here.attributes["second"] = 2
+        ctx.to_room("Second step.")
+        raise RuntimeError("stumbled")
+'''
+
+
+def square_state(game: Game) -> dict[str, Any]:
+    square = named(game, "The Village Square")
+    return {
+        "description": square.description,
+        "attributes": dict(square.attributes),
+        "contents": [o.id for o in square.contents],
+        "objects": sorted(game.world.objects),
+    }
+
+
+@pytest.mark.game(files={"commands/trips.py": TRIPS})
+async def test_a_command_that_raises_after_changing_the_world_changes_nothing(
+    game: Game, make_client: MakeClient
+) -> None:
+    alice, bob = await players(make_client, "Alice", "Bob")
+    before = square_state(game)
+    await game.durable.wait()
+    text = await bob.command("trip", "Something went wrong running 'trip'")
+    # The caller may see what it was told before the error; nobody else sees anything.
+    assert "You set off." in text
+    assert square_state(game) == before
+    assert named(game, "Bob").location is named(game, "The Village Square")
+    assert not [o for o in game.world.objects.values() if o.name == "souvenir"]
+    assert named(game, "stone statue").location is named(game, "The Village Square")
+    await alice.command("look", "You see: stone statue.")
+    await alice.command("look", "Here: Bob.")
+    await game.durable.wait()
+    # Builders are told; other players heard nothing of the failed trip.
+    assert "[error] content/commands/trips.py:" in alice.transcript
+    assert "sets off" not in alice.transcript and "Something happened" not in alice.transcript
+    # Nothing of it reached SQLite either.
+    with sqlite3.connect(game.config.db_path) as db:
+        rows = db.execute("SELECT name, description, attributes FROM objects").fetchall()
+    assert ("The Village Square", before["description"], "{}") in rows
+    assert not [r for r in rows if r[0] == "souvenir"]
+    assert [r for r in rows if r[0] == "stone statue"]
+
+
+@pytest.mark.game(files={"commands/trips.py": TRIPS})
+async def test_each_stretch_of_an_async_command_is_atomic_on_its_own(
+    game: Game, make_client: MakeClient
+) -> None:
+    alice, bob = await players(make_client, "Alice", "Bob")
+    await bob.command("step", "Something went wrong running 'step'")
+    square = named(game, "The Village Square")
+    assert dict(square.attributes) == {"first": 1}
+    await alice.expect("Bob")  # the first stretch's message arrived ...
+    await alice.command("look", "Exits:")
+    assert "First step." in alice.transcript
+    assert "Second step." not in alice.transcript  # ... the failed one's did not
+
+
+async def test_a_failed_command_is_still_undone_after_kill_9_and_restart(
+    content_dir: Path, tmp_path: Path, connect: Connect, watchdog: None
+) -> None:
+    (content_dir / "commands" / "trips.py").write_text(TRIPS.lstrip("\n"), encoding="utf-8")
+    server = ServerProcess(tmp_path, ["--no-reload"])
+    try:
+        await asyncio.to_thread(server.start)
+        bob = await connect(server.port)
+        await bob.login_new("Bob")
+        await bob.command("trip", "Something went wrong running 'trip'")
+        assert server.process is not None
+        server.process.kill()
+        assert await asyncio.to_thread(server.wait) == -9
+
+        await asyncio.to_thread(server.start)
+        bob = await connect(server.port)
+        text = await bob.login("Bob")
+        assert "The Village Square" in text and "Scorched" not in text
+        assert "stone statue" in text
+        await bob.command("inventory", "You carry nothing")
+    finally:
+        server.stop()
+
+
+# -- the property: any sequence of world operations, then an exception -----------------
+
+
+def world_state(world: World) -> Any:
+    rows = sorted(objectstore.row_of(o) for o in world.objects.values())
+    contents = {o.id: [c.id for c in o.contents] for o in world.objects.values()}
+    start = world.start_room.id if world.start_room else None
+    return rows, contents, start, world._next_id
+
+
+def stored_rows(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return sorted(db.execute(f"SELECT {', '.join(objectstore.COLUMNS)} FROM objects"))
+
+
+def small_world(store: Store) -> World:
+    world = World(store)
+    square = world.create_room("Square", "A square.")
+    cellar = world.create_room("Cellar", "Damp.")
+    world.link(square, "down", cellar, back="up")  # type: ignore[arg-type]
+    world.create("thing", "lamp", location=square, attributes={"lit": False})
+    world.create("thing", "box", location=cellar)
+    world.create("character", "Pat", location=square, account_id=1)
+    world.commit_now()
+    return world
+
+
+Op = tuple[str, int, int]
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "create",
+                "move",
+                "setattr",
+                "delattr",
+                "rename",
+                "describe",
+                "alias",
+                "destroy",
+                "start",
+                "exit",
+            ]
+        ),
+        st.integers(0, 50),
+        st.integers(0, 50),
+    ),
+    max_size=12,
+)
+
+
+def apply(world: World, op: Op) -> None:
+    kind, a, b = op
+    objects = list(world.objects.values())
+    if not objects:
+        return
+    first, second = objects[a % len(objects)], objects[b % len(objects)]
+    rooms = world.rooms()
+    try:
+        if kind == "create":
+            world.create("thing", f"made {a}", location=second, attributes={"n": b})
+        elif kind == "move":
+            first.location = second
+        elif kind == "setattr":
+            first.attributes[f"k{b % 3}"] = [a, {"b": b}]
+        elif kind == "delattr":
+            first.attributes.pop(f"k{b % 3}", None)
+        elif kind == "rename":
+            first.name = f"renamed {b}"
+        elif kind == "describe":
+            first.description = f"described {a} {b}"
+        elif kind == "alias":
+            first.aliases = [f"a{a}", f"b{b}"]
+        elif kind == "destroy":
+            world.destroy(first)
+        elif kind == "start" and rooms:
+            world.set_start(rooms[a % len(rooms)])
+        elif kind == "exit" and len(rooms) > 1:
+            world.open_exit(rooms[a % len(rooms)], f"way{b}", rooms[b % len(rooms)])
+    except WorldError:
+        pass  # a refused operation is part of the sequence too
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=OPS)
+def test_any_sequence_of_world_operations_that_ends_in_an_exception_changes_nothing(
+    ops: list[Op],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "db.sqlite3"
+        store = Store(path)
+        try:
+            world = small_world(store)
+            before, stored = world_state(world), stored_rows(path)
+            guard = ContentGuard(Path(tmp) / "content")
+
+            def content() -> None:
+                for op in ops:
+                    apply(world, op)
+                raise RuntimeError("the end")
+
+            with pytest.raises(ContentFailed):
+                guard.call("'ops'", content)
+            assert world_state(world) == before
+            world.commit_now()
+            assert stored_rows(path) == stored
+        finally:
+            store.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=OPS)
+def test_the_same_operations_without_an_exception_all_stand(ops: list[Op]) -> None:
+    """The control: what a successful stretch does is kept, in memory and in SQLite."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "db.sqlite3"
+        store = Store(path)
+        try:
+            world = small_world(store)
+            plain = small_world(Store(":memory:"))
+            guard = ContentGuard(Path(tmp) / "content")
+
+            def content() -> None:
+                for op in ops:
+                    apply(world, op)
+
+            guard.call("'ops'", content)
+            for op in ops:
+                apply(plain, op)
+            assert world_state(world)[0] == world_state(plain)[0]
+            world.commit_now()
+            assert stored_rows(path) == sorted(
+                objectstore.row_of(o) for o in world.objects.values()
+            )
+        finally:
+            store.close()
+
+
+def test_a_nested_transaction_rolls_back_alone() -> None:
+    world = small_world(Store(":memory:"))
+    lamp: GameObject = next(o for o in world.objects.values() if o.name == "lamp")
+    guard = ContentGuard()
+
+    def inner() -> None:
+        lamp.attributes["inner"] = True
+        raise ValueError("inner fails")
+
+    def outer() -> None:
+        lamp.attributes["outer"] = True
+        with pytest.raises(ContentFailed):
+            guard.call("'inner'", inner)
+
+    guard.call("'outer'", outer)
+    assert dict(lamp.attributes) == {"lit": False, "outer": True}
