@@ -327,7 +327,7 @@ class Game:
         """One line to every connected builder and admin (reload reports, content errors)."""
         for session in list(self.sessions):
             if session.character is not None and session.role >= Role.BUILDER:
-                session.send(f"[{tag}] {text}")
+                session.send(f"[{tag}] {text}", held=False)
 
     async def reload(self, names: list[str] | None = None) -> ReloadReport:
         return await self.content.reload(names)
@@ -425,7 +425,11 @@ class Game:
     def _tell_builder_what_is_broken(self, session: Session) -> None:
         broken = self.content.broken_lines()
         if broken:
-            standing = [c.key for c in fallback.COMMANDS if self.registry.get(c.key) is c]
+            standing = [
+                c.key
+                for c in fallback.COMMANDS
+                if c.key != "errors" and self.registry.get(c.key) is c
+            ]
             lines = ["[reload] Content that does not load:"]
             lines.extend(f"[reload]   {line}" for line in broken)
             if standing:

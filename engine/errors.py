@@ -104,7 +104,7 @@ class ContentErrors:
 
     def recent(self) -> list[ContentError]:
         """Distinct errors, the most recent first."""
-        return sorted(self._errors.values(), key=lambda e: e.last, reverse=True)
+        return list(reversed(self._errors.values()))  # recorded ones move to the end
 
     def clear(self) -> int:
         count = len(self._errors)

@@ -152,14 +152,22 @@ class Session:
 
     # -- output ---------------------------------------------------------------
 
-    def send(self, text: str, newline: bool = True) -> None:
-        """Queue ``text`` for the client; never blocks, never raises."""
+    def send(self, text: str, newline: bool = True, *, held: bool = True) -> None:
+        """Queue ``text`` for the client; never blocks, never raises.
+
+        ``held=False`` is for the engine's own notices (reload reports,
+        content errors): they go out even if the content that was running
+        when they were made fails and its output is dropped.
+        """
         if self.closed:
             return
         if newline:
             text = wrap(text, self.width) + "\n"
         data = to_wire(render(text, self.colour))
-        self._emit(lambda: self._write(data), "text")
+        if held:
+            self._emit(lambda: self._write(data), "text")
+        else:
+            self.deliver(lambda: self._write(data))
 
     def _emit(self, action: Callable[[], None], kind: atomic.OutputKind) -> None:
         """Deliver ``action``, or hold it in the open content transaction until it ends.
