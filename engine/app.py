@@ -169,12 +169,21 @@ class Game:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError):  # not the main thread
                 previous[signum] = signal.signal(signum, lambda n, f: self._stop_signal(loop, n, f))
+        if previous:
+            WATCHDOG.watch_signals(lambda n: self._begin_stop(loop, n))
         try:
             await self._stop.wait()
         finally:
             await self.close()
+            WATCHDOG.stop_watching_signals()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _begin_stop(self, loop: asyncio.AbstractEventLoop, signum: int) -> None:
+        """A stop signal, seen by the watchdog thread even while the main thread is blocked."""
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            WATCHDOG.request_stop(self.config.stop_grace)
+            loop.call_soon_threadsafe(self.shutdown)
 
     def _stop_signal(
         self, loop: asyncio.AbstractEventLoop, signum: int, frame: FrameType | None
@@ -195,11 +204,12 @@ class Game:
             logging.shutdown()
             os._exit(1)
         log.info("%s received: shutting down", name)
-        WATCHDOG.request_stop(self.config.stop_grace)
-        loop.call_soon_threadsafe(self.shutdown)
+        self._begin_stop(loop, signum)
 
     def shutdown(self, message: str = "") -> None:
         """Tell every player, then stop serving (the caller's command finishes first)."""
+        if self._stop.is_set():
+            return
         text = "The server is shutting down" + (f": {message}" if message else ".")
         log.info("shutdown requested: %s", message or "(no message)")
         self.broadcast(f"*** {text} ***")

@@ -41,11 +41,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,12 @@ class Watchdog:
         self._main_ident = threading.main_thread().ident
         self._installed = False
         #: Set by ``request_stop``: every section is over budget from then on.
-        self._stopping = False
         #: When set, the process is ended at this monotonic time if still alive.
         self._exit_at: float | None = None
         self._lock = threading.Lock()
+        #: Read end of the signal wakeup socket, and who is told of each signal.
+        self._signal_socket: socket.socket | None = None
+        self._on_signal_seen: Callable[[int], None] | None = None
 
     # -- sections (event loop thread) ---------------------------------------------
 
@@ -165,12 +168,38 @@ class Watchdog:
         was told.
         """
         self._ensure_started()
-        self._stopping = True
-        self._exit_at = time.monotonic() + grace
+        for section in list(self._stack):
+            section.budget = 0.0  # every section running now is over its budget
+        if self._exit_at is None:
+            self._exit_at = time.monotonic() + grace
 
-    def cancel_stop(self) -> None:
-        self._stopping = False
-        self._exit_at = None
+    def watch_signals(self, callback: Callable[[int], None]) -> None:
+        """Tell ``callback`` (on the watchdog thread) of every signal with a Python handler.
+
+        A Python signal handler runs only once the main thread is back in
+        the interpreter; content blocked in a C call (``os.system``) would
+        keep a SIGTERM waiting for as long as it blocks.  The C-level handler
+        also writes the signal's number to the wakeup socket, which this
+        thread reads, so a stop can begin (and, past its grace, end the
+        process) whatever the main thread is doing.  Main thread only.
+        """
+        self._ensure_started()
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._wakeup_writer = writer
+        self._on_signal_seen = callback
+        self._signal_socket = reader
+
+    def stop_watching_signals(self) -> None:
+        if self._signal_socket is None:
+            return
+        signal.set_wakeup_fd(-1)
+        self._on_signal_seen = None
+        reader, self._signal_socket = self._signal_socket, None
+        reader.close()
+        self._wakeup_writer.close()
 
     @property
     def can_interrupt(self) -> bool:
@@ -206,8 +235,9 @@ class Watchdog:
     def _check(self, now: float) -> None:
         if self._exit_at is not None and now > self._exit_at:
             self._force_exit()
+        self._read_signals()
         section = self._current
-        if section is None or not (self._stopping or section.over(now)):
+        if section is None or not section.over(now):
             return
         if self._installed and now - section.last_fire >= RETRY:
             section.last_fire = now
@@ -229,11 +259,23 @@ class Watchdog:
                 section.where = where
             section.stalled = True
 
+    def _read_signals(self) -> None:
+        reader, callback = self._signal_socket, self._on_signal_seen
+        if reader is None or callback is None:
+            return
+        try:
+            data = reader.recv(4096)
+        except (BlockingIOError, OSError):
+            return
+        for signum in data:
+            if signum != SIGNAL:
+                callback(signum)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         section = self._current
         if section is None or frame is None:
             return
-        if not (self._stopping or section.over(time.monotonic())):
+        if not section.over(time.monotonic()):
             return  # a late signal for a section that has ended
         if not frame.f_code.co_filename.startswith(section.prefix):
             return  # engine code: the thread tries again once content runs

@@ -467,3 +467,58 @@ async def test_setup_at_start_sees_the_restored_world_and_teardown_runs_at_close
     now = {o.id: o.name for o in again.world.objects.values()}
     assert {i: now.get(i) for i in ids} == ids
     assert sorted(n for n in now.values() if n.startswith("token")) == ["token 1", "token 2"]
+
+
+# -- content's own asyncio tasks --------------------------------------------------------
+
+RAW_TASKS = """
+import asyncio
+
+from engine.api import Command, Context
+
+TICKS = []
+
+
+async def drip():
+    while True:
+        await asyncio.sleep(0.02)
+        TICKS.append("drip")
+
+
+class CmdTicks(Command):
+    key = "ticks"
+
+    def run(self, ctx: Context) -> None:
+        asyncio.create_task(self.tick())
+        asyncio.ensure_future(drip())
+        ctx.msg("Ticking.")
+
+    async def tick(self):
+        while True:
+            await asyncio.sleep(0.02)
+            TICKS.append("tick")
+            if TICKS.count("tick") == 3:
+                raise ValueError("a raw task fails")
+"""
+
+
+@pytest.mark.game(reload=True, files={"commands/raw.py": RAW_TASKS})
+async def test_plain_asyncio_tasks_of_content_die_with_their_module_version(
+    game: Game, make_client: MakeClient, content_dir: Path
+) -> None:
+    alice = await admin(make_client)
+    module = game.content.module("commands.raw")
+    assert module is not None
+    await alice.command("ticks", "Ticking.")
+    assert game.tasks.owned_by(module.__name__) == 2
+    # A failing stretch of a raw task reaches builders like any content error.
+    await alice.expect("[error] content/commands/raw.py:", timeout=3)
+    await alice.expect("ValueError: a raw task fails")
+    await until(lambda: game.tasks.owned_by(module.__name__) == 1, "the failed task is forgotten")
+    # Deleting the file retires the module version, and its tasks with it.
+    (content_dir / "commands" / "raw.py").unlink()
+    await report(alice)
+    await until(lambda: game.tasks.owned_by(module.__name__) == 0, "the raw tasks are cancelled")
+    count = len(module.TICKS)
+    await asyncio.sleep(0.1)
+    assert len(module.TICKS) == count, "a deleted module's task kept running"
