@@ -24,6 +24,7 @@ smoke: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_reload.py
 	$(BIN)/python scripts/bench_load.py
+	$(BIN)/python scripts/bench_guard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

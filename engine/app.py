@@ -249,7 +249,8 @@ class Game:
         loop = asyncio.get_running_loop()
         if loop.get_task_factory() == self.tasks.factory:
             loop.set_task_factory(self._previous_factory)
-        log.info("server stopped")
+        if self.server is not None:
+            log.info("server stopped")
 
     # -- type classes -------------------------------------------------------------
 
