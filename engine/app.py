@@ -20,7 +20,7 @@ from engine.accounts import Account, Accounts, Role
 from engine.commands import Context
 from engine.config import Config
 from engine.content import ContentManager, ReloadReport
-from engine.crashes import CrashMarkers
+from engine.crashes import CrashMarkers, trial_load
 from engine.dispatch import parse, resolve, run_command
 from engine.durability import DurableOutput
 from engine.errors import ContentErrors
@@ -72,6 +72,7 @@ class Game:
             crashes=self.crashes,
         )
         self.content.on_commit = self._content_committed
+        self.guard.reload_age = self.content.reload_age
         self.tasks = TaskScheduler(self.guard)
         self.content.lifecycle = Lifecycle(self, self.tasks, self.guard)
         self.world.resolver = self.content.resolve_class
@@ -98,6 +99,10 @@ class Game:
         self._previous_factory = loop.get_task_factory()
         loop.set_task_factory(self.tasks.factory)
         self.crashes.recover()
+        # A module that ends the process at import is found in a forked child
+        # first, so this process skips it and serves.
+        trial_timeout = 5.0 + 3 * self.config.content_budget * len(self.content.tree.discover())
+        trial_load(self.content.load_all, self.crashes, trial_timeout)
         # Content loads first (the world needs its type classes); the modules'
         # setup hooks run once the world is open and its changes committed, so
         # a setup sees the restored world and cannot take a stored object's id.

@@ -139,6 +139,9 @@ class ContentManager:
         )
         #: Modules that do not load now (their live version, if any, is older): the failure.
         self.broken: dict[str, str] = {}
+        #: File -> when a reload (not the start) last brought its module live.
+        self.reloaded_at: dict[str, float] = {}
+        self._starting = False
         self.registry = registry
         self.notify = notify
         self.step_ms = step_ms
@@ -237,6 +240,12 @@ class ContentManager:
             txn.commit()
             for name in (*batch.modules, *batch.removed):
                 self.broken.pop(name, None)
+            if not self._starting:
+                now = time.time()
+                for module in batch.modules.values():
+                    path = getattr(module, "__file__", None)
+                    if path:
+                        self.reloaded_at[path] = now
             live = self.tree.live
             retiring = [live[n] for n in (*batch.modules, *batch.removed) if n in live]
             if self.lifecycle is not None:
@@ -255,6 +264,11 @@ class ContentManager:
         self.last_report = report
         return report
 
+    def reload_age(self, path: str) -> float | None:
+        """Seconds since a reload brought ``path``'s module live, or None (loaded at start)."""
+        when = self.reloaded_at.get(path)
+        return None if when is None else time.time() - when
+
     def broken_lines(self) -> list[str]:
         """What does not load right now, one line per module, for builders."""
         return [self.broken[name] for name in sorted(self.broken)]
@@ -272,8 +286,8 @@ class ContentManager:
         if crashes is not None:
             if crashes.is_skipped(name, source.path):
                 raise ImportError(
-                    f"{short_name(name)} took the server down while loading; "
-                    "it is skipped until its file changes"
+                    f"{short_name(name)} is skipped: the process ended while it was "
+                    "loading; it loads again once its file changes"
                 )
             crashes.entering(name, source.path)
         guard = self.guard
@@ -368,14 +382,18 @@ class ContentManager:
         names = self.tree.discover()
         skipped = self._crashed(names)
         names -= skipped
-        report = self.apply(names)
-        if not report.ok:
-            first_failures = report.failures
-            broken = {n for n in names if not self._loads_alone(n)}
-            report = self.apply(names - broken)
-            report.failures = first_failures + report.failures
-            report.removed = sorted(broken)
-            self._pending = set(broken)
+        self._starting = True
+        try:
+            report = self.apply(names)
+            if not report.ok:
+                first_failures = report.failures
+                broken = {n for n in names if not self._loads_alone(n)}
+                report = self.apply(names - broken)
+                report.failures = first_failures + report.failures
+                report.removed = sorted(broken)
+                self._pending = set(broken)
+        finally:
+            self._starting = False
         for name in sorted(skipped):
             line = self.broken[name]
             report.failures.append(line)
@@ -392,8 +410,8 @@ class ContentManager:
             if entry is not None and self.crashes.is_skipped(name, entry.get("path")):
                 where = os.path.relpath(entry["path"], self.directory.parent)
                 self.broken[name] = (
-                    f"{where}: took the server down while loading last time "
-                    "(os._exit or a crash); skipped until the file changes"
+                    f"{where}: the process ended while this module was loading "
+                    "(os._exit, a crash or a kill); skipped until the file changes"
                 )
                 skipped.add(name)
         return skipped

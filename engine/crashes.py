@@ -16,7 +16,12 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from engine.watchdog import reset_after_fork
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,10 @@ class CrashMarkers:
             return []
         self.skipped[name] = {"path": str(path or ""), "hash": str(data.get("hash", ""))}
         self._save()
-        log.error("content module %s took the server down while loading; skipping it", name)
+        log.error(
+            "the process ended while content module %s was loading; skipping it until it changes",
+            name,
+        )
         return [name]
 
     def is_skipped(self, name: str, path: str | None) -> bool:
@@ -104,3 +112,52 @@ class CrashMarkers:
             self.marker.write_text(json.dumps(record), encoding="utf-8")
         except OSError:
             log.warning("cannot write %s", self.marker, exc_info=True)
+
+
+def trial_load(load: Callable[[], object], markers: CrashMarkers, timeout: float) -> list[str]:
+    """Load content once in a forked child first; return the modules that killed it.
+
+    A module that ends the process at import would otherwise end this one
+    before it ever serves.  The child loads everything (writing the loading
+    marker as the real load does) and exits; if it dies instead, the marker
+    names the module, which is skipped from then on, and the child is tried
+    again without it.  A child that hangs past ``timeout`` is killed and the
+    real load goes ahead: the watchdog stops a hang in process.  Nothing the
+    child does reaches the world: content loads before the world opens, and
+    the child leaves with ``os._exit``.
+    """
+    if not hasattr(os, "fork"):
+        return []
+    found: list[str] = []
+    for _attempt in range(20):
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                logging.disable(logging.CRITICAL)
+                reset_after_fork()
+                load()
+            finally:
+                os._exit(0)
+        status = _wait(pid, timeout)
+        if status is None or not markers.marker.exists():
+            return found  # finished (or hung, for the watchdog to stop in process)
+        names = markers.recover()
+        if not names:
+            return found
+        log.error("loading %s ended a trial process (status %d)", names[0], status)
+        found += names
+    return found
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's wait status, or None if it had to be killed for taking too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.005)

@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 _NOWHERE = "\0"
 
 
+#: Errors in code reloaded less than this many seconds ago say it is new code.
+RECENT_RELOAD = 600.0
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
 class ContentFailed(Exception):
     """Content raised or was stopped; its changes were undone and builders were told."""
 
@@ -69,6 +77,8 @@ class ContentGuard:
         self.errors = errors if errors is not None else ContentErrors(lambda line: None)
         #: False turns the guard into a plain call (``make bench`` measures its cost).
         self.enabled = budget > 0
+        #: Seconds since a reload brought a file's code live (None: loaded at start).
+        self.reload_age: Callable[[str], float | None] = lambda path: None
 
     # -- one synchronous stretch -------------------------------------------------------
 
@@ -108,6 +118,10 @@ class ContentGuard:
             self.errors.record(place, "stopped, it held the game", suffix, told=line)
             return ContentFailed(line, True, line)
         assert exc is not None
+        if where is not None:
+            age = self.reload_age(os.path.join(self.shown_from, where[0]))
+            if age is not None and age < RECENT_RELOAD:
+                suffix += f" (new code, reloaded {_ago(age)})"
         log.error("content failed: %s: %s%s", place, describe(exc), suffix, exc_info=exc)
         error = self.errors.record(place, describe(exc), suffix)
         return ContentFailed(

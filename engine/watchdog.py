@@ -316,5 +316,11 @@ def innermost(frame: FrameType | None, prefix: str) -> tuple[str, int, str] | No
 WATCHDOG = Watchdog()
 
 
+def reset_after_fork() -> None:
+    """In a forked child: a fresh watchdog (the parent's thread does not exist here)."""
+    fresh = Watchdog()
+    WATCHDOG.__dict__.update(fresh.__dict__)
+
+
 def current_section() -> Section | None:
     return WATCHDOG._current

@@ -66,6 +66,8 @@ async def test_a_hook_that_raises_is_told_to_builders_and_the_reload_says_so(
     listing = await alice.command("errors", "\r\n> ")
     assert "Recent content errors (1), newest first:" in listing
     assert f"{where}: ZeroDivisionError: division by zero (running 'look' for Bob)" in listing
+    # The error is in code a reload just brought: it says so.
+    assert "(new code, reloaded 0 s ago)" in listing
     assert "[3 times, last 0 s ago]" in listing
     assert alice.transcript.count(f"[error] {where}") == 1
 

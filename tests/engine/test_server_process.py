@@ -141,17 +141,19 @@ async def test_a_module_that_kills_the_process_at_import_is_skipped_at_the_next_
 
         # It starts again, without the module that took it down, and says so.
         await asyncio.to_thread(server.start)
-        assert "commands.boom took the server down while loading" in server.log()
+        assert "the process ended while content module content.commands.boom was loading" in (
+            server.log()
+        )
         alice = await connect(server.port)
         text = await alice.login("Alice")
         assert "[reload] Content that does not load:" in text or "Content that does not" in (
             alice.transcript
         )
-        assert "content/commands/boom.py: took the server down while loading last time" in (
+        assert "content/commands/boom.py: the process ended while this module was loading" in (
             alice.transcript
         )
         await alice.command("look", "Exits:")
-        await alice.command("errors", "took the server down")
+        await alice.command("errors", "the process ended while this module was loading")
         # The fixed file applies on save.
         boom.write_text(FIXED_BOOM.lstrip("\n"), encoding="utf-8")
         await alice.expect("[reload] Reloaded commands.boom: added boom")
@@ -206,5 +208,32 @@ async def test_a_stop_that_content_blocks_outside_python_ends_after_the_grace(
         assert await asyncio.to_thread(server.wait, 10) == 1
         assert time.monotonic() - started < 4
         assert "the server did not stop in time; ending it now" in server.log()
+    finally:
+        server.stop()
+
+
+async def test_a_module_that_kills_the_process_at_import_does_not_stop_the_first_start(
+    content_dir: Path, tmp_path: Path, connect: Connect, watchdog: None
+) -> None:
+    (content_dir / "commands" / "boom.py").write_text(BOOM.lstrip("\n"), encoding="utf-8")
+    server = ServerProcess(tmp_path)
+    try:
+        await asyncio.to_thread(server.start)
+        alice = await connect(server.port)
+        await alice.login_new("Alice")
+        assert "content/commands/boom.py: the process ended while this module was loading" in (
+            alice.transcript
+        )
+        await alice.command("look", "Exits:")
+        (content_dir / "commands" / "boom.py").write_text(FIXED_BOOM.lstrip("\n"), encoding="utf-8")
+        await alice.expect("[reload] Reloaded commands.boom: added boom")
+        await alice.command("boom", "Boom, safely.")
+        # Changed, it is no longer skipped at the next start either.
+        alice.send("shutdown")
+        assert await asyncio.to_thread(server.wait) == 0
+        await asyncio.to_thread(server.start)
+        alice = await connect(server.port)
+        await alice.login("Alice")
+        await alice.command("boom", "Boom, safely.")
     finally:
         server.stop()
