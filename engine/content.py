@@ -139,7 +139,7 @@ class ContentManager:
         )
         #: Modules that do not load now (their live version, if any, is older): the failure.
         self.broken: dict[str, str] = {}
-        #: File -> when a reload (not the start) last brought its module live.
+        #: Module version (its unique ``__name__``) -> when a reload brought it live.
         self.reloaded_at: dict[str, float] = {}
         self._starting = False
         self.registry = registry
@@ -242,10 +242,12 @@ class ContentManager:
                 self.broken.pop(name, None)
             if not self._starting:
                 now = time.time()
+                for name in (*batch.modules, *batch.removed):
+                    old = self.tree.live.get(name)
+                    if old is not None:
+                        self.reloaded_at.pop(old.__name__, None)
                 for module in batch.modules.values():
-                    path = getattr(module, "__file__", None)
-                    if path:
-                        self.reloaded_at[path] = now
+                    self.reloaded_at[module.__name__] = now
             live = self.tree.live
             retiring = [live[n] for n in (*batch.modules, *batch.removed) if n in live]
             if self.lifecycle is not None:
@@ -264,9 +266,9 @@ class ContentManager:
         self.last_report = report
         return report
 
-    def reload_age(self, path: str) -> float | None:
-        """Seconds since a reload brought ``path``'s module live, or None (loaded at start)."""
-        when = self.reloaded_at.get(path)
+    def reload_age(self, module: str) -> float | None:
+        """Seconds since a reload brought the module version ``module`` live (None: at start)."""
+        when = self.reloaded_at.get(module)
         return None if when is None else time.time() - when
 
     def broken_lines(self) -> list[str]:

@@ -24,6 +24,7 @@ import os
 import traceback
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from engine import atomic
@@ -41,6 +42,16 @@ _NOWHERE = "\0"
 
 #: Errors in code reloaded less than this many seconds ago say it is new code.
 RECENT_RELOAD = 600.0
+
+
+def _module_of_innermost(tb: TracebackType | None, prefix: str) -> str | None:
+    """The ``__name__`` (a module version) of the innermost content frame of ``tb``."""
+    found = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(prefix):
+            found = tb.tb_frame.f_globals.get("__name__")
+        tb = tb.tb_next
+    return found if isinstance(found, str) else None
 
 
 def _ago(seconds: float) -> str:
@@ -77,7 +88,7 @@ class ContentGuard:
         self.errors = errors if errors is not None else ContentErrors(lambda line: None)
         #: False turns the guard into a plain call (``make bench`` measures its cost).
         self.enabled = budget > 0
-        #: Seconds since a reload brought a file's code live (None: loaded at start).
+        #: Seconds since a reload brought a module version live (None: loaded at start).
         self.reload_age: Callable[[str], float | None] = lambda path: None
 
     # -- one synchronous stretch -------------------------------------------------------
@@ -118,8 +129,9 @@ class ContentGuard:
             self.errors.record(place, "stopped, it held the game", suffix, told=line)
             return ContentFailed(line, True, line)
         assert exc is not None
-        if where is not None:
-            age = self.reload_age(os.path.join(self.shown_from, where[0]))
+        version = _module_of_innermost(exc.__traceback__, self.prefix)
+        if version is not None:
+            age = self.reload_age(version)
             if age is not None and age < RECENT_RELOAD:
                 suffix += f" (new code, reloaded {_ago(age)})"
         log.error("content failed: %s: %s%s", place, describe(exc), suffix, exc_info=exc)

@@ -355,7 +355,7 @@ async def test_hooks_that_raise_are_warnings_and_the_reload_stands(
         "teardown() of commands.hooked failed: content/commands/hooked.py:16, "
         "in teardown: RuntimeError: teardown of v1 fails",
         "setup() of commands.hooked failed: content/commands/hooked.py:16, "
-        "in setup: RuntimeError: teardown of v2 fails",
+        "in setup: RuntimeError: teardown of v2 fails (new code, reloaded 0 s ago)",
     ]
     await alice.command("hooked", "hooked v2")
 
