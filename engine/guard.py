@@ -167,8 +167,7 @@ class ContentGuard:
         context: str = "",
     ) -> Any:
         """Call ``fn(*args)`` as content; await what it returns, one guarded stretch at a time."""
-        with self.stretch(label, caller, context):
-            result = fn(*args)
+        result = self.call(label, fn, *args, caller=caller, context=context)
         if inspect.isawaitable(result):
             result = await self.awaitable(result, label, caller, context)
         return result
