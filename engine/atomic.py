@@ -79,14 +79,13 @@ class _ObjectState:
     def restore(self) -> None:
         obj = self.obj
         set_ = object.__setattr__
+        typeclass_changed = vars(obj).get("typeclass") != self.fields["typeclass"]
         for name, value in self.fields.items():
             set_(obj, name, value)
         set_(obj, "aliases", self.aliases)
         set_(obj, "_location", self.location)
         set_(obj, "contents", self.contents)
         obj.attributes._values = json.loads(self.attributes)
-        if type(obj) is not self.cls:
-            set_(obj, "__class__", self.cls)
         world = self.world
         if world is None:
             world = vars(obj).get("_world")
@@ -96,6 +95,10 @@ class _ObjectState:
         if self.member:
             world.objects[obj.id] = obj
             world._deleted.discard(obj.id)
+            if type(obj).__name__ != self.cls.__name__ or typeclass_changed:
+                # The class its (restored) path names now: a reload may have
+                # replaced the class recorded at the first change.
+                world.refresh(obj)
             world.stage(obj)
         else:
             if world.objects.get(obj.id) is obj:
