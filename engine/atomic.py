@@ -131,6 +131,8 @@ class _WorldState:
 class Transaction:
     """The undo records and held output of one stretch of content."""
 
+    __slots__ = ("_held", "_objects", "_worlds", "caller", "done", "parent")
+
     def __init__(self, caller: Session | None = None, parent: Transaction | None = None) -> None:
         self.caller = caller
         self.parent = parent

@@ -9,6 +9,7 @@ builders, the player gets a short line, and the session goes on.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -77,14 +78,14 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
     ``engine.guard``); the caller gets one line saying so.
     """
     guard = guard if guard is not None else _PLAIN
+    label = f"'{command.key}'"
+    context = f"running '{command.key}' for {ctx.caller.name}"
     try:
-        await guard.run(
-            f"'{command.key}'",
-            command.run,
-            ctx,
-            caller=ctx.session,
-            context=f"running '{command.key}' for {ctx.caller.name}",
-        )
+        # Called, not awaited through guard.run: most commands are plain
+        # functions, and this is the path every command takes.
+        result = guard.call(label, command.run, ctx, caller=ctx.session, context=context)
+        if result is not None and inspect.isawaitable(result):
+            await guard.awaitable(result, label, ctx.session, context)
     except ContentFailed as failure:
         ctx.msg(failure.message)
 

@@ -197,6 +197,9 @@ class ContentGuard:
 
 _DISABLED: contextlib.nullcontext[None] = contextlib.nullcontext()
 
+#: What makes a stretch fail (CancelledError, GeneratorExit, KeyboardInterrupt pass through).
+_FAILURES = (Exception, ContentInterrupted, SystemExit)
+
 
 class _Stretch:
     """One watchdog section and one transaction around a piece of content."""
@@ -217,9 +220,13 @@ class _Stretch:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
         section = self.section
         WATCHDOG.leave(section)
-        failed = exc is not None and isinstance(exc, Exception | ContentInterrupted | SystemExit)
-        if isinstance(exc, StopIteration):
-            failed = False  # a coroutine step that finished: the normal end
+        # StopIteration is a coroutine step that finished: the normal end.
+        failed = (
+            exc is not None
+            and kind is not StopIteration
+            and isinstance(exc, _FAILURES)
+            and not isinstance(exc, StopIteration)
+        )
         if not failed and not section.interrupted:
             self.txn.commit()
             if section.stalled:
