@@ -165,8 +165,13 @@ class Transaction:
 
     def commit(self) -> None:
         """Keep the changes; deliver the held output (or hand both to the outer transaction)."""
-        self._end()
+        global _current
+        if self.done:
+            raise RuntimeError("transaction ended twice")
+        self.done = True
         parent = self.parent
+        if _current is self:
+            _current = parent
         if parent is not None:
             for key, state in self._objects.items():
                 parent._objects.setdefault(key, state)

@@ -4,7 +4,9 @@
 - ping and look commands per second with the guard on (watchdog sections
   and undo log around every command, the default) beside the same game
   with it off (``MUD_CONTENT_BUDGET=0``), 1 and 50 clients, rounds
-  alternating between the two servers so that drift hits both alike;
+  alternating between the two servers so that drift hits both alike; and
+  the server's CPU time per command (from /proc), which the load generator
+  (one Python process, often the bottleneck) cannot blur;
 - the time from a stall starting to the interrupt: a command that spins
   (``while True: pass``) and one that sleeps (``time.sleep(30)``) under a
   0.5 s and a 1.0 s budget, timed from sending the command to the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import sys
@@ -84,15 +87,21 @@ async def cost_section(seconds: float, rounds: int) -> list[tuple[str, ...]]:
         for clients in (1, 50):
             for command in ("ping", "look"):
                 rates: dict[str, list[float]] = {"on": [], "off": []}
+                cpu: dict[str, list[float]] = {"on": [], "off": []}
                 for _ in range(rounds):
-                    for which in ("off", "on"):
+                    for which, server in (("off", off), ("on", on)):
+                        before = cpu_seconds(server)
+                        started = time.perf_counter()
                         rate, _p50, _p99 = await throughput(
                             conns[which][:clients], command, seconds
                         )
+                        commands = rate * (time.perf_counter() - started)
                         rates[which].append(rate)
+                        cpu[which].append((cpu_seconds(server) - before) / commands * 1e6)
                 # Each round pairs an off run with the on run right after it;
                 # the median of the paired ratios resists the machine's drift.
-                ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+                ratios = [a / b for a, b in zip(rates["on"], rates["off"], strict=True)]
+                cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
                 rows.append(
                     (
                         command,
@@ -101,6 +110,8 @@ async def cost_section(seconds: float, rounds: int) -> list[tuple[str, ...]]:
                         f"{statistics.median(rates['on']):,.0f}",
                         f"{statistics.median(ratios):.1%}",
                         f"{min(ratios):.1%}..{max(ratios):.1%}",
+                        f"{cpu_off:.1f} / {cpu_on:.1f}",
+                        f"{cpu_off / cpu_on:.1%}",
                     )
                 )
         for conn in conns["on"] + conns["off"]:
@@ -109,6 +120,12 @@ async def cost_section(seconds: float, rounds: int) -> list[tuple[str, ...]]:
         on.stop()
         off.stop()
     return rows
+
+
+def cpu_seconds(server: Server) -> float:
+    """User and system CPU time the server process has used so far."""
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def round_trip(conn: Conn, line: str, marker: bytes) -> float:
@@ -156,7 +173,16 @@ def main() -> int:
     print_table(
         f"Cost of the content guard (median of {args.rounds} alternating rounds of "
         f"{args.seconds:.0f} s; goal: 95 % or more)",
-        ("command", "clients", "guard off cmd/s", "guard on cmd/s", "on/off", "range"),
+        (
+            "command",
+            "clients",
+            "off cmd/s",
+            "on cmd/s",
+            "on/off",
+            "range",
+            "server CPU us/cmd off/on",
+            "off/on CPU",
+        ),
         asyncio.run(cost_section(args.seconds, args.rounds)),
     )
     print_table(
