@@ -77,8 +77,12 @@ class Game:
         self.content.lifecycle = Lifecycle(self, self.tasks, self.guard)
         self.world.resolver = self.content.resolve_class
         self.durable: DurableOutput[Any] = DurableOutput(
-            self.world.take_snapshot, self.world.write_snapshot
+            self.world.take_snapshot,
+            self.world.write_snapshot,
+            on_trouble=self._saving_fails,
+            on_recovery=self._saving_works,
         )
+        self.guard.refusal = lambda: self.durable.trouble
         self.sessions: set[Session] = set()
         self.login_guard = LoginGuard(config.login_backoff, config.login_backoff_max)
         self.started_at = time.time()
@@ -122,7 +126,11 @@ class Game:
             for problem in lifecycle.start(list(self.content.tree.live.values())):
                 log.warning("%s", problem)
         self.server = await telnet.serve(
-            self.config, self.handle, self.durable.after_commit, self.mssp_status
+            self.config,
+            self.handle,
+            self.durable.after_commit,
+            self.mssp_status,
+            self.durable.unless_troubled,
         )
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
@@ -256,6 +264,16 @@ class Game:
             loop.set_task_factory(self._previous_factory)
         if self.server is not None:
             log.info("server stopped")
+
+    def _saving_fails(self, reason: str) -> None:
+        self.notify_builders(
+            f"Saving the world fails: {reason}. Changes are refused until it works again; "
+            "everything else goes on.",
+            tag="world",
+        )
+
+    def _saving_works(self) -> None:
+        self.notify_builders("Saving the world works again.", tag="world")
 
     # -- type classes -------------------------------------------------------------
 

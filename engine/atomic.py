@@ -179,11 +179,19 @@ class Transaction:
                 parent._worlds.setdefault(key, world_state)
             parent._held.extend(self._held)
             return
+        changed = bool(self._objects or self._worlds)
         for session, action, _kind in self._held:
-            session.deliver(action)
+            if changed:
+                session.deliver(action)  # waits for this stretch's changes to be durable
+            else:
+                session.deliver_unchanged(action)
 
-    def rollback(self) -> None:
-        """Undo every change; deliver only the caller's text and connection controls."""
+    def rollback(self, keep_caller_text: bool = True) -> None:
+        """Undo every change; deliver only the caller's text and connection controls.
+
+        ``keep_caller_text=False`` drops the caller's text too (a refused
+        change: what it said would contradict the refusal).
+        """
         self._end()
         for state in reversed(list(self._objects.values())):
             state.restore()
@@ -192,13 +200,13 @@ class Transaction:
         kept = [
             (session, action, kind)
             for session, action, kind in self._held
-            if kind == "control" or (kind == "text" and session is self.caller)
+            if kind == "control" or (keep_caller_text and kind == "text" and session is self.caller)
         ]
         if self.parent is not None:
             self.parent._held.extend(kept)
             return
         for session, action, _kind in kept:
-            session.deliver(action)
+            session.deliver_unchanged(action)
 
     def _end(self) -> None:
         global _current

@@ -34,10 +34,17 @@ class DurableOutput(Generic[P]):
     written again, before any newer one, until it succeeds.
     """
 
-    def __init__(self, take: Callable[[], P], write: Callable[[P], object]) -> None:
+    def __init__(
+        self,
+        take: Callable[[], P],
+        write: Callable[[P], object],
+        on_trouble: Callable[[str], None] = lambda reason: None,
+        on_recovery: Callable[[], None] = lambda: None,
+    ) -> None:
         self._take = take
         self._write = write
-        self._retry: P | None = None
+        #: A snapshot whose write failed, with the staged count it makes durable.
+        self._retry: tuple[P, int] | None = None
         self.staged = 0
         self.committed = 0
         self._held: deque[tuple[int, Callable[[], None]]] = deque()
@@ -45,6 +52,10 @@ class DurableOutput(Generic[P]):
         self._idle = asyncio.Event()
         self._idle.set()
         self.failures = 0
+        #: Why the world cannot be saved right now ("disk full"), or None while it can.
+        self.trouble: str | None = None
+        self._on_trouble = on_trouble
+        self._on_recovery = on_recovery
 
     def changed(self) -> None:
         """A change was staged: output from now on waits until it is committed."""
@@ -60,24 +71,49 @@ class DurableOutput(Generic[P]):
         else:
             self._held.append((self.staged, action))
 
+    def unless_troubled(self, action: Callable[[], None]) -> None:
+        """Output that follows no change of its own: at once while the store is failing.
+
+        Normally the same as ``after_commit`` (output keeps its order).  While
+        commits fail, changes already staged cannot be made durable, and
+        output that does not depend on them (look, say, who, the login
+        banner) must not wait behind them for as long as the outage lasts.
+        """
+        if self.trouble is not None:
+            action()
+        else:
+            self.after_commit(action)
+
     async def _flush(self) -> None:
         while self.committed < self.staged:
-            target = self.staged
-            payload = self._retry if self._retry is not None else self._take()
+            if self._retry is not None:
+                # The count travels with its snapshot: writing an older snapshot
+                # again makes durable what it held, not what was staged since.
+                payload, target = self._retry
+            else:
+                target = self.staged
+                payload = self._take()
             self._retry = None
             try:
                 await asyncio.to_thread(self._write, payload)
-            except Exception:
-                self._retry = payload
+            except Exception as exc:
+                self._retry = (payload, target)
                 # A failed commit keeps the changes staged; retry after a pause
                 # rather than telling anyone that something happened.
                 self.failures += 1
-                log.exception("committing world changes failed; retrying")
-                await asyncio.sleep(min(5.0, 0.1 * self.failures))
+                if self.trouble is None:
+                    self.trouble = describe_failure(exc)
+                    log.exception("committing world changes failed; retrying")
+                    self._on_trouble(self.trouble)
+                await asyncio.sleep(min(2.0, 0.1 * self.failures))
                 continue
             self.failures = 0
             self.committed = target
             self._release()
+            if self.trouble is not None:
+                log.info("committing world changes works again")
+                self.trouble = None
+                self._on_recovery()
         self._idle.set()
 
     def _release(self) -> None:
@@ -95,3 +131,17 @@ class DurableOutput(Generic[P]):
             if self.committed >= self.staged:
                 self._release()
                 break
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A few words for players and builders on why a commit failed."""
+    text = str(exc).lower()
+    if "full" in text or getattr(exc, "errno", None) == 28:
+        return "disk full"
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return "the database is read-only"
+    if "disk i/o" in text or isinstance(exc, OSError):
+        return "a disk error"
+    if "locked" in text or "busy" in text:
+        return "the database is locked"
+    return "the database refused the change"

@@ -88,6 +88,8 @@ class ContentGuard:
         self.errors = errors if errors is not None else ContentErrors(lambda line: None)
         #: False turns the guard into a plain call (``make bench`` measures its cost).
         self.enabled = budget > 0
+        #: Why the world cannot be saved right now (None: it can); changes are refused then.
+        self.refusal: Callable[[], str | None] = lambda: None
         #: Seconds since a reload brought a module version live (None: loaded at start).
         self.reload_age: Callable[[str], float | None] = lambda path: None
 
@@ -228,7 +230,15 @@ class _Stretch:
             and not isinstance(exc, StopIteration)
         )
         if not failed and not section.interrupted:
-            self.txn.commit()
+            txn = self.txn
+            if txn.parent is None and txn.changed:
+                reason = self.guard.refusal()
+                if reason is not None:
+                    # Nothing may be told as done that cannot be made durable.
+                    txn.rollback(keep_caller_text=False)
+                    line = f"The world cannot be saved right now: {reason}. Nothing was changed."
+                    raise ContentFailed(line, False, line) from exc
+            txn.commit()
             if section.stalled:
                 self.guard._report_stall(section, self.context)
             return

@@ -62,9 +62,18 @@ class Session:
     until that change is committed (see ``engine.durability``).
     """
 
-    def __init__(self, reader: Any, writer: Any, config: Config, deliver: Deliver = _now) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        writer: Any,
+        config: Config,
+        deliver: Deliver = _now,
+        deliver_unchanged: Deliver | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.deliver = deliver
+        #: For output that follows no change of its own (see ``DurableOutput.unless_troubled``).
+        self.deliver_unchanged = deliver_unchanged or deliver
         self.reader = reader
         self.writer = writer
         self.config = config
@@ -167,7 +176,7 @@ class Session:
         if held:
             self._emit(lambda: self._write(data), "text")
         else:
-            self.deliver(lambda: self._write(data))
+            self.deliver_unchanged(lambda: self._write(data))
 
     def _emit(self, action: Callable[[], None], kind: atomic.OutputKind) -> None:
         """Deliver ``action``, or hold it in the open content transaction until it ends.
@@ -177,7 +186,7 @@ class Session:
         """
         txn = atomic._current  # read directly: this runs for every line sent
         if txn is None:
-            self.deliver(action)
+            self.deliver_unchanged(action)
         else:
             txn._held.append((self, action, kind))
 
@@ -244,7 +253,7 @@ class Session:
         """Show a prompt and mark its end (EOR if negotiated, else GA) for MUD clients."""
         self.send(text, newline=False)
         if not self.closed:
-            self.deliver(self._end_prompt)
+            self.deliver_unchanged(self._end_prompt)
 
     def _end_prompt(self) -> None:
         if self._option(EOR):
@@ -287,13 +296,13 @@ class Session:
 
     async def read_secret(self, prompt: str) -> str | None:
         """Read a line with the client's echo off (passwords)."""
-        self.deliver(lambda: self._direct(self.writer.iac, WILL, ECHO))
+        self.deliver_unchanged(lambda: self._direct(self.writer.iac, WILL, ECHO))
         self.prompt(prompt)
         try:
             return await self.readline()
         finally:
             if not self.closed:
-                self.deliver(lambda: self._direct(self.writer.iac, WONT, ECHO))
+                self.deliver_unchanged(lambda: self._direct(self.writer.iac, WONT, ECHO))
                 self.send("")
 
     # -- lifetime -------------------------------------------------------------

@@ -213,15 +213,17 @@ async def serve(
     handle: Callable[[Session], Awaitable[None]],
     deliver: Deliver,
     mssp: MsspProvider | None = None,
+    deliver_unchanged: Deliver | None = None,
 ) -> Any:
     """Start listening; every connection becomes a ``Session`` passed to ``handle``.
 
-    ``deliver`` is how sessions write (the game's durability gate); ``mssp``
-    gives the status an MSSP crawler receives.
+    ``deliver`` is how sessions write (the game's durability gate), and
+    ``deliver_unchanged`` how they write what follows no change of its own;
+    ``mssp`` gives the status an MSSP crawler receives.
     """
 
     async def shell(reader: Any, writer: Any) -> None:
-        session = Session(reader, writer, config, deliver)
+        session = Session(reader, writer, config, deliver, deliver_unchanged)
         session.task = asyncio.current_task()
         try:
             await handle(session)
