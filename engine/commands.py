@@ -9,7 +9,7 @@ instances only in the registry, so a reload's old generation can be freed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -57,6 +57,13 @@ class Command:
         return f"<{type(self).__module__}.{type(self).__qualname__} {self.key!r}>"
 
 
+def _within(pool: list[GameObject]) -> Callable[[int], GameObject | None]:
+    def by_id(obj_id: int) -> GameObject | None:
+        return next((o for o in pool if o.id == obj_id), None)
+
+    return by_id
+
+
 @dataclass
 class Context:
     """One invocation of a command: who, where, with what arguments."""
@@ -101,10 +108,13 @@ class Context:
 
         ``candidates`` default to what the caller carries and what is in its
         room; ``anywhere`` widens a search that found nothing to the whole
-        world.  ``#id``, ``me`` and ``here`` always work.
+        world.  ``me`` and ``here`` always work; ``#id`` reaches any object
+        for builders and admins, and only the candidates for players.
         """
         pool = nearby(self.caller) if candidates is None else list(candidates)
-        matches = find(text, self.caller, pool, self.world.get)
+        # ``#id`` reaches anything for builders; players reach what is near them.
+        by_id = self.world.get if self.role >= Role.BUILDER else _within(pool)
+        matches = find(text, self.caller, pool, by_id)
         if not matches and anywhere:
             matches = find(text, self.caller, self.world.objects.values(), self.world.get)
             where = "anywhere"

@@ -79,6 +79,10 @@ class CmdWho(Command):
         now = time.time()
         lines = [f"{len(sessions)} player(s) online:"]
         for session in sessions:
+            if ctx.role < Role.BUILDER:
+                # Players see who is on; idle times and roles are for staff.
+                lines.append(f"  {session.name}")
+                continue
             idle = int(now - session.last_input)
             role = "" if session.role == Role.PLAYER else f" [{session.role}]"
             lines.append(f"  {session.name:<20} idle {idle:>4}s{role}")

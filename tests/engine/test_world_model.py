@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine import objectstore
+from engine.accounts import Role
 from engine.commands import Context
 from engine.durability import DurableOutput
 from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
@@ -239,6 +240,8 @@ def test_search_by_name_alias_prefix_id_me_and_here() -> None:
 
 
 class _Session:
+    role = Role.BUILDER
+
     def __init__(self) -> None:
         self.sent: list[str] = []
 
