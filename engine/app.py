@@ -32,8 +32,8 @@ from engine.login import login
 from engine.objects import KINDS, GameObject
 from engine.registry import Registry
 from engine.session import Flooding, Session
-from engine.startup import DatabaseLock, check_port
-from engine.store import Store
+from engine.startup import DatabaseLock, StartupError, check_port
+from engine.store import Store, UnusableDatabase
 from engine.tasks import TaskScheduler
 from engine.watchdog import WATCHDOG
 from engine.world import BrokenTypeclass, World
@@ -51,6 +51,9 @@ class Game:
         self.db_lock.acquire()
         try:
             self.store = Store(config.db_path)
+        except UnusableDatabase as exc:
+            self.db_lock.release()
+            raise StartupError(str(exc)) from None
         except BaseException:
             self.db_lock.release()
             raise

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 from typing import TYPE_CHECKING
 
 from engine.accounts import Account, NameTaken, valid_name
+from engine.durability import describe_failure
 from engine.limits import LoginGuard
 
 if TYPE_CHECKING:
@@ -112,6 +114,13 @@ async def _create(
         account = await accounts.create(name, password)
     except NameTaken:
         session.send(f"Someone took the name {name} a moment ago. Choose another.")
+        return None
+    except sqlite3.Error as exc:
+        log.error("creating account %s failed: %s", name, exc)
+        session.send(
+            f"Your character cannot be created right now: {describe_failure(exc)}. "
+            "Nothing was saved; please try again later."
+        )
         return None
     log.info("account %s created (%s) from %s", account.name, account.role, session.peer)
     session.send(f"Welcome, {account.name}! You are {_article(account.role)} {account.role}.")

@@ -34,8 +34,18 @@ class DatabaseLock:
 
     def acquire(self) -> None:
         """Take the lock, or raise ``StartupError`` naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process's life
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for life
+        except OSError as exc:
+            # A lock file that exists can be locked read-only: the database
+            # check then says what is wrong with the database itself.
+            try:
+                handle = open(self.path, encoding="utf-8")  # noqa: SIM115
+            except OSError:
+                raise StartupError(
+                    f"Cannot create {self.path} beside the database: {exc.strerror}."
+                ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -57,10 +67,13 @@ class DatabaseLock:
         if self._file is None:
             return
         text = f"pid {os.getpid()}" + (f", port {port}" if port is not None else "")
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(text + "\n")
-        self._file.flush()
+        try:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(text + "\n")
+            self._file.flush()
+        except (OSError, ValueError):
+            pass  # a read-only lock file still locks; it just cannot say who holds it
 
     def release(self) -> None:
         # The file stays: removing it would let a third server lock a new

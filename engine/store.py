@@ -8,6 +8,7 @@ under a lock, because sqlite3 connections are not safe for concurrent use.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -50,8 +51,16 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class UnusableDatabase(Exception):
+    """The database file cannot serve this server; the message says why, in one line."""
+
+
 class Store:
-    """A SQLite database file, migrated to the latest schema on open."""
+    """A SQLite database file, checked and migrated to the latest schema on open.
+
+    Raises ``UnusableDatabase`` when the file is not a database, is corrupt,
+    cannot be written, or has a schema newer than this code knows.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -60,10 +69,60 @@ class Store:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        try:
+            self._check()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise UnusableDatabase(f"The database {path} cannot be used: {exc}.") from None
+        except UnusableDatabase:
+            self._db.close()
+            raise
+
+    def _check(self) -> None:
+        """Refuse, in one line each, what would fail later and worse."""
+        path = self.path
+        if str(path) != ":memory:" and path.exists():
+            writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+            if not writable:
+                raise UnusableDatabase(
+                    f"The database {path} cannot be written (the file or its folder is "
+                    "read-only); make it writable, or give the server another --db-path."
+                )
+        try:
+            result = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            raise UnusableDatabase(f"The database {path} cannot be opened: {exc}.") from None
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise UnusableDatabase(f"{path} is not a SQLite database.") from None
+            raise UnusableDatabase(
+                f"The database {path} is corrupt ({exc}); restore it from a backup."
+            ) from None
+        if result != "ok":
+            found = " ".join(str(result).split())[:200]
+            raise UnusableDatabase(
+                f"The database {path} is corrupt ({found}); restore it from a backup."
+            )
+        version = self.version
+        if version > len(MIGRATIONS):
+            raise UnusableDatabase(
+                f"The database {path} has schema version {version}, newer than this "
+                f"server knows ({len(MIGRATIONS)}); run the newer server, or restore a backup."
+            )
+        try:
+            # A write that changes nothing: a read-only file fails here, not at
+            # the first account or world change.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(f"PRAGMA user_version = {version}")
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise UnusableDatabase(f"The database {path} cannot be written: {exc}.") from None
 
     @property
     def version(self) -> int:

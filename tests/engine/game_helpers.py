@@ -7,9 +7,15 @@ directory on ``sys.path``; fixtures stay in ``tests/conftest.py``.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.config import PROJECT_ROOT
+from engine.testing import _child_env
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -53,3 +59,14 @@ async def until(predicate: Callable[[], Any], what: str = "condition", timeout: 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+def run_engine(
+    workdir: Path, *args: str, timeout: float = 15.0
+) -> subprocess.CompletedProcess[str]:
+    """``python -m engine`` on ``workdir``'s content and database, to its end."""
+    command = [sys.executable, "-m", "engine", "--content-dir", str(workdir / "content")]
+    command += ["--db-path", str(workdir / "db.sqlite3"), *args]
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, env=_child_env(), capture_output=True, text=True, timeout=timeout
+    )

@@ -104,7 +104,7 @@ def test_a_failing_migration_changes_nothing(
     Store(path).close()
     broken = [*MIGRATIONS, "CREATE TABLE extra (x INTEGER); INSERT INTO nowhere VALUES (1);"]
     monkeypatch.setattr(store_module, "MIGRATIONS", broken)
-    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+    with pytest.raises(store_module.UnusableDatabase, match="no such table: nowhere"):
         Store(path)
     db = sqlite3.connect(path)
     try:

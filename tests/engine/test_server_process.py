@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.config import PROJECT_ROOT
-from engine.testing import ServerProcess, _child_env
+from game_helpers import run_engine
+
+from engine.testing import ServerProcess
 
 if TYPE_CHECKING:
     from conftest import Connect
@@ -62,17 +61,6 @@ class CmdBoom(Command):
     def run(self, ctx: Context) -> None:
         ctx.msg("Boom, safely.")
 """
-
-
-def run_engine(
-    workdir: Path, *args: str, timeout: float = 15.0
-) -> subprocess.CompletedProcess[str]:
-    """``python -m engine`` on ``workdir``'s content and database, to its end."""
-    command = [sys.executable, "-m", "engine", "--content-dir", str(workdir / "content")]
-    command += ["--db-path", str(workdir / "db.sqlite3"), *args]
-    return subprocess.run(
-        command, cwd=PROJECT_ROOT, env=_child_env(), capture_output=True, text=True, timeout=timeout
-    )
 
 
 async def test_a_second_server_on_the_same_database_refuses_to_start(
