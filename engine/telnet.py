@@ -13,13 +13,28 @@ import asyncio
 import json
 import logging
 import socket
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import telnetlib3
 from telnetlib3 import stream_writer
 from telnetlib3.stream_writer import TelnetWriterUnicode
-from telnetlib3.telopt import EOR, GMCP, MCCP2_COMPRESS, MSSP, WILL
+from telnetlib3.telopt import (
+    ACCEPTED,
+    CHARSET,
+    EOR,
+    GMCP,
+    IS,
+    MCCP2_COMPRESS,
+    MSSP,
+    NAWS,
+    REJECTED,
+    REQUEST,
+    TTYPE,
+    WILL,
+)
 
 from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, clamp
 from engine.config import Config
@@ -30,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: telnetlib3's reader pauses the socket once it buffers twice this many bytes.
 READER_LIMIT = 16 * 1024
+
+#: Bytes read at a time from a client that sent malformed subnegotiations.
+SUSPECT_READ = 2048
 
 #: Longest subnegotiation (IAC SB ... IAC SE) kept from a client; longer ones
 #: are discarded.  MUD clients send a few hundred bytes (GMCP Core.Supports).
@@ -46,9 +64,36 @@ MsspProvider = Callable[[], dict[str, str | list[str]]]
 
 
 class MudWriter(TelnetWriterUnicode):
-    """telnetlib3's writer, answering a client's ``DO MSSP`` with the server's status."""
+    """telnetlib3's writer: answers ``DO MSSP``, and checks subnegotiations first.
+
+    telnetlib3 raises on a malformed subnegotiation (a short NAWS, an empty
+    CHARSET request, a TTYPE that is not ASCII) and its caller logs a full
+    traceback for each, about a millisecond on the event loop: a client
+    sending tens of kilobytes of them stalled everyone and filled the log.
+    Each one is checked here before telnetlib3's handlers see it; a bad one
+    is dropped and counted, and logged once per connection.
+    """
 
     mssp: MsspProvider | None = None
+    #: Malformed subnegotiations this connection sent (dropped).
+    bad_subnegotiations: int = 0
+
+    def handle_subnegotiation(self, buf: deque[bytes]) -> None:
+        problem = subnegotiation_problem(buf)
+        if problem is None:
+            try:
+                super().handle_subnegotiation(buf)
+                return
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"[:200]
+        self.bad_subnegotiations += 1
+        if self.bad_subnegotiations == 1:
+            peer = self.get_extra_info("peername") or ("?",)
+            log.warning(
+                "%s sent a malformed subnegotiation (%s); dropping it and any more like it",
+                peer[0],
+                problem,
+            )
 
     def handle_do(self, opt: bytes) -> bool:
         agreed = super().handle_do(opt)
@@ -59,6 +104,49 @@ class MudWriter(TelnetWriterUnicode):
             except Exception:
                 log.exception("sending MSSP failed")
         return agreed
+
+
+#: Subnegotiations (option byte first) and the checks they must pass.
+_ASCII_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+def subnegotiation_problem(buf: deque[bytes]) -> str | None:
+    """Why telnetlib3's handler would fail on ``buf`` (IAC SB <buf> IAC SE), or None.
+
+    Pure and cheap: lengths and byte ranges only, per RFC 1073 (NAWS),
+    RFC 2066 (CHARSET) and RFC 1091 (TTYPE).
+    """
+    if not buf:
+        return "empty"
+    option, size = buf[0], len(buf)
+    if option == NAWS:
+        return None if size == 5 else f"NAWS of {size - 1} bytes, not 4"
+    if option == CHARSET:
+        if size < 2:
+            return "CHARSET without a command"
+        command = buf[1]
+        if command == REQUEST:
+            offers = b"".join(list(buf)[3:])
+            if size < 4 or not offers.strip(buf[2]):
+                return "CHARSET request without a character set"
+            if any(b not in _ASCII_PRINTABLE for b in offers):
+                return "CHARSET request that is not ASCII"
+            return None
+        if command == ACCEPTED:
+            name = b"".join(list(buf)[2:])
+            if not name or any(b not in _ASCII_PRINTABLE for b in name):
+                return "CHARSET accepted without a printable name"
+            return None
+        if command == REJECTED:
+            return None
+        return f"CHARSET command {command!r} not supported"
+    if option == TTYPE:
+        if size < 2 or buf[1] != IS:
+            return "TTYPE that is not IS"
+        if any(b[0] not in _ASCII_PRINTABLE for b in list(buf)[2:]):
+            return "TTYPE that is not printable ASCII"
+        return None
+    return None
 
 
 class MudTelnetServer(telnetlib3.TelnetServer):
@@ -126,6 +214,16 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         ):
             log.warning("%s is not reading the answers to its requests; closing", self)
             transport.abort()
+            return
+        # A client that sends malformed subnegotiations is read in small
+        # pieces from then on: each read is parsed a byte at a time on the
+        # event loop, and everyone else waits for it to end.
+        if (
+            transport is not None
+            and getattr(self.writer, "bad_subnegotiations", 0)
+            and getattr(transport, "max_size", 0) > SUSPECT_READ
+        ):
+            transport.max_size = SUSPECT_READ
 
     def connection_lost(self, exc: Exception | None) -> None:
         limiter = type(self).limiter
@@ -199,6 +297,43 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self.gmcp_from_client[key] = data
 
 
+class LogFlood(logging.Filter):
+    """At most ``limit`` records a minute from a logger; a hostile client cannot fill the log.
+
+    telnetlib3 warns once per odd message a client sends (an unended
+    subnegotiation, an unsolicited option): from one client, thousands a
+    second.
+    """
+
+    def __init__(self, limit: int = 30, period: float = 60.0) -> None:
+        super().__init__()
+        self.limit = limit
+        self.period = period
+        self._window = 0.0
+        self._count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._window > self.period:
+            self._window, self._count = now, 0
+        self._count += 1
+        if self._count == self.limit + 1:
+            record.msg, record.args = "more telnet warnings this minute are not logged", ()
+            return True
+        return self._count <= self.limit
+
+
+#: telnetlib3's loggers that warn once per message a client sends.
+_CHATTY_LOGGERS = ("telnetlib3.stream_writer", "telnetlib3.server_base", "telnetlib3.server")
+
+
+def quiet_telnetlib3() -> None:
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LogFlood) for f in logger.filters):
+            logger.addFilter(LogFlood())
+
+
 def raise_backlog(server: Any, backlog: int) -> None:
     """Listen again with a larger accept backlog (asyncio's 100 drops bursts of connects)."""
     for sock in server.sockets or ():
@@ -244,6 +379,7 @@ async def serve(
     # from this module global at every byte (there is no setting; overriding
     # feed_byte instead doubled the cost of parsing); past it, it discards
     # the rest up to IAC SE, with a warning.
+    quiet_telnetlib3()
     if getattr(stream_writer, "_MAX_SUBNEGOTIATION", 0) > MAX_SUBNEGOTIATION:
         stream_writer._MAX_SUBNEGOTIATION = MAX_SUBNEGOTIATION
     limiter = ConnectionLimiter(config.max_connections, config.max_per_ip, config.limit_loopback)

@@ -554,6 +554,10 @@ GMCP_HELLO = (
 )  # fmt: skip
 #: IAC SB TTYPE and (just under) 1 MiB, never ended.
 UNENDED_SB = IAC + SB + TTYPE + b"x" * ((1 << 20) - 64)
+#: 66 KB of short NAWS and empty CHARSET requests (telnetlib3 raises on each).
+MALFORMED_SB = repeated(
+    IAC + SB + b"\x1f\x00" + IAC + SE + IAC + SB + b"\x2a\x01" + IAC + SE, 66_000
+)
 #: 600 KB of IAC DO and IAC WILL for options the server refuses (each answered).
 OPTION_FLOOD = repeated(IAC + DO + b"\x99" + IAC + WILL + b"\x98", 600_000)
 
@@ -590,6 +594,7 @@ async def test_hostile_streams_leave_the_server_serving(arena: Arena, scenario: 
     scenario=[Plan("banner", [repeated(IAC + DO + b"\x99", 600_000)], "keep_open", reads=False)]
 )
 @example(scenario=[Plan("banner", [OPTION_FLOOD], "keep_open")] * 2)
+@example(scenario=[Plan("banner", [MALFORMED_SB], "keep_open")] * 2)
 async def test_megabyte_streams_leave_the_server_serving(
     arena: Arena, scenario: list[Plan]
 ) -> None:
