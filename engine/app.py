@@ -35,6 +35,7 @@ from engine.session import Flooding, Session
 from engine.startup import DatabaseLock, StartupError, check_port
 from engine.store import Store, UnusableDatabase
 from engine.tasks import TaskScheduler
+from engine.text import clean_line
 from engine.watchdog import WATCHDOG
 from engine.world import BrokenTypeclass, World
 
@@ -503,7 +504,7 @@ class Game:
             line = await session.readline()
             if line is None:
                 return
-            await self.execute(session, line)
+            await self.execute(session, clean_line(line))
 
     async def execute(self, session: Session, line: str) -> None:
         """Dispatch one line typed by a logged-in player."""

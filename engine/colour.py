@@ -53,7 +53,7 @@ _RGB: dict[str, tuple[int, int, int]] = {
 }
 _ANSI_INDEX = {letter: index for index, letter in enumerate("xrgybmcw")}
 
-_TOKEN = re.compile(r"\|(\||#[0-9a-fA-F]{6}|[rgybmcwxRGYBMCWXnhu])")
+TOKEN = re.compile(r"\|(\||#[0-9a-fA-F]{6}|[rgybmcwxRGYBMCWXnhu])")
 RESET = "\x1b[0m"
 
 
@@ -119,7 +119,7 @@ def render(text: str, depth: Depth) -> str:
             coloured = True
             return _code(token, depth)
 
-        rendered = _TOKEN.sub(replace, line)
+        rendered = TOKEN.sub(replace, line)
         lines.append(rendered + RESET if coloured and not rendered.endswith(RESET) else rendered)
     return "\n".join(lines)
 
@@ -128,7 +128,7 @@ def strip(text: str) -> str:
     """The text without any markup (``||`` becomes ``|``)."""
     if "|" not in text:
         return text
-    return _TOKEN.sub(lambda m: "|" if m.group(1) == "|" else "", text)
+    return TOKEN.sub(lambda m: "|" if m.group(1) == "|" else "", text)
 
 
 def visible_length(text: str) -> int:
@@ -138,7 +138,7 @@ def visible_length(text: str) -> int:
 def _in_effect(text: str) -> str:
     """The markup still in effect at the end of ``text``: its colour, bold, underline."""
     colour, bold, underline = "", False, False
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN.finditer(text):
         token = match.group(1)
         if token == "n":
             colour, bold, underline = "", False, False
@@ -151,13 +151,19 @@ def _in_effect(text: str) -> str:
     return ("|h" if bold else "") + ("|u" if underline else "") + colour
 
 
+#: What starts every continuation piece of a wrapped line.
+CONTINUATION = "  "
+
+
 def wrap(text: str, width: int) -> str:
     """Wrap each line of marked-up ``text`` at ``width`` visible characters.
 
     Markup takes no room on screen, so it is not counted; the markup in effect
     at a break is repeated at the start of the next piece.  Words longer
     than the width are left whole; leading indentation is kept on the first
-    piece of a line.
+    piece of a line.  Continuation pieces are indented by ``CONTINUATION``,
+    so a player's long line can never wrap into something that looks like
+    a line of its own (``[reload] ...``, ``Pat says, ...``).
     """
     if width <= 0:
         return text
@@ -172,6 +178,8 @@ def wrap(text: str, width: int) -> str:
             size = visible_length(word)
             if current and current_len + 1 + size > width:
                 out.append(current)
+                word = CONTINUATION + word
+                size += len(CONTINUATION)
                 # Fix: ``render`` ends every line with a reset, so a colour used to
                 # stop at the first wrap (a narrow window lost the colour a wide one
                 # showed).  The markup in effect carries over to the next piece.

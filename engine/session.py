@@ -22,6 +22,7 @@ from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
 from engine.colour import Depth, render, wrap
 from engine.limits import TokenBucket
 from engine.lines import BoundedLineReader
+from engine.text import clean_output
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -170,6 +171,7 @@ class Session:
         """
         if self.closed:
             return
+        text = clean_output(text)
         if newline:
             text = wrap(text, self.width) + "\n"
         data = to_wire(render(text, self.colour))

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, MTTS, ClientInfo, clamp, parse_mtts
-from engine.colour import RESET, Depth, render, strip, visible_length, wrap
+from engine.colour import CONTINUATION, RESET, Depth, render, strip, visible_length, wrap
 
 ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 BREAK = re.compile(r"(?<=\S) (?=\S)")  # where wrap may break a line
@@ -162,23 +162,31 @@ def test_rendering_only_adds_escapes(text: str, depth: Depth) -> None:
 
 def test_wrap_breaks_at_the_width() -> None:
     text = "one two three four five six"
-    assert wrap(text, 9) == "one two\nthree\nfour five\nsix"
+    assert wrap(text, 9) == "one two\n  three\n  four\n  five\n  six"
     assert wrap(text, 100) == text
     assert wrap(text, 0) == text
 
 
 def test_wrap_does_not_count_markup() -> None:
     # Eight visible characters per piece; the markup would make them 20 long.
-    assert strip(wrap("|#ff8800abc |rdefg |nhij", 8)) == "abc defg\nhij"
+    assert strip(wrap("|#ff8800abc |rdefg |nhij", 8)) == "abc defg\n  hij"
 
 
 def test_wrap_keeps_a_long_word_whole_and_indentation() -> None:
-    assert wrap("  indented text here", 10) == "  indented\ntext here"
-    assert wrap("a " + "x" * 30 + " b", 10) == "a\n" + "x" * 30 + "\nb"
+    assert wrap("  indented text here", 10) == "  indented\n  text\n  here"
+    assert wrap("a " + "x" * 30 + " b", 10) == "a\n  " + "x" * 30 + "\n  b"
 
 
 def test_wrap_wraps_each_line_on_its_own() -> None:
-    assert wrap("aaa bbb\nccc ddd eee", 7) == "aaa bbb\nccc ddd\neee"
+    assert wrap("aaa bbb\nccc ddd eee", 7) == "aaa bbb\nccc ddd\n  eee"
+
+
+def test_a_wrapped_line_never_starts_a_line_of_its_own() -> None:
+    """Continuation pieces are indented: a player cannot wrap text into a fake system line."""
+    spoof = "hello " + "x" * 60 + " [reload] Reloaded commands.general: changed say (3 ms)."
+    pieces = wrap(spoof, 80).split("\n")
+    assert len(pieces) > 1
+    assert all(piece.startswith(CONTINUATION) for piece in pieces[1:])
 
 
 @pytest.mark.parametrize("depth", [Depth.ANSI16, Depth.XTERM256, Depth.TRUECOLOR])
@@ -188,17 +196,19 @@ def test_colour_carries_over_a_wrap(depth: Depth) -> None:
     narrow = render(wrap(text, 9), depth).split("\n")
     assert [unescaped(line) for line in narrow] == [
         "red bold",
-        "red plain",
-        "green",
-        "green",
+        "  red",
+        "  plain",
+        "  green",
+        "  green",
     ]
     red = render("|r", depth).removesuffix(RESET)
     bold = "\x1b[1m"
     green = render("|#00ff00", depth).removesuffix(RESET)
     assert narrow[0] == f"{red}red {bold}bold{RESET}"
-    assert narrow[1] == f"{bold}{red}red{RESET} plain{RESET}"
-    assert narrow[2] == f"{green}green{RESET}"
-    assert narrow[3] == f"{green}green{RESET}"
+    assert narrow[1] == f"{bold}{red}  red{RESET}"
+    assert narrow[2] == "  plain"
+    assert narrow[3] == f"  {green}green{RESET}"
+    assert narrow[4] == f"{green}  green{RESET}"
 
 
 @settings(max_examples=300, deadline=None)
@@ -208,13 +218,16 @@ def test_wrap_only_turns_spaces_into_line_breaks_and_fills_greedily(text: str, w
     assert wrap(text, width) == "\n".join(wrap(source, width) for source in sources)
     for source in sources:
         pieces = wrap(source, width).split("\n")
-        # Nothing visible is lost or added: each break replaced one space.
-        assert " ".join(strip(p) for p in pieces) == strip(source)
+        # Nothing visible is lost or added: each break replaced one space
+        # (and indents the piece after it).
+        assert all(strip(p).startswith(CONTINUATION) for p in pieces[1:])
+        unwrapped = [strip(pieces[0])] + [strip(p)[len(CONTINUATION) :] for p in pieces[1:]]
+        assert " ".join(unwrapped) == strip(source)
         for piece in pieces:
             assert visible_length(piece) <= width or len(BREAK.split(piece)) == 1
         for piece, following in itertools.pairwise(pieces):
-            first_word = BREAK.split(following)[0]
-            assert visible_length(piece) + 1 + visible_length(first_word) > width
+            first_word = BREAK.split(strip(following)[len(CONTINUATION) :])[0]
+            assert visible_length(piece) + 1 + len(first_word) > width
 
 
 # -- clientinfo: TTYPE, MTTS, window size ------------------------------------------------------

@@ -47,7 +47,7 @@ async def test_an_overlong_line_is_refused_and_the_session_goes_on(
     # A line at the limit is a normal line.
     text = "y" * (4096 - len("say "))
     # (The server wraps at the window width, so the long word starts a line.)
-    await alice.command("say " + text, f'You say,\r\n"{text}"')
+    await alice.command("say " + text, f'You say,\r\n  "{text}"')
 
 
 async def test_repeated_overlong_lines_disconnect(game: Game, make_client: MakeClient) -> None:
@@ -234,7 +234,7 @@ async def test_pipelined_input_with_a_character_cut_at_the_buffer_end_is_read_in
     await raw.send(b"\xa9\r\n")
     for n in range(5):
         # (Long lines are wrapped at 80 columns for a client that sent no NAWS.)
-        await raw.expect(f'You say,\r\n"{n}aaa'.encode())
+        await raw.expect(f'You say,\r\n  "{n}aaa'.encode())
     await raw.expect('You say, "café"'.encode())
     assert b"Unknown command" not in raw.transcript
 

@@ -290,7 +290,8 @@ def check_wrapped(answer: str, width: int) -> None:
         assert len(line) <= width, (width, line)
     for line in lines[:-1]:
         assert len(line) > width - 5, (width, line)
-    assert " ".join(lines) == f'You say, "{WORDS}"'
+    assert all(line.startswith("  ") for line in lines[1:])  # continuation pieces
+    assert " ".join([lines[0], *(line[2:] for line in lines[1:])]) == f'You say, "{WORDS}"'
 
 
 @pytest.mark.parametrize(("cols", "width"), [(30, 30), (5, 20), (10000, 250)])
