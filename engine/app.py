@@ -26,7 +26,7 @@ from engine.durability import DurableOutput
 from engine.errors import ContentErrors
 from engine.guard import ContentFailed, ContentGuard
 from engine.lifecycle import Lifecycle
-from engine.limits import LoginGuard
+from engine.limits import CreationLimiter, LoginGuard
 from engine.lines import LineTooLong
 from engine.login import login
 from engine.objects import KINDS, GameObject
@@ -89,6 +89,9 @@ class Game:
         self.guard.refusal = lambda: self.durable.trouble
         self.sessions: set[Session] = set()
         self.login_guard = LoginGuard(config.login_backoff, config.login_backoff_max)
+        self.creations = CreationLimiter(
+            config.account_creations, config.account_creation_window, config.limit_loopback
+        )
         self.started_at = time.time()
         self.server: Any = None
         self._stop = asyncio.Event()
@@ -410,7 +413,18 @@ class Game:
         self.sessions.add(session)
         log.info("connect %r", session)
         try:
-            account = await login(session, self.accounts, self.config, self.login_guard)
+            # A deadline from connecting, not an idle timer: a client that sends
+            # a byte now and then cannot hold a connection open forever.
+            remaining = self.config.login_timeout - (time.time() - session.connected_at)
+            try:
+                account = await asyncio.wait_for(
+                    login(session, self.accounts, self.config, self.login_guard, self.creations),
+                    max(remaining, 0.01) if self.config.login_timeout else None,
+                )
+            except TimeoutError:
+                session.close("You took too long to log in. Goodbye.")
+                log.info("%r closed: not logged in within the login timeout", session)
+                return
             if account is None:
                 return
             self._enter(session, account)

@@ -32,7 +32,7 @@ class Config:
     max_line: int = 4096
     #: Overlong lines tolerated before the connection is closed.
     max_overlong: int = 3
-    #: Seconds an unauthenticated connection may stay idle.
+    #: Seconds from connecting to being logged in; past it the connection is closed.
     login_timeout: float = 300.0
     #: Seconds before the shell starts without complete negotiation.
     connect_maxwait: float = 0.5
@@ -51,6 +51,13 @@ class Config:
     input_burst: float = 30.0
     #: Unread lines a throttled client may have waiting before it is closed as a flood.
     flood_limit: int = 100
+    #: Connections not logged in yet, in all and from one address (loopback exempt by
+    #: default); past either, the one waiting longest at the login prompt gives way.
+    max_pending: int = 200
+    max_pending_per_ip: int = 10
+    #: New accounts one address may create within ``account_creation_window`` seconds.
+    account_creations: int = 3
+    account_creation_window: float = 600.0
     #: Back-off after a failed login, doubling per failure, per address and account.
     login_backoff: float = 1.0
     login_backoff_max: float = 60.0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from engine.accounts import Account, NameTaken, valid_name
 from engine.durability import describe_failure
-from engine.limits import LoginGuard
+from engine.limits import CreationLimiter, LoginGuard
 
 if TYPE_CHECKING:
     from engine.accounts import Accounts
@@ -35,7 +35,11 @@ BANNER = r"""
 
 
 async def login(
-    session: Session, accounts: Accounts, config: Config, guard: LoginGuard | None = None
+    session: Session,
+    accounts: Accounts,
+    config: Config,
+    guard: LoginGuard | None = None,
+    creations: CreationLimiter | None = None,
 ) -> Account | None:
     """Run the login conversation; the account, or None if the client left or failed."""
     session.send(BANNER.format(name=config.server_name))
@@ -53,7 +57,7 @@ async def login(
             continue
         if await accounts.find(name) is not None:
             return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
-        account = await _create(session, accounts, config, name)
+        account = await _create(session, accounts, config, name, creations)
         if account is not None:
             return account
 
@@ -67,18 +71,21 @@ async def _existing(
         password = await session.read_secret("Password: ")
         if password is None:
             return None
-        wait = guard.wait(ip, name)
-        if wait > 0:
-            session.send(
-                f"Too many failed logins for this account or from your address: "
-                f"checking in {math.ceil(wait)} s."
-            )
-            await asyncio.sleep(wait)
-        account = await accounts.verify(name, password)
-        if account is not None:
-            guard.succeeded(ip, name)
-            return account
-        guard.failed(ip, name)
+        # One check per account and per address at a time, counted as soon
+        # as it is made: parallel connections gain nothing by racing.
+        async with guard.checking(ip, name):
+            wait = guard.wait(ip, name)
+            guard.failed(ip, name)
+            if wait > 0:
+                session.send(
+                    f"Too many failed logins for this account or from your address: "
+                    f"checking in {math.ceil(wait)} s."
+                )
+                await asyncio.sleep(wait)
+            account = await accounts.verify(name, password)
+            if account is not None:
+                guard.succeeded(ip, name)
+                return account
         log.info("wrong password for %s from %s (attempt %d)", name, session.peer, attempt)
         if attempt < config.max_password_tries:
             session.send("Wrong password.")
@@ -87,9 +94,18 @@ async def _existing(
 
 
 async def _create(
-    session: Session, accounts: Accounts, config: Config, name: str
+    session: Session,
+    accounts: Accounts,
+    config: Config,
+    name: str,
+    creations: CreationLimiter | None = None,
 ) -> Account | None:
     """Offer a new account; None sends the player back to the name prompt."""
+    ip = session.peer.rpartition(":")[0]
+    refusal = creations.refusal(ip) if creations is not None else None
+    if refusal:
+        session.send(f"There is nobody called {name}. {refusal}")
+        return None
     session.prompt(f"There is nobody called {name}. Create a new character? (yes/no) ")
     answer = await session.readline()
     if answer is None or not answer.strip().lower().startswith("y"):
@@ -122,6 +138,8 @@ async def _create(
             "Nothing was saved; please try again later."
         )
         return None
+    if creations is not None:
+        creations.created(ip)
     log.info("account %s created (%s) from %s", account.name, account.role, session.peer)
     session.send(f"Welcome, {account.name}! You are {_article(account.role)} {account.role}.")
     return account

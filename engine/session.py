@@ -315,6 +315,8 @@ class Session:
         protocol = getattr(self.writer, "protocol", None)
         if protocol is not None and hasattr(protocol, "set_timeout"):
             protocol.set_timeout(0)
+        if protocol is not None and hasattr(protocol, "logged_in"):
+            protocol.logged_in()
 
     def close(self, message: str | None = None) -> None:
         """Say ``message``, flush what is queued, and close the connection."""

@@ -10,6 +10,7 @@ crawler, counting connections per address, and a larger accept backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -191,7 +192,7 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         limiter = type(self).limiter
         if limiter is not None:
             ip = (transport.get_extra_info("peername") or ("?",))[0]
-            refusal = limiter.admit(ip)
+            refusal = limiter.admit(ip, key=self, evict=self._give_way)
             if refusal:
                 log.warning("refused a connection from %s: %s", ip, refusal)
                 transport.write(f"{refusal}\r\n".encode())
@@ -225,10 +226,28 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         ):
             transport.max_size = SUSPECT_READ
 
+    def _give_way(self) -> None:
+        """Closed to make room: this connection waited longest at the login prompt."""
+        self.admitted_ip = None  # the limiter has released it already
+        transport = self.writer.transport if self.writer is not None else None
+        if transport is not None and not transport.is_closing():
+            with contextlib.suppress(Exception):
+                self.writer.write(
+                    "\r\nToo many connections are logging in; this one waited "
+                    "longest and is closed. Please connect again.\r\n"
+                )
+            transport.close()
+
+    def logged_in(self) -> None:
+        """The session logged in: it no longer counts among connections waiting to log in."""
+        limiter = type(self).limiter
+        if limiter is not None:
+            limiter.logged_in(self)
+
     def connection_lost(self, exc: Exception | None) -> None:
         limiter = type(self).limiter
         if limiter is not None and self.admitted_ip is not None:
-            limiter.release(self.admitted_ip)
+            limiter.release(self.admitted_ip, key=self)
             self.admitted_ip = None
         super().connection_lost(exc)
 
@@ -382,7 +401,13 @@ async def serve(
     quiet_telnetlib3()
     if getattr(stream_writer, "_MAX_SUBNEGOTIATION", 0) > MAX_SUBNEGOTIATION:
         stream_writer._MAX_SUBNEGOTIATION = MAX_SUBNEGOTIATION
-    limiter = ConnectionLimiter(config.max_connections, config.max_per_ip, config.limit_loopback)
+    limiter = ConnectionLimiter(
+        config.max_connections,
+        config.max_per_ip,
+        config.limit_loopback,
+        max_pending=config.max_pending,
+        max_pending_per_ip=config.max_pending_per_ip,
+    )
     protocol = type(
         "BoundMudTelnetServer",
         (MudTelnetServer,),
