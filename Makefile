@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_reload.py
 	$(BIN)/python scripts/bench_load.py
 	$(BIN)/python scripts/bench_guard.py
+	$(BIN)/python scripts/bench_login.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -55,12 +55,14 @@ class Client:
         self.eof = False
 
     @classmethod
-    async def connect(cls, port: int) -> Client:
+    async def connect(cls, port: int, source: str | None = None) -> Client:
+        """Connect to ``port`` on 127.0.0.1, from the address ``source`` if given."""
         reader, writer = await asyncio.wait_for(
             telnetlib3.open_connection(
                 HOST,
                 port,
                 client_factory=telnetlib3.TelnetClient,
+                local_addr=(source, 0) if source else None,
                 connect_minwait=0.05,
                 connect_maxwait=0.5,
                 # A wide window: scripts match whole lines, which the server would

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-import telnetlib3
 from conftest import HOST, PASSWORD, TIMEOUT, Client, MakeClient
 from game_helpers import until
 
@@ -52,19 +51,7 @@ async def connect_from(game: Game) -> AsyncIterator[ConnectFrom]:
     clients: list[Client] = []
 
     async def make(source: str) -> Client:
-        reader, writer = await asyncio.wait_for(
-            telnetlib3.open_connection(
-                HOST,
-                game.port,
-                client_factory=telnetlib3.TelnetClient,
-                local_addr=(source, 0),
-                connect_minwait=0.05,
-                connect_maxwait=0.5,
-                cols=250,
-            ),
-            TIMEOUT,
-        )
-        client = Client(reader, writer)
+        client = await Client.connect(game.port, source)
         clients.append(client)
         return client
 

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import telnetlib3
-from conftest import HOST, PASSWORD, TIMEOUT, Client, ExpectTimeout, MakeClient
+from conftest import HOST, PASSWORD, Client, ExpectTimeout, MakeClient
 from game_helpers import until
 
 from engine import limits
@@ -93,19 +92,7 @@ def test_the_owners_usual_address_is_not_locked_out_by_an_attack_elsewhere() -> 
 
 
 async def open_from(game: Game, source: str = HOST) -> Client:
-    reader, writer = await asyncio.wait_for(
-        telnetlib3.open_connection(
-            HOST,
-            game.port,
-            client_factory=telnetlib3.TelnetClient,
-            local_addr=(source, 0),
-            connect_minwait=0.05,
-            connect_maxwait=0.5,
-            cols=250,
-        ),
-        TIMEOUT,
-    )
-    return Client(reader, writer)
+    return await Client.connect(game.port, source)
 
 
 @pytest.fixture
