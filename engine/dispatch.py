@@ -83,7 +83,7 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
     try:
         # Called, not awaited through guard.run: most commands are plain
         # functions, and this is the path every command takes.
-        result = guard.call(label, command.run, ctx, caller=ctx.session, context=context)
+        result = guard.step(label, ctx.session, context, command.run, ctx)
         if result is not None and inspect.isawaitable(result):
             await guard.awaitable(result, label, ctx.session, context)
     except ContentFailed as failure:

@@ -95,20 +95,63 @@ class ContentGuard:
 
     # -- one synchronous stretch -------------------------------------------------------
 
-    def stretch(
-        self, label: str, caller: Session | None = None, context: str = ""
-    ) -> _Stretch | contextlib.nullcontext[None]:
-        """A context manager: its body runs as one stretch of content.
+    def step(
+        self,
+        label: str,
+        caller: Session | None,
+        context: str,
+        fn: Callable[..., Any],
+        *args: Any,
+    ) -> Any:
+        """Run ``fn(*args)`` as one stretch of content: a section and a transaction.
 
-        It raises ``ContentFailed`` (from the original exception) when the
-        body fails or is stopped.  ``label`` names the content for people
-        (``'spin'``, ``setup() of commands.fun``); ``context`` says what it
-        was doing (``running 'look' for Alice``); ``caller`` is the session
-        whose action this is.
+        Raises ``ContentFailed`` (from the original exception) when it fails
+        or is stopped.  ``label`` names the content for people (``'spin'``,
+        ``setup() of commands.fun``); ``context`` says what it was doing
+        (``running 'look' for Alice``); ``caller`` is the session whose
+        action this is.  Written flat, without a context manager: it runs
+        around every command.
         """
         if not self.enabled:
-            return _DISABLED
-        return _Stretch(self, label, caller, context)
+            return fn(*args)
+        txn = atomic.begin(caller)
+        section = Section(label, self.budget, self.prefix)
+        WATCHDOG.push(section)
+        try:
+            result = fn(*args)
+        except StopIteration:
+            # A coroutine step that finished: the normal end.
+            WATCHDOG.leave(section)
+            self._keep(txn, section, context)
+            raise
+        except _FAILURES as exc:
+            WATCHDOG.leave(section)
+            txn.rollback()
+            raise self._failed(label, section, exc, context) from exc
+        except BaseException:
+            # Cancellation and the like pass through; what was done stands.
+            WATCHDOG.leave(section)
+            txn.commit()
+            raise
+        WATCHDOG.leave(section)
+        if section.interrupted:  # it swallowed the interrupt: still stopped
+            txn.rollback()
+            raise self._failed(label, section, None, context)
+        self._keep(txn, section, context)
+        return result
+
+    def _keep(self, txn: atomic.Transaction, section: Section, context: str) -> None:
+        """Commit a stretch that ended well, unless the world cannot be saved now."""
+        if txn.parent is None and (txn._objects or txn._worlds):
+            reason = self.refusal()
+            if reason is not None:
+                # Nothing may be told as done that cannot be made durable.
+                txn.rollback(keep_caller_text=False)
+                line = f"The world cannot be saved right now: {reason}. Nothing was changed."
+                raise ContentFailed(line, False, line)
+        txn.commit()
+        if section.stalled:
+            self._report_stall(section, context)
 
     def _failed(
         self, label: str, section: Section, exc: BaseException | None, context: str
@@ -183,8 +226,7 @@ class ContentGuard:
         context: str = "",
     ) -> Any:
         """Call the plain function ``fn(*args)`` as content (raises ``ContentFailed``)."""
-        with self.stretch(label, caller, context):
-            return fn(*args)
+        return self.step(label, caller, context, fn, *args)
 
     def awaitable(
         self,
@@ -197,53 +239,8 @@ class ContentGuard:
         return GuardedCoroutine(self, awaitable, label, caller, context)
 
 
-_DISABLED: contextlib.nullcontext[None] = contextlib.nullcontext()
-
 #: What makes a stretch fail (CancelledError, GeneratorExit, KeyboardInterrupt pass through).
 _FAILURES = (Exception, ContentInterrupted, SystemExit)
-
-
-class _Stretch:
-    """One watchdog section and one transaction around a piece of content."""
-
-    __slots__ = ("caller", "context", "guard", "label", "section", "txn")
-
-    def __init__(self, guard: ContentGuard, label: str, caller: Session | None, context: str):
-        self.guard = guard
-        self.label = label
-        self.caller = caller
-        self.context = context
-
-    def __enter__(self) -> None:
-        guard = self.guard
-        self.txn = atomic.begin(self.caller)
-        self.section = WATCHDOG.enter(self.label, guard.budget, guard.prefix)
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        section = self.section
-        WATCHDOG.leave(section)
-        # StopIteration is a coroutine step that finished: the normal end.
-        failed = (
-            exc is not None
-            and kind is not StopIteration
-            and isinstance(exc, _FAILURES)
-            and not isinstance(exc, StopIteration)
-        )
-        if not failed and not section.interrupted:
-            txn = self.txn
-            if txn.parent is None and txn.changed:
-                reason = self.guard.refusal()
-                if reason is not None:
-                    # Nothing may be told as done that cannot be made durable.
-                    txn.rollback(keep_caller_text=False)
-                    line = f"The world cannot be saved right now: {reason}. Nothing was changed."
-                    raise ContentFailed(line, False, line) from exc
-            txn.commit()
-            if section.stalled:
-                self.guard._report_stall(section, self.context)
-            return
-        self.txn.rollback()
-        raise self.guard._failed(self.label, section, exc, self.context) from exc
 
 
 class GuardedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
@@ -269,21 +266,20 @@ class GuardedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         self._context = context
 
     def send(self, value: Any) -> Any:
-        with self._guard.stretch(self._label, self._caller, self._context):
-            return self._steps.send(value)
+        return self._guard.step(self._label, self._caller, self._context, self._steps.send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        with self._guard.stretch(self._label, self._caller, self._context):
-            if val is None and tb is None:
-                return self._steps.throw(typ)
-            return self._steps.throw(typ, val, tb)  # pragma: no cover - old calling style
+        if val is None and tb is None:
+            return self._guard.step(
+                self._label, self._caller, self._context, self._steps.throw, typ
+            )
+        return self._guard.step(  # pragma: no cover - the old three-argument form
+            self._label, self._caller, self._context, self._steps.throw, typ, val, tb
+        )
 
     def close(self) -> None:
-        with (
-            contextlib.suppress(ContentFailed),
-            self._guard.stretch(self._label, self._caller, self._context),
-        ):
-            self._steps.close()
+        with contextlib.suppress(ContentFailed):  # told to builders by the guard
+            self._guard.step(self._label, self._caller, self._context, self._steps.close)
 
     def __await__(self) -> Generator[Any, Any, Any]:
         return self  # type: ignore[return-value]

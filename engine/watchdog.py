@@ -131,15 +131,19 @@ class Watchdog:
         budget for its own time only.  Every ``enter`` is paired with a
         ``leave`` in a ``finally``.
         """
+        section = Section(label, budget, prefix)
+        self.push(section)
+        return section
+
+    def push(self, section: Section) -> None:
+        """``enter`` for a section made by the caller (a subclass carrying more)."""
         if self._thread is None:
             self._ensure_started()
-        section = Section(label, budget, prefix)
         stack = self._stack
         if stack:
             stack[-1].paused_at = section.started
         stack.append(section)
         self._current = section
-        return section
 
     def leave(self, section: Section) -> None:
         now = time.monotonic()
