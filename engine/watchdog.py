@@ -2,7 +2,9 @@
 
 Content runs inside *sections* (``Watchdog.section``), entered and left on the
 event loop's thread.  A watchdog thread looks at the innermost section every
-``POLL`` seconds; once one has run past its budget, the thread sends
+``POLL`` seconds (``POLL_IDLE`` while nothing ran at its last look: a
+section is found at most that late, and its budget is counted from its own
+start); once one has run past its budget, the thread sends
 ``SIGNAL`` to the main thread with ``pthread_kill``.  Python runs the
 signal's handler in the main thread at the next bytecode boundary, or makes
 the blocking call in progress (``time.sleep``, a socket read) return with
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 SIGNAL = signal.SIGUSR1
 #: How often the watchdog thread looks at the running section, in seconds.
 POLL = 0.01
+#: How often it looks while no content has run at its last look (an idle
+#: server wakes 20 times a second, not 100); must stay well under any budget.
+POLL_IDLE = 0.05
 #: Pause between interrupt attempts while the main thread is in engine code.
 RETRY = 0.005
 #: Time past the budget, without an interrupt landing, before the stack is logged.
@@ -229,12 +234,15 @@ class Watchdog:
             self._thread.start()
 
     def _watch(self) -> None:
+        pause = POLL
         while True:
-            time.sleep(POLL)
+            time.sleep(pause)
             try:
                 self._check(time.monotonic())
             except Exception:
                 log.exception("the content watchdog failed a check")
+            idle = self._current is None and self._exit_at is None
+            pause = POLL_IDLE if idle else POLL
 
     def _check(self, now: float) -> None:
         if self._exit_at is not None and now > self._exit_at:
