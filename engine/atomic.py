@@ -131,13 +131,13 @@ class _WorldState:
 class Transaction:
     """The undo records and held output of one stretch of content."""
 
-    __slots__ = ("_held", "_objects", "_worlds", "caller", "done", "parent")
+    __slots__ = ("_held", "_records", "caller", "done", "parent")
 
     def __init__(self, caller: Session | None = None, parent: Transaction | None = None) -> None:
         self.caller = caller
         self.parent = parent
-        self._objects: dict[int, _ObjectState] = {}
-        self._worlds: dict[int, _WorldState] = {}
+        #: id(object or world) -> its state before the first change; made on first use.
+        self._records: dict[int, _ObjectState | _WorldState] | None = None
         self._held: list[tuple[Session, Callable[[], None], OutputKind]] = []
         self.done = False
 
@@ -145,21 +145,27 @@ class Transaction:
 
     def touch(self, obj: GameObject, created: bool = False) -> None:
         """Record ``obj`` as it is now, unless it was recorded already in this transaction."""
+        records = self._records
+        if records is None:
+            records = self._records = {}
         key = id(obj)
-        if key not in self._objects:
-            self._objects[key] = _ObjectState(obj, created)
+        if key not in records:
+            records[key] = _ObjectState(obj, created)
 
     def touch_world(self, world: World) -> None:
+        records = self._records
+        if records is None:
+            records = self._records = {}
         key = id(world)
-        if key not in self._worlds:
-            self._worlds[key] = _WorldState(world)
+        if key not in records:
+            records[key] = _WorldState(world)
 
     def hold(self, session: Session, action: Callable[[], None], kind: OutputKind) -> None:
         self._held.append((session, action, kind))
 
     @property
     def changed(self) -> bool:
-        return bool(self._objects or self._worlds)
+        return bool(self._records)
 
     # -- ending -----------------------------------------------------------------------
 
@@ -173,13 +179,14 @@ class Transaction:
         if _current is self:
             _current = parent
         if parent is not None:
-            for key, state in self._objects.items():
-                parent._objects.setdefault(key, state)
-            for key, world_state in self._worlds.items():
-                parent._worlds.setdefault(key, world_state)
+            if self._records:
+                if parent._records is None:
+                    parent._records = {}
+                for key, state in self._records.items():
+                    parent._records.setdefault(key, state)
             parent._held.extend(self._held)
             return
-        changed = bool(self._objects or self._worlds)
+        changed = bool(self._records)
         for session, action, _kind in self._held:
             if changed:
                 session.deliver(action)  # waits for this stretch's changes to be durable
@@ -193,10 +200,8 @@ class Transaction:
         change: what it said would contradict the refusal).
         """
         self._end()
-        for state in reversed(list(self._objects.values())):
+        for state in reversed(list((self._records or {}).values())):
             state.restore()
-        for world_state in self._worlds.values():
-            world_state.restore()
         kept = [
             (session, action, kind)
             for session, action, kind in self._held
