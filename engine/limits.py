@@ -50,7 +50,7 @@ def is_loopback(host: str) -> bool:
 
 
 #: Seconds a connection may wait at the login prompt before it can be made to give way.
-PENDING_GRACE = 5.0
+PENDING_GRACE = 2.0
 
 
 class ConnectionLimiter:
