@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m engine
 
+# A test that hangs ends the run; its name and stacks are in var/test-hang.txt.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@rm -f var/test-hang.txt
+	@$(BIN)/python -m pytest -q; status=$$?; \
+	if [ -s var/test-hang.txt ]; then cat var/test-hang.txt >&2; fi; exit $$status
 
 smoke: $(STAMP)
 	$(BIN)/python scripts/smoke

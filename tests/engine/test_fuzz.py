@@ -562,6 +562,7 @@ MALFORMED_SB = repeated(
 OPTION_FLOOD = repeated(IAC + DO + b"\x99" + IAC + WILL + b"\x98", 600_000)
 
 
+@pytest.mark.slow
 @pytest.mark.game(**GAME)
 @settings(max_examples=50, **SETTINGS)
 @given(scenario=st.lists(plans(chunk), **one_to_three))
@@ -581,6 +582,7 @@ async def test_hostile_streams_leave_the_server_serving(arena: Arena, scenario: 
     await arena.run(scenario)
 
 
+@pytest.mark.slow
 @pytest.mark.game(**GAME, max_output_buffer=64 * 1024)
 @settings(max_examples=8, **SETTINGS)
 @given(scenario=crowd(huge_chunk))
