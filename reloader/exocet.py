@@ -32,6 +32,7 @@ import __future__ as _future
 
 import builtins
 import importlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import itertools
@@ -44,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "CallableMapper",
@@ -392,13 +393,13 @@ class _WeakModuleEntry:
         object.__setattr__(self, "_ref", weakref.ref(module, _forget))
 
     def _target(self, attribute: str) -> ModuleType:
-        module = self._ref()
+        module: ModuleType | None = self._ref()
         if module is None:
             raise AttributeError(attribute)
         return module
 
     @property
-    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]  # the module's, forwarded
         return self._target("__dict__").__dict__
 
     def __getattr__(self, attribute: str) -> Any:
@@ -628,7 +629,9 @@ def _execute(
         # same-second, same-size edit would be served stale from there.
         code = compile(raw, source.path, "exec", dont_inherit=True)
     module = m if m is not None else ModuleType(alias)
-    loader = _SourceLoader(alias, source.path, text)
+    # Duck-typed: get_source, get_filename and is_package are what inspect,
+    # linecache and pickle ask a loader for.
+    loader = cast("importlib.abc.Loader", _SourceLoader(alias, source.path, text))
     spec = importlib.machinery.ModuleSpec(
         alias, loader, origin=source.path, is_package=source.is_package
     )
@@ -653,8 +656,10 @@ def _execute(
         namespace["__path__"] = list(source.search_locations or ())
     if source.path is None:
         namespace.pop("__file__", None)
-    entry = _WeakModuleEntry(module, alias)
-    sys.modules[alias] = entry  # type: ignore[assignment]
+    # Stands in for the module in sys.modules (it forwards attributes) and
+    # vanishes with it.
+    entry = cast(ModuleType, _WeakModuleEntry(module, alias))
+    sys.modules[alias] = entry
     try:
         if source.path is not None:
             _register_lines(source.path, text)
@@ -746,7 +751,7 @@ class PackageContext(Mapper):
     @property
     def package(self) -> ModuleType:
         """The package's ``__init__`` module as loaded (or reused) in this context."""
-        return self.lookup(self.root.name)
+        return cast(ModuleType, self.lookup(self.root.name))
 
     def owns(self, name: str) -> bool:
         return name == self.root.name or name.startswith(self.root.name + ".")
@@ -800,7 +805,7 @@ class PackageContext(Mapper):
         """Load (once) and return the module ``fqn`` of this package."""
         if not self.owns(fqn):
             raise ImportError(f"{fqn!r} is not inside package {self.root.name!r}", name=fqn)
-        return self.lookup(fqn)
+        return cast(ModuleType, self.lookup(fqn))  # names inside the package are modules
 
     def load(self, maker: ModuleSource) -> ModuleType:
         """Load the module ``maker`` describes as a member of this package."""

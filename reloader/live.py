@@ -271,7 +271,10 @@ class LiveTree:
             module = self.live.get(name)
             parent_name, _, leaf = name.rpartition(".")
             parent = self.live.get(parent_name)
-            if module is not None and parent is not None and vars(parent).get(leaf) is module:
+            if module is None or parent is None:
+                continue
+            bound: object = vars(parent).get(leaf)
+            if bound is module:
                 delattr(parent, leaf)
                 detached.append((parent, leaf, module))
         return detached

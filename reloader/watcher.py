@@ -77,7 +77,7 @@ async def watch_sources(
     batch.
     """
     async for events in watchfiles.awatch(
-        directory,
+        os.fspath(directory),
         watch_filter=SourceFilter(),
         step=step_ms,
         debounce=debounce_ms,
