@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import watchfiles
 
@@ -61,7 +62,7 @@ def classify(paths: set[str]) -> SourceChanges:
 
 
 async def watch_sources(
-    directory: str | os.PathLike[str],
+    directory: str | Path,
     *,
     step_ms: int = 20,
     debounce_ms: int = 200,
@@ -77,7 +78,7 @@ async def watch_sources(
     batch.
     """
     async for events in watchfiles.awatch(
-        os.fspath(directory),
+        directory,
         watch_filter=SourceFilter(),
         step=step_ms,
         debounce=debounce_ms,
