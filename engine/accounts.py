@@ -70,9 +70,13 @@ class Accounts:
         self.store = store
 
     def _row(self, name: str) -> sqlite3.Row | None:
-        return self.store.read(
-            lambda db: db.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
-        )  # type: ignore[return-value]
+        def one(db: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = db.execute(
+                "SELECT * FROM accounts WHERE name = ?", (name,)
+            ).fetchone()
+            return row
+
+        return self.store.read(one)
 
     async def find(self, name: str) -> Account | None:
         row = await asyncio.to_thread(self._row, name)
@@ -110,11 +114,11 @@ class Accounts:
         return await asyncio.to_thread(insert)
 
     async def all(self) -> list[Account]:
-        rows = await asyncio.to_thread(
-            self.store.read,
-            lambda db: db.execute("SELECT * FROM accounts ORDER BY name").fetchall(),
-        )
-        return [Account.from_row(r) for r in rows]  # type: ignore[union-attr]
+        def every(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            return list(db.execute("SELECT * FROM accounts ORDER BY name").fetchall())
+
+        rows = await asyncio.to_thread(self.store.read, every)
+        return [Account.from_row(r) for r in rows]
 
     async def save_settings(self, account: Account) -> None:
         """Store ``account.settings`` (a player's preferences)."""

@@ -53,12 +53,12 @@ MIN_HEIGHT, MAX_HEIGHT = 5, 200
 def clamp(value: object, low: int, high: int, default: int) -> int:
     """Clients may send any size at all (0, 65535): keep it sane."""
     try:
-        number = int(value)  # type: ignore[call-overload]
+        number = int(value)  # type: ignore[call-overload]  # clients send anything
     except (TypeError, ValueError):
         return default
     if number <= 0:
         return default
-    return max(low, min(high, number))
+    return int(max(low, min(high, number)))
 
 
 def parse_mtts(text: str | None) -> MTTS | None:

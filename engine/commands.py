@@ -18,7 +18,7 @@ from engine.search import describe_matches, find, nearby
 
 if TYPE_CHECKING:
     from engine.app import Game
-    from engine.objects import Character, GameObject, Room
+    from engine.objects import Character, GameObject
     from engine.session import Session
     from engine.world import World
 
@@ -79,7 +79,8 @@ class Context:
         return self.game.world
 
     @property
-    def here(self) -> Room | None:
+    def here(self) -> GameObject | None:
+        """Where the caller is: a room, or whatever content put it inside."""
         return self.caller.location
 
     @property
@@ -130,14 +131,17 @@ class Context:
         """Send ``text`` to the caller."""
         self.session.send(text)
 
-    def to_room(self, text: str, exclude_caller: bool = True, room: Room | None = None) -> None:
-        """Send ``text`` to everyone online in ``room`` (the caller's by default)."""
+    def to_room(
+        self, text: str, exclude_caller: bool = True, room: GameObject | None = None
+    ) -> None:
+        """Send ``text`` to everyone online in ``room`` (the caller's place by default)."""
         room = room or self.here
         if room is None:
             return
-        for other in room.characters():
-            if other.session is not None and not (exclude_caller and other is self.caller):
-                other.session.send(text)
+        for other in room.contents:
+            session = other.session
+            if session is not None and not (exclude_caller and other is self.caller):
+                session.send(text)
 
     def to_all(self, text: str) -> None:
         """Send ``text`` to every player in the game."""

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from engine.commands import Command, Context
 from engine.guard import ContentFailed, ContentGuard
+from engine.objects import GameObject, Room
 
 if TYPE_CHECKING:
     from engine.accounts import Role
     from engine.registry import Registry
-    from engine.world import Room
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,17 @@ class Resolution:
     error: str = ""
 
 
-def resolve(registry: Registry, verb: str, args: str, role: Role, room: Room | None) -> Resolution:
+def resolve(
+    registry: Registry, verb: str, args: str, role: Role, room: GameObject | None
+) -> Resolution:
     command = registry.get(verb)
     if command is not None:
         if command.permission > role:
             return Resolution(error=f"You are not allowed to use '{command.key}'.")
         return Resolution(command, args)
-    # Content can put a character inside something that is not a room; an
-    # unknown word there raised here, outside any command, and silently
-    # dropped the player's connection.
-    if room is not None and hasattr(room, "find_exit"):
+    # Exits are tried only in a room: content can put a character inside
+    # something else, where an unknown word is just unknown.
+    if isinstance(room, Room):
         exit_ = room.find_exit(verb)
         go = registry.get("go")
         if exit_ is not None and go is not None:

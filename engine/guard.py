@@ -259,7 +259,7 @@ class GuardedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         context: str,
     ) -> None:
         self._inner = awaitable
-        self._steps: Generator[Any, Any, Any] = awaitable.__await__()  # type: ignore[assignment]
+        self._steps: Generator[Any, Any, Any] = awaitable.__await__()
         self._guard = guard
         self._label = label
         self._caller = caller
@@ -282,7 +282,7 @@ class GuardedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
             self._guard.step(self._label, self._caller, self._context, self._steps.close)
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> GuardedCoroutine:
         return self

@@ -253,7 +253,7 @@ class LoginGuard:
         if now - failures.last > self.forget_after:
             del self._failures[key]
             return 0.0
-        delay = min(self.cap, self.base * 2 ** (failures.count - 1))
+        delay = min(self.cap, self.base * 2.0 ** (failures.count - 1))
         return max(0.0, failures.last + delay - now)
 
     def wait(self, ip: str, account: str) -> float:

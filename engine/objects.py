@@ -81,6 +81,22 @@ class GameObject:
     #: The content class a new object of this kind gets unless told otherwise.
     default_typeclass: ClassVar[str] = "content.typeclasses.things.Thing"
 
+    # The fields every object has, set in ``__init__`` past ``__setattr__`` (which
+    # stages persisted ones for the store).
+    _world: World | None
+    id: int
+    name: str
+    aliases: list[str]
+    description: str
+    typeclass: str
+    account_id: int | None
+    destination: GameObject | None
+    _location: GameObject | None
+    contents: list[GameObject]
+    attributes: Attributes
+    #: The connection playing this object (characters only), None while offline.
+    session: Session | None
+
     def __init__(
         self,
         world: World | None,
@@ -147,6 +163,10 @@ class GameObject:
         if where is not None:
             where.contents.append(self)
         self._changed()
+        self._moved(where)
+
+    def _moved(self, where: GameObject | None) -> None:
+        """Called by the engine after every move (``Character`` tells the client)."""
 
     # -- naming -------------------------------------------------------------------
 
@@ -269,12 +289,9 @@ class Character(GameObject):
     def online(self) -> bool:
         return self.session is not None
 
-    @GameObject.location.setter  # type: ignore[attr-defined]
-    def location(self, where: GameObject | None) -> None:
+    def _moved(self, where: GameObject | None) -> None:
         """Moving also tells the player's client (GMCP ``Room.Info``) where it is."""
-        moved = where is not self.location
-        GameObject.location.fset(self, where)  # type: ignore[attr-defined]
-        if moved and self.session is not None:
+        if self.session is not None:
             self.session.room_changed(where)
 
     def appearance(self, looker: GameObject) -> str:

@@ -89,4 +89,4 @@ def load(store: Store) -> tuple[list[dict[str, Any]], dict[str, str]]:
         meta = {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM meta")}
         return rows, meta
 
-    return store.read(read)  # type: ignore[return-value]
+    return store.read(read)

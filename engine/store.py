@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 #: Forward migrations; the database's ``user_version`` counts those applied.
 MIGRATIONS: list[str] = [
@@ -49,6 +50,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE accounts ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
     """,
 ]
+
+
+T = TypeVar("T")
 
 
 class UnusableDatabase(Exception):
@@ -156,7 +160,7 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             return fn(self._db)
 

@@ -17,10 +17,11 @@ import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import telnetlib3
 from telnetlib3 import stream_writer
+from telnetlib3.stream_reader import TelnetReaderUnicode
 from telnetlib3.stream_writer import TelnetWriterUnicode
 from telnetlib3.telopt import (
     ACCEPTED,
@@ -176,19 +177,25 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self._gmcp_kept = 0
         self._environ_names: set[str] = set()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.reader.set_transport(transport)
+    @property
+    def mud_writer(self) -> MudWriter:
+        """The connection's writer (``writer_factory_encoding`` makes it a ``MudWriter``)."""
+        return cast(MudWriter, self.writer)
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        super().connection_made(base)
+        transport = cast(asyncio.Transport, base)
+        cast(TelnetReaderUnicode, self.reader).set_transport(transport)
         # Fix: telnetlib3 parses option requests and subnegotiations a byte at
         # a time (about 2 us a byte), and asyncio hands it up to 256 KiB per
         # read: two connections sending 600 KB of IAC DO/WILL stalled the
         # event loop for 1.7 s (tests/engine/test_fuzz.py), and with four of
         # them another player's command waited 5.4 s.  Reads of 16 KiB let the
         # loop serve everyone in between (0.2 s and about 1 s).
-        if hasattr(transport, "max_size"):
-            transport.max_size = READER_LIMIT
-        self.writer.mssp = type(self).mssp
-        self.writer.set_ext_callback(GMCP, self._on_gmcp)
+        _set_read_size(transport, READER_LIMIT)
+        writer = self.mud_writer
+        writer.mssp = type(self).mssp
+        writer.set_ext_callback(GMCP, self._on_gmcp)
         limiter = type(self).limiter
         if limiter is not None:
             ip = (transport.get_extra_info("peername") or ("?",))[0]
@@ -207,7 +214,7 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         # a client that sent 600 KB of IAC DO and read nothing had 585 KB
         # queued for it, growing with all it sent (tests/engine/test_fuzz.py).
         # The same limit applies to those answers.
-        transport = self.writer.transport if self.writer is not None else None
+        transport = cast("asyncio.Transport | None", self.writer.transport if self.writer else None)
         if (
             transport is not None
             and not transport.is_closing()
@@ -219,12 +226,8 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         # A client that sends malformed subnegotiations is read in small
         # pieces from then on: each read is parsed a byte at a time on the
         # event loop, and everyone else waits for it to end.
-        if (
-            transport is not None
-            and getattr(self.writer, "bad_subnegotiations", 0)
-            and getattr(transport, "max_size", 0) > SUSPECT_READ
-        ):
-            transport.max_size = SUSPECT_READ
+        if transport is not None and self.mud_writer.bad_subnegotiations:
+            _set_read_size(transport, SUSPECT_READ)
 
     def _give_way(self) -> None:
         """Closed to make room: this connection waited longest at the login prompt."""
@@ -232,7 +235,7 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         transport = self.writer.transport if self.writer is not None else None
         if transport is not None and not transport.is_closing():
             with contextlib.suppress(Exception):
-                self.writer.write(
+                self.mud_writer.write(
                     "\r\nToo many connections are logging in; this one waited "
                     "longest and is closed. Please connect again.\r\n"
                 )
@@ -255,7 +258,7 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         super().begin_advanced_negotiation()
         # Offered, never required: plain telnet refuses and plays on.
         for option in (GMCP, MSSP, EOR):
-            self.writer.iac(WILL, option)
+            self.mud_writer.iac(WILL, option)
         # MCCP2 only.  telnetlib3's compression=True also offers MCCP3, and its
         # own client then sent data the server failed to decompress ("MCCP3
         # decompression error"), garbling the login.  With compression left
@@ -263,7 +266,7 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         # starts MCCP2 once the client agrees.
         if type(self).offer_mccp2:
             self._mccp2_enabled = True
-            self.writer.iac(WILL, MCCP2_COMPRESS)
+            self.mud_writer.iac(WILL, MCCP2_COMPRESS)
 
     def on_environ(self, mapping: dict[str, str]) -> None:
         # Fix: telnetlib3 copies every variable a client names in NEW-ENVIRON
@@ -314,6 +317,12 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self._gmcp_kept = kept
         self._gmcp_sizes[key] = size
         self.gmcp_from_client[key] = data
+
+
+def _set_read_size(transport: asyncio.BaseTransport, size: int) -> None:
+    """Bytes asyncio reads from the socket at a time (its selector transports' ``max_size``)."""
+    if getattr(transport, "max_size", 0) > size:
+        transport.max_size = size  # type: ignore[attr-defined]  # asyncio's, undeclared
 
 
 class LogFlood(logging.Filter):
@@ -429,7 +438,7 @@ async def serve(
         line_mode=True,
         connect_maxwait=config.connect_maxwait,
         # Not int(): that turned 0.5 s into 0, which switched the timeout off.
-        timeout=config.login_timeout or False,
+        timeout=config.login_timeout or False,  # type: ignore[arg-type]  # seconds, any number
         limit=READER_LIMIT,
         compression=None,
     )
@@ -443,7 +452,7 @@ async def serve(
     # test_fuzz.py (a closed connection's protocol was still referenced).
     if isinstance(getattr(server, "_new_client", None), asyncio.Queue):
         server._new_client = _Unqueued()
-    server.limiter = limiter
+    server.limiter = limiter  # type: ignore[attr-defined]  # for tests and the game to read
     return server
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import atomic, objectstore
 from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
@@ -36,6 +36,16 @@ SHORT_DIRECTIONS: dict[str, str] = {
 
 #: Resolves a type class path to a class, or raises with the reason it cannot.
 Resolver = Callable[[str], type]
+
+
+K = TypeVar("K", bound=GameObject)
+
+
+def _of(kind: type[K], obj: GameObject) -> K:
+    """``obj`` as the kind ``create`` made it (its class is always a subclass of the kind)."""
+    if not isinstance(obj, kind):
+        raise TypeError(f"{obj!r} is not a {kind.__name__}")
+    return obj
 
 
 class WorldError(Exception):
@@ -113,17 +123,19 @@ class World:
             self.objects[obj.id] = obj
         for row in rows:
             obj = self.objects[row["id"]]
-            if row["location"] is not None and row["location"] in self.objects:
-                object.__setattr__(obj, "_location", self.objects[row["location"]])
-                obj.location.contents.append(obj)  # type: ignore[union-attr]
+            container = self.objects.get(row["location"]) if row["location"] is not None else None
+            if container is not None:
+                object.__setattr__(obj, "_location", container)
+                container.contents.append(obj)
             if row["destination"] is not None:
                 object.__setattr__(obj, "destination", self.objects.get(row["destination"]))
         for obj in self.objects.values():
             object.__setattr__(obj, "_world", self)
         self._next_id = max(self.objects, default=0) + 1
         start = meta.get("start_room")
-        if start is not None and int(start) in self.objects:
-            self.start_room = self.objects[int(start)]  # type: ignore[assignment]
+        room = self.objects.get(int(start)) if start is not None else None
+        if isinstance(room, Room):
+            self.start_room = room
         for obj in list(self.objects.values()):
             self.refresh(obj)
         return len(rows)
@@ -216,10 +228,10 @@ class World:
         return obj
 
     def create_room(self, name: str, description: str = "", typeclass: str = "") -> Room:
-        room = self.create("room", name, description=description, typeclass=typeclass)
+        room = _of(Room, self.create("room", name, description=description, typeclass=typeclass))
         if self.start_room is None:
-            self.set_start(room)  # type: ignore[arg-type]
-        return room  # type: ignore[return-value]
+            self.set_start(room)
+        return room
 
     def set_start(self, room: Room) -> None:
         atomic.touch_world(self)
@@ -236,17 +248,17 @@ class World:
         typeclass: str = "",
     ) -> Exit:
         """An exit ``name`` from ``source`` to ``destination``; compass names get short forms."""
-        if source.kind != "room" or destination.kind != "room":
+        if not isinstance(source, Room) or not isinstance(destination, Room):
             raise WorldError("exits lead from a room to a room")
-        if source.find_exit(name):  # type: ignore[attr-defined]
+        if source.find_exit(name):
             raise WorldError(f"{source.name} has an exit called {name} already")
         if aliases is None:
             short = SHORT_DIRECTIONS.get(name.lower())
             aliases = (short,) if short else ()
-        return self.create(  # type: ignore[return-value]
+        return _of(Exit, self.create(
             "exit", name, location=source, destination=destination, aliases=aliases,
             typeclass=typeclass,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def link(self, source: Room, name: str, destination: Room, back: str | None = None) -> Exit:
         """Open ``name`` from ``source`` to ``destination`` and, if named, ``back``."""
@@ -295,8 +307,8 @@ class World:
 
     def character_of(self, account_id: int) -> Character | None:
         return next(
-            (o for o in self.objects.values()  # type: ignore[misc]
-             if o.kind == "character" and o.account_id == account_id),
+            (o for o in self.objects.values()
+             if isinstance(o, Character) and o.account_id == account_id),
             None,
         )  # fmt: skip
 
@@ -304,10 +316,11 @@ class World:
         """The account's character, created in the start room on first login."""
         character = self.character_of(account_id)
         if character is None:
-            character = self.create(  # type: ignore[assignment]
-                "character", name, location=self.start_room, account_id=account_id
+            character = _of(
+                Character,
+                self.create("character", name, location=self.start_room, account_id=account_id),
             )
-        return character  # type: ignore[return-value]
+        return character
 
     def online(self) -> list[Character]:
         return [o for o in self.objects.values() if isinstance(o, Character) and o.online]
