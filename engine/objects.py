@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 PERSISTED = frozenset({"name", "aliases", "description", "typeclass", "account_id", "destination"})
 
 
+class WorldError(Exception):
+    """A world operation that cannot be done, with a message for the builder or player."""
+
+
 class Attributes(MutableMapping[str, Any]):
     """An object's attributes: JSON values, checked when set, persisted on change."""
 
@@ -167,6 +171,71 @@ class GameObject:
 
     def _moved(self, where: GameObject | None) -> None:
         """Called by the engine after every move (``Character`` tells the client)."""
+
+    # -- moving: the world's rules, then the type classes' hooks -----------------
+
+    def move_to(
+        self, destination: GameObject | None, *, quiet: bool = False, by: GameObject | None = None
+    ) -> None:
+        """Move into ``destination``, or raise ``WorldError`` saying why not.
+
+        Every move a command makes goes through here: first the world's rules
+        (``move_problem``), then ``at_pre_move``, which a type class may use
+        to refuse, then the move, then ``at_post_move``.  ``by`` is who makes
+        the move (None: the object itself or the engine); ``quiet`` asks the
+        hooks not to announce it.
+        """
+        problem = self.move_problem(destination)
+        if problem is None:
+            problem = self.at_pre_move(destination, by=by)
+        if problem:
+            raise WorldError(problem)
+        source = self.location
+        self.location = destination
+        self.at_post_move(source, by=by, quiet=quiet)
+
+    def move_problem(self, destination: GameObject | None) -> str | None:
+        """Why the world forbids moving into ``destination``, or None.
+
+        Rooms and exits stay where they are; nothing goes into an exit;
+        nothing goes inside itself or inside what it holds; characters stand
+        only in rooms.
+        """
+        if destination is None:
+            return None
+        if self.kind in ("room", "exit") or destination.kind == "exit":
+            return "Rooms and exits stay where they are, and nothing goes into an exit."
+        holder: GameObject | None = destination
+        while holder is not None:
+            if holder is self:
+                return f"{self.name} cannot go inside itself."
+            holder = holder.location
+        if self.kind == "character" and destination.kind != "room":
+            return "Characters can only be teleported into rooms."
+        return None
+
+    def at_pre_move(self, destination: GameObject | None, *, by: GameObject | None) -> str | None:
+        """Return a refusal to keep this from moving to ``destination``, or None to allow it."""
+        return None
+
+    def at_post_move(
+        self, source: GameObject | None, *, by: GameObject | None, quiet: bool
+    ) -> None:
+        """Called after a move from ``source`` to where this now is."""
+
+    # -- speech -----------------------------------------------------------------
+
+    def at_say(self, text: str) -> str:
+        """What this character says when its player types ``say text`` (change it here)."""
+        return text
+
+    def at_speech(self, speaker: GameObject, text: str) -> str:
+        """How this place carries ``speaker``'s words (an echoing hall, a muffled cellar)."""
+        return text
+
+    def at_hear(self, speaker: GameObject, text: str) -> str:
+        """What this character hears when ``speaker`` says ``text`` (a deaf ear, a translator)."""
+        return text
 
     # -- naming -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from engine import atomic, objectstore
-from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
+from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing, WorldError
 from engine.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,6 @@ def _of(kind: type[K], obj: GameObject) -> K:
     if not isinstance(obj, kind):
         raise TypeError(f"{obj!r} is not a {kind.__name__}")
     return obj
-
-
-class WorldError(Exception):
-    """A world operation that cannot be done, with a message for the builder."""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ STEP_MS = 20
 #: The probe sends a command after each answer, far over the players' input
 #: rate limit: lifted, or the figures would measure the limiter.
 UNTHROTTLED = {"MUD_INPUT_RATE": "1000000", "MUD_INPUT_BURST": "1000000"}
-SAY = "ctx.msg(f'You say, \"{ctx.args}\"')"
+SAY = "ctx.msg(f'You say, \"{text}\"')"
 
 DEPENDENT = '''
 from engine.api import Command, Context

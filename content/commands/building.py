@@ -201,24 +201,14 @@ class CmdTeleport(BuilderCommand):
         place = ctx.search(where, anywhere=True)
         if place is None:
             return
-        if place.kind == "exit" or target.kind in ("room", "exit"):
-            ctx.msg("Rooms and exits stay where they are, and nothing goes into an exit.")
+        leaving = target.location
+        try:
+            target.move_to(place, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
             return
-        holder = place
-        while holder is not None:
-            if holder is target:
-                ctx.msg(f"{target.name} cannot go inside itself.")
-                return
-            holder = holder.location
-        # Characters stand in rooms only: teleporting one into a thing crashed
-        # half way (after the move), and left its player in a place with no
-        # exits and no room to talk to.
-        if target.kind == "character" and place.kind != "room":
-            ctx.msg("Characters can only be teleported into rooms.")
-            return
-        if target.kind == "character" and target.location is not None:
-            ctx.to_room(f"{target.name} vanishes.", room=target.location)
-        target.location = place
+        if target.kind == "character" and leaving is not None:
+            ctx.to_room(f"{target.name} vanishes.", room=leaving)
         if target.kind == "character":
             ctx.to_room(f"{target.name} appears.", room=place)
             if target.session is not None:

@@ -5,7 +5,7 @@ Save this file while the game runs and the new code answers the next command.
 
 import time
 
-from engine.api import Command, Context, Role
+from engine.api import Command, Context, Role, WorldError
 
 
 class CmdLook(Command):
@@ -43,8 +43,15 @@ class CmdSay(Command):
         if not ctx.args:
             ctx.msg("Say what?")
             return
-        ctx.msg(f'You say, "{ctx.args}"')
-        ctx.to_room(f'{ctx.caller.name} says, "{ctx.args}"')
+        # The speaker's type class, then the room's, then each listener's shape the words.
+        text = ctx.caller.at_say(ctx.args)
+        if ctx.here is not None:
+            text = ctx.here.at_speech(ctx.caller, text)
+        ctx.msg(f'You say, "{text}"')
+        for other in ctx.here.contents if ctx.here is not None else ():
+            if other is not ctx.caller and other.session is not None:
+                heard = other.at_hear(ctx.caller, text)
+                other.session.send(f'{ctx.caller.name} says, "{heard}"')
 
 
 class CmdEmote(Command):
@@ -113,8 +120,13 @@ class CmdGo(Command):
         if refusal:
             ctx.msg(refusal)
             return
-        ctx.to_room(f"{ctx.caller.name} leaves {exit_.name}.")
-        ctx.caller.location = exit_.destination
+        leaving = ctx.here
+        try:
+            ctx.caller.move_to(exit_.destination, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
+            return
+        ctx.to_room(f"{ctx.caller.name} leaves {exit_.name}.", room=leaving)
         ctx.to_room(f"{ctx.caller.name} arrives.")
         ctx.msg(exit_.destination.appearance(ctx.caller))
 

@@ -1,6 +1,6 @@
 """Carrying things: get, drop, give, inventory, use."""
 
-from engine.api import Command, Context
+from engine.api import Command, Context, WorldError
 
 
 class CmdGet(Command):
@@ -30,7 +30,11 @@ class CmdGet(Command):
         if refusal:
             ctx.msg(refusal)
             return
-        thing.location = ctx.caller
+        try:
+            thing.move_to(ctx.caller, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
+            return
         ctx.msg(f"You pick up {thing.name}.")
         ctx.to_room(f"{ctx.caller.name} picks up {thing.name}.")
 
@@ -55,7 +59,11 @@ class CmdDrop(Command):
         if thing.location is not ctx.caller:
             ctx.msg(f"You do not carry {thing.name}.")
             return
-        thing.location = ctx.here
+        try:
+            thing.move_to(ctx.here, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
+            return
         thing.at_drop(ctx.caller)
         ctx.msg(f"You drop {thing.name}.")
         ctx.to_room(f"{ctx.caller.name} drops {thing.name}.")
@@ -94,7 +102,11 @@ class CmdGive(Command):
         if receiver not in people:
             ctx.msg(f"You find no '{whom.strip()}' here.")
             return
-        thing.location = receiver
+        try:
+            thing.move_to(receiver, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
+            return
         ctx.msg(f"You give {thing.name} to {receiver.name}.")
         if receiver.session is not None:
             receiver.session.send(f"{ctx.caller.name} gives you {thing.name}.")

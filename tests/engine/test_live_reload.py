@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.game(reload=True)
 
-OLD_SAY = """ctx.msg(f'You say, "{ctx.args}"')"""
-NEW_SAY = """ctx.msg(f'You proclaim, "{ctx.args}"')"""
+OLD_SAY = """ctx.msg(f'You say, "{text}"')"""
+NEW_SAY = """ctx.msg(f'You proclaim, "{text}"')"""
 
 EXTRA = """
     from engine.api import Command, Context

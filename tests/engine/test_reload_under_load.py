@@ -28,8 +28,8 @@ CLIENTS = 50
 PER_ROOM = 5
 RELOADS = 100
 GENERAL = "content.commands.general"
-OLD = """ctx.msg(f'You say, "{ctx.args}"')"""
-NEW = """ctx.msg(f'You state, "{ctx.args}"')"""
+OLD = """ctx.msg(f'You say, "{text}"')"""
+NEW = """ctx.msg(f'You state, "{text}"')"""
 
 #: Players here type as fast as they are answered: lift the per-connection input
 #: rate limit (where the engine has one) so that the load is the reloads' to bear.
