@@ -12,6 +12,7 @@ from __future__ import annotations
 from engine.accounts import Role
 from engine.commands import Command, Context
 from engine.objects import Character, Exit, GameObject, Room, Thing
+from engine.services import GameServices
 from engine.world import SHORT_DIRECTIONS, World, WorldError
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Context",
     "Exit",
     "GameObject",
+    "GameServices",
     "Role",
     "Room",
     "Thing",

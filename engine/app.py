@@ -1,7 +1,7 @@
 """The composition root: builds the store, world, registry, content and telnet server.
 
-``Game`` is also what commands see as ``ctx.game``: the services content may
-call (broadcast, reload, shutdown, accounts, the list of who is online).
+``Game`` is also what commands see as ``ctx.game``, typed for them as
+``engine.services.GameServices``: the services content may call, and only those.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 
 from engine import atomic, fallback, telnet
 from engine.accounts import Account, Accounts, Role
-from engine.commands import Context
+from engine.commands import Command, Context
 from engine.config import Config
 from engine.content import ContentManager, ReloadReport
 from engine.crashes import CrashMarkers, trial_load
 from engine.dispatch import parse, resolve, run_command
 from engine.durability import DurableOutput
-from engine.errors import ContentErrors
+from engine.errors import ContentError, ContentErrors
 from engine.guard import ContentFailed, ContentGuard
 from engine.lifecycle import Lifecycle
 from engine.limits import CreationLimiter, LoginGuard
@@ -372,6 +372,27 @@ class Game:
 
     async def reload(self, names: list[str] | None = None) -> ReloadReport:
         return await self.content.reload(names)
+
+    def commands(self) -> list[Command]:
+        return self.registry.commands()
+
+    async def find_account(self, name: str) -> Account | None:
+        return await self.accounts.find(name)
+
+    async def all_accounts(self) -> list[Account]:
+        return await self.accounts.all()
+
+    async def save_settings(self, account: Account) -> None:
+        await self.accounts.save_settings(account)
+
+    def content_errors(self) -> list[ContentError]:
+        return self.errors.recent()
+
+    def forget_content_errors(self) -> int:
+        return self.errors.clear()
+
+    def broken_content(self) -> list[str]:
+        return self.content.broken_lines()
 
     async def set_role(self, name: str, role: Role) -> bool:
         """Change an account's role, for its connected session too."""

@@ -17,8 +17,8 @@ from engine.accounts import Role
 from engine.search import describe_matches, find, nearby
 
 if TYPE_CHECKING:
-    from engine.app import Game
     from engine.objects import Character, GameObject
+    from engine.services import GameServices
     from engine.session import Session
     from engine.world import World
 
@@ -70,7 +70,8 @@ class Context:
 
     caller: Character
     session: Session
-    game: Game
+    #: What content may ask of the running game (``engine.services.GameServices``).
+    game: GameServices
     verb: str
     args: str
 

@@ -54,7 +54,7 @@ class FallbackHelp(Command):
     aliases = ("?",)
 
     def run(self, ctx: Context) -> None:
-        usable = [c for c in ctx.game.registry.commands() if c.permission <= ctx.role]
+        usable = [c for c in ctx.game.commands() if c.permission <= ctx.role]
         topic = ctx.args.strip().lower()
         if topic:
             match = next((c for c in usable if topic in (n.lower() for n in c.names)), None)
@@ -125,13 +125,12 @@ class FallbackErrors(Command):
     category = "Building"
 
     def run(self, ctx: Context) -> None:
-        errors = ctx.game.guard.errors
         if ctx.verb == "errors/clear":
-            count = errors.clear()
+            count = ctx.game.forget_content_errors()
             ctx.msg(f"Forgot {count} error{'s' if count != 1 else ''}.")
             return
-        recent = errors.recent()
-        broken = ctx.game.content.broken_lines()
+        recent = ctx.game.content_errors()
+        broken = ctx.game.broken_content()
         if not recent and not broken:
             ctx.msg("No content errors since the server started.")
             return

@@ -28,6 +28,7 @@ from reloader import exocet
 
 if TYPE_CHECKING:
     from engine.app import Game
+    from engine.services import GameServices
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 class ModuleContext:
     """What a lifecycle hook receives: the game, and a scheduler scoped to its module version."""
 
-    game: Game
+    #: What content may ask of the running game (``engine.services.GameServices``).
+    game: GameServices
     module: ModuleType
     tasks: TaskScheduler
 

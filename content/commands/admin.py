@@ -57,7 +57,7 @@ class CmdGrant(Command):
         except KeyError:
             ctx.msg(f"There is no role {ctx.rhs}: choose player, builder or admin.")
             return
-        account = await ctx.game.accounts.find(ctx.lhs)
+        account = await ctx.game.find_account(ctx.lhs)
         if account is None:
             ctx.msg(f"There is no account {ctx.lhs}.")
             return
@@ -79,7 +79,7 @@ class CmdAccounts(Command):
     category = "Admin"
 
     async def run(self, ctx: Context) -> None:
-        accounts = await ctx.game.accounts.all()
+        accounts = await ctx.game.all_accounts()
         online = {s.account.id for s in ctx.game.online() if s.account is not None}
         lines = [f"{len(accounts)} account(s):"]
         for account in accounts:

@@ -141,7 +141,7 @@ class CmdHelp(Command):
     aliases = ("?",)
 
     def run(self, ctx: Context) -> None:
-        usable = [c for c in ctx.game.registry.commands() if c.permission <= ctx.role]
+        usable = [c for c in ctx.game.commands() if c.permission <= ctx.role]
         if ctx.args:
             topic = ctx.args.lower()
             match = next((c for c in usable if topic in (n.lower() for n in c.names)), None)
@@ -196,7 +196,7 @@ class CmdColour(Command):
                 ctx.msg("Choose on, off or auto.")
                 return
             account.settings["colour"] = choice
-            await ctx.game.accounts.save_settings(account)
+            await ctx.game.save_settings(account)
         client = ctx.session.client
         depth = ctx.session.colour
         shown = "no colour" if not depth else f"{min(int(depth), 16_777_216):,} colours"

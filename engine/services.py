@@ -1,0 +1,86 @@
+"""What content may ask of the running game: ``ctx.game``, and nothing more.
+
+Commands receive the game as a ``GameServices``: the players online, the
+commands (for help), accounts and their settings, roles, reloads, shutdown,
+broadcasts, type class checks and the content errors.  The engine's parts
+(registry, store, sessions' insides, the content manager) stay behind it,
+so they can change without breaking a builder's file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from engine.accounts import Account, Role
+    from engine.commands import Command
+    from engine.content import ReloadReport
+    from engine.errors import ContentError
+    from engine.objects import GameObject
+    from engine.session import Session
+    from engine.world import World
+
+
+class GameServices(Protocol):
+    """The running game as content sees it (``ctx.game``)."""
+
+    @property
+    def world(self) -> World:
+        """Every room, exit, thing and character (also ``ctx.world``)."""
+        ...
+
+    def online(self) -> list[Session]:
+        """The sessions of the players in the game, by name."""
+        ...
+
+    def commands(self) -> list[Command]:
+        """Every command that answers now (content's and the engine's own), by key."""
+        ...
+
+    def broadcast(self, text: str) -> None:
+        """One line to every player in the game."""
+        ...
+
+    async def find_account(self, name: str) -> Account | None:
+        """The account called ``name`` (any case), or None."""
+        ...
+
+    async def all_accounts(self) -> list[Account]:
+        """Every account, by name."""
+        ...
+
+    async def save_settings(self, account: Account) -> None:
+        """Store ``account.settings`` (colour and the like)."""
+        ...
+
+    async def set_role(self, name: str, role: Role) -> bool:
+        """Give the account ``name`` a role; its session learns it at once."""
+        ...
+
+    async def reload(self, names: list[str] | None = None) -> ReloadReport:
+        """Reload content modules now (every module when None); builders hear the outcome."""
+        ...
+
+    def shutdown(self, message: str = "") -> None:
+        """Tell every player, then stop the server."""
+        ...
+
+    def typeclass_problem(self, path: str, kind: str) -> str | None:
+        """Why ``path`` cannot be the type class of a ``kind`` object, or None if it can."""
+        ...
+
+    def typeclass_status(self, obj: GameObject) -> str:
+        """Whether ``obj``'s type class loads, in a few words for ``examine``."""
+        ...
+
+    def content_errors(self) -> list[ContentError]:
+        """Recent distinct content errors, the most recent first."""
+        ...
+
+    def forget_content_errors(self) -> int:
+        """Forget the recorded content errors; how many there were."""
+        ...
+
+    def broken_content(self) -> list[str]:
+        """What does not load right now, one line per module."""
+        ...
