@@ -244,9 +244,7 @@ class Game:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
-        # Fix: a second close() (a test's, after a shutdown's) used to run every
-        # module's teardown again, on a closed store, then wait 5 s for a
-        # commit that could not happen.  Only live hooks are torn down, once.
+        # Only live hooks are torn down, once, while the store is still open.
         lifecycle, self.content.lifecycle = self.content.lifecycle, None
         if lifecycle is not None:
             for problem in lifecycle.retire(self.content.tree.live.values()):

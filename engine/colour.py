@@ -180,9 +180,9 @@ def wrap(text: str, width: int) -> str:
                 out.append(current)
                 word = CONTINUATION + word
                 size += len(CONTINUATION)
-                # Fix: ``render`` ends every line with a reset, so a colour used to
-                # stop at the first wrap (a narrow window lost the colour a wide one
-                # showed).  The markup in effect carries over to the next piece.
+                # ``render`` ends every line with a reset: the markup in effect
+                # carries over to the next piece, so a narrow window shows the
+                # colours a wide one does.
                 current, current_len = _in_effect(current) + word, size
             elif current:
                 current += " " + word

@@ -153,9 +153,8 @@ class ContentManager:
         #: Modules of failed batches, tried again with the next save.
         self._pending: set[str] = set()
         #: Deleted modules whose removal failed (still imported), tried again likewise.
-        #: Fix: a failed removal used to be forgotten, so once its importers let
-        #: go of it the deleted module stayed live, its commands registered,
-        #: until the next restart.
+        #: A deleted module stays live while something still imports it; its
+        #: removal is retried with every save until it goes.
         self._pending_removed: set[str] = set()
         self._lock = asyncio.Lock()
 
@@ -326,9 +325,8 @@ class ContentManager:
     def _defined_at(self, cls: type | None) -> str | None:
         """``content/commands/x.py:12``: where a refused class is, as load failures say.
 
-        Fix: a command that could not be built was reported by module name
-        only, while the design promises builders the file and line of every
-        broken edit.  ``inspect`` finds the class in the source that was
+        Builders get the file and line of every broken edit, a refused command
+        class included.  ``inspect`` finds the class in the source that was
         executed (exocet pins it in ``linecache``), not in the file as it is now.
         """
         if cls is None:

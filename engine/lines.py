@@ -1,7 +1,7 @@
 """A bounded line reader for telnet input.
 
 telnetlib3's ``readline`` has no length limit and ``readline_async`` is
-quadratic (see FIELD-NOTES).  This reader takes large chunks with ``read``,
+quadratic (see docs/architecture.md).  This reader takes large chunks with ``read``,
 splits them itself and never holds more than one line's limit of text, so a
 client that never sends a newline cannot grow server memory.
 """

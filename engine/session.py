@@ -35,7 +35,7 @@ _ids = itertools.count(1)
 #: What one read asks telnetlib3 for: more than its reader ever buffers (twice
 #: its limit plus one socket read).  Asked for less than it holds, its
 #: ``read(n)`` decodes byte by byte (seconds of CPU under a flood) and garbles
-#: a multi-byte character cut at the end of its buffer (FIELD-NOTES).
+#: a multi-byte character cut at the end of its buffer (docs/architecture.md).
 READ_CHUNK = 1 << 20
 
 

@@ -1,6 +1,6 @@
 """The telnet edge: telnetlib3's server with flow control, MUD protocols and connection limits.
 
-telnetlib3 5.0.1 never pauses reading from a flooding client (FIELD-NOTES);
+telnetlib3 5.0.1 never pauses reading from a flooding client (docs/architecture.md);
 handing the transport to the reader restores asyncio's flow control, so a
 client's unread input stays within twice the reader's limit.  Everything
 protocol-level stays here: offering GMCP, MSSP and EOR, answering an MSSP
@@ -186,12 +186,10 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         super().connection_made(base)
         transport = cast(asyncio.Transport, base)
         cast(TelnetReaderUnicode, self.reader).set_transport(transport)
-        # Fix: telnetlib3 parses option requests and subnegotiations a byte at
-        # a time (about 2 us a byte), and asyncio hands it up to 256 KiB per
-        # read: two connections sending 600 KB of IAC DO/WILL stalled the
-        # event loop for 1.7 s (tests/engine/test_fuzz.py), and with four of
-        # them another player's command waited 5.4 s.  Reads of 16 KiB let the
-        # loop serve everyone in between (0.2 s and about 1 s).
+        # One read is parsed at once, a byte at a time (about 2 us a byte), on
+        # the event loop: reads of 16 KiB, not asyncio's 256 KiB, let the loop
+        # serve everyone else between them (tests/engine/test_fuzz.py floods
+        # with option requests).
         _set_read_size(transport, READER_LIMIT)
         writer = self.mud_writer
         writer.mssp = type(self).mssp
@@ -209,11 +207,10 @@ class MudTelnetServer(telnetlib3.TelnetServer):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        # Fix: telnetlib3 answers every option request itself (IAC DO x gets
-        # IAC WONT x, each time), out of sight of the session's output limit:
-        # a client that sent 600 KB of IAC DO and read nothing had 585 KB
-        # queued for it, growing with all it sent (tests/engine/test_fuzz.py).
-        # The same limit applies to those answers.
+        # telnetlib3 answers every option request itself (IAC DO x gets IAC
+        # WONT x, each time), out of sight of the session's output limit: the
+        # same limit applies to those answers, so a client that asks and
+        # never reads cannot make the server queue without end.
         transport = cast("asyncio.Transport | None", self.writer.transport if self.writer else None)
         if (
             transport is not None
@@ -269,11 +266,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             self.mud_writer.iac(WILL, MCCP2_COMPRESS)
 
     def on_environ(self, mapping: dict[str, str]) -> None:
-        # Fix: telnetlib3 copies every variable a client names in NEW-ENVIRON
-        # into the connection's extra info, with no limit: answers naming
-        # 20,000 new variables (351 KB sent) held 1.5 MB for as long as the
-        # connection lasted, and more with every answer.  The first
-        # MAX_ENVIRON variables are kept, long names and values are not.
+        # telnetlib3 keeps every variable a client names in NEW-ENVIRON for
+        # the connection's life; memory per connection stays bounded: the
+        # first MAX_ENVIRON variables are kept, long names and values are not.
         kept = {}
         for key, value in mapping.items():
             name = key.upper()
@@ -299,12 +294,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self.window_width = clamp(cols, MIN_WIDTH, MAX_WIDTH, 80)
 
     def _on_gmcp(self, package: str, data: Any) -> None:
-        # Fix: 64 messages of any size were kept for the life of the
-        # connection, and decoded JSON such as [{},{},...] takes some 20 times
-        # its size: 64 GMCP messages of 15 KB from one connection (1 MB sent)
-        # held 20 MB, two such connections failed tests/engine/test_fuzz.py.
-        # Messages are kept while all that is kept stays within GMCP_KEEP bytes
-        # of JSON.
+        # Memory per connection stays bounded: decoded JSON such as [{},{},...]
+        # takes some 20 times its size, so messages are kept only while all
+        # that is kept stays within GMCP_KEEP bytes of JSON.
         key = str(package)[:64]
         try:
             size = len(key) + len(json.dumps(data))
@@ -399,14 +391,12 @@ async def serve(
             # would otherwise leave it open until the idle timeout).
             session.close()
 
-    # Fix: telnetlib3 buffers a subnegotiation up to 1 MiB before it discards
-    # it, as a deque of one-byte objects: about 8.5 bytes of memory per byte
-    # received, held as long as the client leaves it unended.  Five
-    # connections sending IAC SB TTYPE and 1 MiB without IAC SE grew the
-    # server by 43 MB (tests/engine/test_fuzz.py).  telnetlib3 reads the limit
-    # from this module global at every byte (there is no setting; overriding
-    # feed_byte instead doubled the cost of parsing); past it, it discards
-    # the rest up to IAC SE, with a warning.
+    # A subnegotiation is buffered as a deque of one-byte objects, about 8.5
+    # bytes of memory per byte received, for as long as the client leaves it
+    # unended: it is kept to MAX_SUBNEGOTIATION bytes.  telnetlib3 reads the
+    # limit from this module global at every byte (there is no setting, and
+    # overriding feed_byte doubled the cost of parsing); past it, it discards
+    # the rest up to IAC SE.
     quiet_telnetlib3()
     if getattr(stream_writer, "_MAX_SUBNEGOTIATION", 0) > MAX_SUBNEGOTIATION:
         stream_writer._MAX_SUBNEGOTIATION = MAX_SUBNEGOTIATION
@@ -445,11 +435,9 @@ async def serve(
     # asyncio listens with a backlog of 100, and create_server cannot change
     # it: a burst of connects overflows it.  listen() again raises it.
     raise_backlog(server, config.backlog)
-    # Fix: telnetlib3's Server queues each negotiated connection (the last
-    # 1,000) for wait_for_client(), which the engine never calls, so closed
-    # connections stayed in memory with all they held: unread input, buffers,
-    # everything a client had sent about itself.  Found by tests/engine/
-    # test_fuzz.py (a closed connection's protocol was still referenced).
+    # telnetlib3's Server queues each negotiated connection (the last 1,000)
+    # for wait_for_client(), which the engine never calls: a closed connection
+    # must not stay in memory with all it held, so nothing is queued.
     if isinstance(getattr(server, "_new_client", None), asyncio.Queue):
         server._new_client = _Unqueued()
     server.limiter = limiter  # type: ignore[attr-defined]  # for tests and the game to read

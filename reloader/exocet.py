@@ -121,10 +121,8 @@ class Mapper:
     def _delegate(self, mapper: Mapper, name: str) -> Any:
         """``mapper.lookup(name)``, with "not found" reported as this mapper's.
 
-        Fix: ``ExclusiveMapper`` and ``PackageContext`` used to let the inner
-        mapper's error through, so a module missing through
-        ``ExclusiveMapper(pep302Mapper, ...)`` was reported as missing "through
-        pep302Mapper", not naming the mapper actually used.  This mapper's
+        A module missing through a wrapping mapper (``ExclusiveMapper``,
+        ``PackageContext``) is reported as missing through that mapper, whose
         ``repr`` names the inner one too.  A failure of some *other* module
         (``exc.name != name``) propagates unchanged.
         """
@@ -202,11 +200,10 @@ class CallableMapper(Mapper):
         self._fn = fn
 
     def lookup(self, name: str) -> Any:
-        # Fix: an ImportError raised by ``fn`` for ``name`` itself used to pass
-        # through as it was (``ImportError("refused")``), naming neither the
-        # module nor the mapper.  It is now re-raised as this mapper's own
-        # ModuleNotFoundError, keeping ``fn``'s message as the reason; an error
-        # about some other module (``exc.name`` set to another name) passes.
+        # An ImportError ``fn`` raises for ``name`` itself becomes this
+        # mapper's own ModuleNotFoundError, naming the module and the mapper
+        # and keeping ``fn``'s message as the reason; an error about some
+        # other module (``exc.name`` set to another name) passes unchanged.
         try:
             return self._fn(name)
         except ImportError as exc:
@@ -298,12 +295,11 @@ def _find_in(name: str, leaf: str, directories: Iterable[str]) -> ModuleSource |
     moment it is saved.  Only source files qualify, because exocet always
     compiles from source.
 
-    Fix: in one directory the order is the import system's: a package
+    In one directory the order is the import system's: a package
     (``leaf/__init__.py``), then a module (``leaf.py``), and only then a
-    directory without ``__init__.py`` as a namespace portion.  It used to skip
-    ``leaf.py`` whenever a plain ``leaf/`` directory stood beside it (say a
-    data directory next to the module), finding a namespace package or some
-    other directory's ``leaf.py`` where ``import leaf`` finds this one.
+    directory without ``__init__.py`` as a namespace portion, so a plain
+    ``leaf/`` directory beside ``leaf.py`` (say a data directory) never hides
+    the module that ``import leaf`` finds.
     """
     namespace: list[str] = []
     for directory in directories:
@@ -405,11 +401,9 @@ class _WeakModuleEntry:
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._target(attribute), attribute)
 
-    # Fix: writes were not forwarded, so code that sets an attribute on every
-    # module in sys.modules failed on this entry.  unittest's ``assertWarns``
-    # does exactly that (``v.__warningregistry__ = {}`` for each module with a
-    # registry): it raised AttributeError in the whole process while a loaded
-    # module that had issued a warning was alive.
+    # Writes are forwarded too: code that sets an attribute on every module
+    # in sys.modules must work on this entry (unittest's ``assertWarns`` sets
+    # ``__warningregistry__`` on each module that has one).
     def __setattr__(self, attribute: str, value: Any) -> None:
         setattr(self._target(attribute), attribute, value)
 
@@ -524,13 +518,11 @@ class _Importer:
     def _reaching(chain: list[Any], parts: list[str]) -> Any:
         """``chain[0]``, such that ``.b.c`` on it reaches the mapper's ``chain[1:]``.
 
-        Fix: ``import a.b.c`` used to return the mapper's ``a`` as it stood.
-        When ``a`` did not carry ``b`` (yet) or carried another ``b``, the
-        import broke: ``import pkg.b as b`` of a circular pair failed with
-        "cannot import name 'b'" (plain Python allows it), and under a
-        ``PackageContext`` whose parent package is reused, ``pkg.b`` named the
-        reused module instead of this context's.  Where a step does not reach
-        the mapper's module, that parent is handed out through a proxy, which
+        ``import a.b.c`` must reach the mapper's ``a.b`` and ``a.b.c`` even when
+        ``a`` does not carry ``b`` (yet: ``import pkg.b as b`` in a circular
+        pair, as plain Python allows) or carries another ``b`` (a reused parent
+        package under a ``PackageContext``).  Where a step does not reach the
+        mapper's module, that parent is handed out through a proxy, which
         leaves the parent module itself unmodified, as ``_from`` does.
         """
         result = chain[-1]
@@ -559,12 +551,10 @@ class _Importer:
                 continue
             child = f"{fqn}.{item}"
             current = getattr(module, item, _MISSING)
-            # Fix: an attribute that is the submodule ``fqn.item`` itself used
-            # to be handed out as it stood, without asking the mapper.  Under a
-            # PackageContext reusing the parent package, ``from . import dep``
-            # then gave the reused (old) ``dep`` instead of the context's own,
-            # and ``on_import`` never heard of the import.  Such a submodule is
-            # now resolved through the mapper; other attributes are kept, as
+            # An attribute that is the submodule ``fqn.item`` itself is resolved
+            # through the mapper (under a PackageContext reusing the parent,
+            # ``from . import dep`` must give the context's own ``dep``, and
+            # ``on_import`` must hear of it); other attributes are kept, as
             # plain ``from fqn import item`` keeps them.
             if current is not _MISSING and not _is_module_named(current, child):
                 continue
@@ -880,12 +870,10 @@ def loadPackageNamed(fqn: str, mapper: Mapper) -> PackageContext:
 class _ModuleProxy:
     """Answers the replaced attributes itself and delegates every other one.
 
-    Fix: this used ``__getattr__``, which Python consults only for names the
-    proxy class lacks, so ``__doc__``, ``__module__`` and the other attributes
-    every class has were answered by the proxy class itself, never delegated
-    nor replaced.  ``__getattribute__`` (as exocet's original had) delegates
-    every name, ``__class__`` included, so a proxy of a module passes
-    ``isinstance(proxy, ModuleType)``.
+    Every name is delegated or replaced, ``__doc__``, ``__module__`` and
+    ``__class__`` included (``__getattribute__``, as exocet's original had:
+    ``__getattr__`` is consulted only for names the proxy class lacks), so a
+    proxy of a module passes ``isinstance(proxy, ModuleType)``.
     """
 
     __slots__ = ("_original", "_replacements")

@@ -52,9 +52,7 @@ class ImportGraph:
 
     def dependents(self, names: Iterable[str]) -> set[str]:
         """Every module that imports any of ``names``, directly or transitively."""
-        # Fix: ``names`` used to be read twice (``list(names)``, then
-        # ``set(names)``), so a generator was empty the second time and the
-        # names themselves came back as their own dependents when in a cycle.
+        # ``names`` is read once: it may be a generator.
         start = set(names)
         seen: set[str] = set()
         stack = list(start)

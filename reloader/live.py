@@ -137,10 +137,9 @@ def describe_failure(exc: BaseException, module: str, root: str) -> LoadFailure:
     path: str | None = None
     line: int | None = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        # Fix: this was ``abspath(filename).startswith(root)``, a string test,
-        # so a file beside the tree sharing its name as a prefix
-        # (``content_helpers.py`` next to ``content/``) counted as the
-        # builder's, and the failure pointed into that helper instead.
+        # A path test, not a string one: a file beside the tree sharing its
+        # name as a prefix (``content_helpers.py`` next to ``content/``) is
+        # not the builder's.
         if frame.filename and Path(os.path.abspath(frame.filename)).is_relative_to(root):
             path, line = frame.filename, frame.lineno
     return LoadFailure(module, path, line, f"{type(exc).__name__}: {exc}", details)
@@ -174,11 +173,10 @@ class LiveTree:
 
     def module_name(self, path: str | os.PathLike[str]) -> str | None:
         """The dotted name of a file or directory inside the tree, or None outside it."""
-        # Fix: ``self.directory`` has its symlinks resolved but ``path`` was
-        # only made absolute, so a tree given a symlinked directory (say
-        # ``/tmp`` on macOS) named no path spelled through that directory.
-        # The path as given is tried first (a symlinked file inside the tree
-        # stays inside it), then with its symlinks resolved.
+        # ``self.directory`` has its symlinks resolved; a path spelled through
+        # a symlinked directory (``/tmp`` on macOS) must still be found.  The
+        # path as given is tried first (a symlinked file inside the tree stays
+        # inside it), then with its symlinks resolved.
         for candidate in (os.path.abspath(path), os.path.realpath(path)):
             try:
                 relative = Path(candidate).relative_to(self.directory)
@@ -236,12 +234,11 @@ class LiveTree:
         reuse = _ReuseView(self.live, targets | gone)
         batch = Batch(requested, {}, gone, _ImportRecorder(self.package))
         current = ""
-        # Fix: a removed module stayed an attribute of its live parent
-        # package, so ``from . import gone`` in a dependent still found it
-        # (the batch built against a deleted file instead of failing).  It is
-        # taken off the parent while the batch builds and put back after:
-        # prepare runs synchronously, so nothing else sees the gap, and the
-        # live generation is as it was when prepare returns or raises.
+        # A removed module must not be found as an attribute of its live
+        # parent package (``from . import gone`` in a dependent must fail).
+        # It is taken off the parent while the batch builds and put back
+        # after: prepare runs synchronously, so nothing else sees the gap, and
+        # the live generation is as it was when prepare returns or raises.
         detached = self._detach(gone)
         try:
             context = exocet.PackageContext(
@@ -286,9 +283,9 @@ class LiveTree:
                 continue
             for child, child_module in self.live.items():
                 parent, _, leaf = child.rpartition(".")
-                # Fix: an attribute the package's own code set under the
-                # submodule's name (``from .board import board``) used to be
-                # overwritten by the submodule; plain Python keeps it.
+                # An attribute the package's own code set under the submodule's
+                # name (``from .board import board``) is kept, as plain Python
+                # keeps it.
                 if (
                     parent == name
                     and child not in batch.modules
@@ -303,8 +300,8 @@ class LiveTree:
         From here on the batch's modules resolve their imports of the tree
         through the live generation, and report new imports to the graph.
         """
-        # Fix: removed modules used to stay attributes of their live parent
-        # package, which kept them alive and importable (see ``prepare``).
+        # Removed modules leave their live parent package too, or they would
+        # stay alive and importable (see ``prepare``).
         self._detach(batch.removed)
         for name in batch.removed:
             self.live.pop(name, None)

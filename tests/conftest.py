@@ -82,7 +82,7 @@ class Client:
 
     async def _fill(self) -> bool:
         # Far more than telnetlib3 ever buffers: read(n) below the buffer size
-        # takes a slow byte-at-a-time path (see FIELD-NOTES).
+        # takes a slow byte-at-a-time path (see docs/architecture.md).
         data = await self.reader.read(1 << 20)
         if not data:
             self.eof = True
