@@ -124,6 +124,11 @@ class ContentGuard:
             WATCHDOG.leave(section)
             self._keep(txn, section, context)
             raise
+        except ContentFailed:
+            # A nested stretch failed and was reported already; this one fails with it.
+            WATCHDOG.leave(section)
+            txn.rollback()
+            raise
         except _FAILURES as exc:
             WATCHDOG.leave(section)
             txn.rollback()

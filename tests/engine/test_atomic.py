@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from engine import objectstore
 from engine.app import Game
+from engine.errors import ContentErrors
 from engine.guard import ContentFailed, ContentGuard
 from engine.objects import GameObject
 from engine.store import Store
@@ -301,3 +302,23 @@ def test_a_nested_transaction_rolls_back_alone() -> None:
 
     guard.call("'outer'", outer)
     assert dict(lamp.attributes) == {"lit": False, "outer": True}
+
+
+def test_a_nested_failure_that_is_not_caught_undoes_both_and_is_told_once() -> None:
+    world = small_world(Store(":memory:"))
+    lamp: GameObject = next(o for o in world.objects.values() if o.name == "lamp")
+    told: list[str] = []
+    guard = ContentGuard(errors=ContentErrors(told.append))
+
+    def inner() -> None:
+        lamp.attributes["inner"] = True
+        raise ValueError("inner fails")
+
+    def outer() -> None:
+        lamp.attributes["outer"] = True
+        guard.call("'inner'", inner)
+
+    with pytest.raises(ContentFailed):
+        guard.call("'outer'", outer)
+    assert dict(lamp.attributes) == {"lit": False}
+    assert len(told) == 1 and "ValueError: inner fails" in told[0]
