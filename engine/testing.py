@@ -15,13 +15,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import telnetlib3
 
+from engine import atomic
+from engine.accounts import Account, Role
+from engine.commands import Command, Context
 from engine.config import PROJECT_ROOT
+from engine.dispatch import parse, resolve, run_command
+from engine.guard import ContentGuard
+from engine.objects import Character
+from engine.registry import Registry
+from engine.world import World
 
 
 class ExpectTimeout(AssertionError):
@@ -212,3 +221,125 @@ def edit(path: Path, old: str, new: str) -> str:
         raise AssertionError(f"{old!r} is not in {path}")
     path.write_text(text.replace(old, new, 1))
     return text
+
+
+# -- running a command in process ---------------------------------------------------------
+
+
+class RecordingSession:
+    """A player's connection for ``call_command``: it records what the player is sent.
+
+    Output goes through the open content transaction like a real session's,
+    so a command that fails shows others nothing here either.
+    """
+
+    def __init__(self, name: str, role: Role = Role.PLAYER) -> None:
+        self.account = Account(0, name, role)
+        self.sent: list[str] = []
+        self.closed = False
+        self.last_input = time.time()
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    @property
+    def role(self) -> Role:
+        return self.account.role
+
+    def deliver(self, action: Callable[[], None]) -> None:
+        action()
+
+    deliver_unchanged = deliver
+
+    def send(self, text: str, newline: bool = True, *, held: bool = True) -> None:
+        if self.closed:
+            return
+        txn = atomic.current()
+        if txn is not None and held:
+            txn.hold(cast(Any, self), lambda: self.sent.append(text), "text")
+        else:
+            self.sent.append(text)
+
+    def close(self, message: str | None = None) -> None:
+        if message:
+            self.send(message)
+        self.closed = True
+
+    def gmcp(self, package: str, data: Any) -> None:
+        return None
+
+    def room_changed(self, room: Any) -> None:
+        return None
+
+
+class CommandTestGame:
+    """The ``ctx.game`` of ``call_command``: the world and its players, nothing of a server."""
+
+    def __init__(self, world: World, commands: Registry) -> None:
+        self.world = world
+        self.registry = commands
+
+    def online(self) -> list[Any]:
+        sessions = [c.session for c in self.world.objects.values() if c.session is not None]
+        return sorted(sessions, key=lambda s: s.name.lower())
+
+    def commands(self) -> list[Command]:
+        return self.registry.commands()
+
+    def broadcast(self, text: str) -> None:
+        for session in self.online():
+            session.send(text)
+
+    def __getattr__(self, name: str) -> Any:
+        raise NotImplementedError(f"ctx.game.{name} is not available in call_command")
+
+
+async def call_command(
+    line: str,
+    caller: Character,
+    *,
+    commands: Iterable[Command],
+    world: World,
+    role: Role = Role.PLAYER,
+    budget: float = 1.0,
+    content_dir: Path | None = None,
+) -> dict[str, list[str]]:
+    """Run ``line`` as ``caller`` typed it, in process; what each player online was sent.
+
+    The world is a real ``World`` (``World()`` keeps it in memory).  Every
+    character in it with no session gets a ``RecordingSession`` for the call
+    (the caller with ``role``); the command runs as in the game, through the
+    content guard: atomic, and, given the ``content_dir`` its code lives in,
+    stopped past ``budget``.  For content authors and the engine's own
+    command tests::
+
+        world = World()
+        square = world.create_room("Square")
+        pat = world.create("character", "Pat", location=square, account_id=1)
+        sent = await call_command("look", pat, commands=[CmdLook()], world=world)
+        assert sent["Pat"][0].startswith("Square")
+    """
+    registry = Registry()
+    registry.replace({"call_command": list(commands)})
+    recorders: dict[Character, RecordingSession] = {}
+    for obj in world.objects.values():
+        if isinstance(obj, Character) and obj.session is None:
+            recorder = RecordingSession(obj.name, role if obj is caller else Role.PLAYER)
+            # A stand-in for a connection: it has what commands use of one.
+            object.__setattr__(obj, "session", recorder)
+            recorders[obj] = recorder
+    try:
+        session: Any = caller.session
+        verb, args = parse(line)
+        found = resolve(registry, verb, args, session.role, caller.location)
+        if found.command is None:
+            session.send(found.error)
+        else:
+            game: Any = CommandTestGame(world, registry)
+            ctx = Context(caller, session, game, verb, found.args)
+            await run_command(found.command, ctx, ContentGuard(content_dir, budget))
+        return {character.name: list(r.sent) for character, r in recorders.items()}
+    finally:
+        for obj in recorders:
+            object.__setattr__(obj, "session", None)
