@@ -315,8 +315,7 @@ class Game:
             except ContentFailed as failure:
                 problems.append(f"{path} fails in appearance() of {obj.dbref}: {failure.line}")
             finally:
-                trial._held.clear()
-                trial.rollback()
+                trial.rollback(keep_caller_text=False)
         return problems
 
     def _report_broken(self, broken: list[BrokenTypeclass]) -> None:

@@ -171,13 +171,8 @@ class Transaction:
 
     def commit(self) -> None:
         """Keep the changes; deliver the held output (or hand both to the outer transaction)."""
-        global _current
-        if self.done:
-            raise RuntimeError("transaction ended twice")
-        self.done = True
+        self._end()
         parent = self.parent
-        if _current is self:
-            _current = parent
         if parent is not None:
             if self._records:
                 if parent._records is None:
@@ -186,7 +181,7 @@ class Transaction:
                     parent._records.setdefault(key, state)
             parent._held.extend(self._held)
             return
-        changed = bool(self._records)
+        changed = self.changed
         for session, action, _kind in self._held:
             if changed:
                 session.deliver(action)  # waits for this stretch's changes to be durable

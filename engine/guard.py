@@ -147,7 +147,7 @@ class ContentGuard:
 
     def _keep(self, txn: atomic.Transaction, section: Section, context: str) -> None:
         """Commit a stretch that ended well, unless the world cannot be saved now."""
-        if txn.parent is None and txn._records:
+        if txn.parent is None and txn.changed:
             reason = self.refusal()
             if reason is not None:
                 # Nothing may be told as done that cannot be made durable.

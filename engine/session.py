@@ -186,11 +186,11 @@ class Session:
         Output of content that fails never reaches other players (see
         ``engine.atomic``); what the caller was shown before the error may be.
         """
-        txn = atomic._current  # read directly: this runs for every line sent
+        txn = atomic.current()
         if txn is None:
             self.deliver_unchanged(action)
         else:
-            txn._held.append((self, action, kind))
+            txn.hold(self, action, kind)
 
     def gmcp(self, package: str, data: Any) -> None:
         """Send a GMCP message if the client agreed to GMCP; otherwise nothing."""

@@ -210,10 +210,6 @@ class Watchdog:
         reader.close()
         self._wakeup_writer.close()
 
-    @property
-    def can_interrupt(self) -> bool:
-        return self._installed and threading.get_ident() == self._main_ident
-
     # -- the thread and the signal ------------------------------------------------
 
     def _ensure_started(self) -> None:
@@ -332,7 +328,3 @@ def reset_after_fork() -> None:
     """In a forked child: a fresh watchdog (the parent's thread does not exist here)."""
     fresh = Watchdog()
     WATCHDOG.__dict__.update(fresh.__dict__)
-
-
-def current_section() -> Section | None:
-    return WATCHDOG._current
