@@ -9,16 +9,17 @@ breaking builders' files::
 
 from __future__ import annotations
 
-from engine.accounts import Role
-from engine.commands import Command, Context
-from engine.objects import Character, Exit, GameObject, Room, Thing
-from engine.services import GameServices
-from engine.world import SHORT_DIRECTIONS, World, WorldError
+from engine.accounts.account import Role
+from engine.commands.base import Command, Context
+from engine.services import CommandInfo, GameServices
+from engine.world.model import SHORT_DIRECTIONS, World, WorldError
+from engine.world.objects import Character, Exit, GameObject, Room, Thing
 
 __all__ = [
     "SHORT_DIRECTIONS",
     "Character",
     "Command",
+    "CommandInfo",
     "Context",
     "Exit",
     "GameObject",

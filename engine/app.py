@@ -15,29 +15,31 @@ import time
 from types import FrameType
 from typing import Any
 
-from engine import atomic, fallback, telnet
-from engine.accounts import Account, Accounts, Role
-from engine.commands import Command, Context
+from engine.accounts.account import Account, Accounts, Role
+from engine.accounts.login import login
+from engine.commands import fallback
+from engine.commands.base import Command, Context
+from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.registry import Registry
 from engine.config import Config
-from engine.content import ContentManager, ReloadReport
-from engine.crashes import CrashMarkers, trial_load
-from engine.dispatch import parse, resolve, run_command
-from engine.durability import DurableOutput
-from engine.errors import ContentError, ContentErrors
-from engine.guard import ContentFailed, ContentGuard
-from engine.lifecycle import Lifecycle
-from engine.limits import CreationLimiter, LoginGuard
-from engine.lines import LineTooLong
-from engine.login import login
-from engine.objects import KINDS, GameObject
-from engine.registry import Registry
-from engine.session import Flooding, Session
+from engine.content.crashes import CrashMarkers, trial_load
+from engine.content.errors import ContentError, ContentErrors
+from engine.content.guard import ContentFailed, ContentGuard
+from engine.content.lifecycle import Lifecycle
+from engine.content.manager import ContentManager
+from engine.content.tasks import TaskScheduler
+from engine.content.watchdog import WATCHDOG
+from engine.net import telnet
+from engine.net.limits import CreationLimiter, LoginGuard
+from engine.net.lines import LineTooLong
+from engine.net.session import Flooding, Session
+from engine.net.text import clean_line
 from engine.startup import DatabaseLock, StartupError, check_port
-from engine.store import Store, UnusableDatabase
-from engine.tasks import TaskScheduler
-from engine.text import clean_line
-from engine.watchdog import WATCHDOG
-from engine.world import BrokenTypeclass, World
+from engine.world import atomic
+from engine.world.durability import DurableOutput
+from engine.world.model import BrokenTypeclass, World
+from engine.world.objects import KINDS, GameObject
+from engine.world.store import Store, UnusableDatabase
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +369,8 @@ class Game:
             if session.character is not None and session.role >= Role.BUILDER:
                 session.send(f"[{tag}] {text}", held=False)
 
-    async def reload(self, names: list[str] | None = None) -> ReloadReport:
-        return await self.content.reload(names)
+    async def reload(self, names: list[str] | None = None) -> None:
+        await self.content.reload(names)
 
     def commands(self) -> list[Command]:
         return self.registry.commands()

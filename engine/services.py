@@ -9,16 +9,44 @@ so they can change without breaking a builder's file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from engine.accounts import Account, Role
-    from engine.commands import Command
-    from engine.content import ReloadReport
-    from engine.errors import ContentError
-    from engine.objects import GameObject
-    from engine.session import Session
-    from engine.world import World
+    from engine.accounts.account import Account, Role
+    from engine.content.errors import ContentError
+    from engine.net.session import Session
+    from engine.world.model import World
+    from engine.world.objects import GameObject
+
+
+class CommandInfo(Protocol):
+    """A command as ``help`` sees it (``engine.commands.base.Command``)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+    @property
+    def permission(self) -> Role: ...
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The key, then the aliases."""
+        ...
+
+    def help_text(self) -> str:
+        """The whole help page."""
+        ...
+
+    def summary(self) -> str:
+        """The first line of the help page."""
+        ...
 
 
 class GameServices(Protocol):
@@ -33,7 +61,7 @@ class GameServices(Protocol):
         """The sessions of the players in the game, by name."""
         ...
 
-    def commands(self) -> list[Command]:
+    def commands(self) -> Sequence[CommandInfo]:
         """Every command that answers now (content's and the engine's own), by key."""
         ...
 
@@ -57,7 +85,7 @@ class GameServices(Protocol):
         """Give the account ``name`` a role; its session learns it at once."""
         ...
 
-    async def reload(self, names: list[str] | None = None) -> ReloadReport:
+    async def reload(self, names: list[str] | None = None) -> None:
         """Reload content modules now (every module when None); builders hear the outcome."""
         ...
 

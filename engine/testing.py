@@ -22,15 +22,15 @@ from typing import Any, cast
 
 import telnetlib3
 
-from engine import atomic
-from engine.accounts import Account, Role
-from engine.commands import Command, Context
+from engine.accounts.account import Account, Role
+from engine.commands.base import Command, Context
+from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.registry import Registry
 from engine.config import PROJECT_ROOT
-from engine.dispatch import parse, resolve, run_command
-from engine.guard import ContentGuard
-from engine.objects import Character
-from engine.registry import Registry
-from engine.world import World
+from engine.content.guard import ContentGuard
+from engine.world import atomic
+from engine.world.model import World
+from engine.world.objects import Character
 
 
 class ExpectTimeout(AssertionError):

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import watchfiles
 
-from engine.content import ContentManager
-from engine.registry import Registry
+from engine.commands.registry import Registry
+from engine.content.manager import ContentManager
 from engine.testing import MudClient, ServerProcess
 from reloader import exocet
 from reloader.watcher import SourceFilter

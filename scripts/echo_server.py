@@ -18,7 +18,7 @@ import telnetlib3
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config import Config
-from engine.telnet import raise_backlog
+from engine.net.telnet import raise_backlog
 
 
 async def shell(reader: telnetlib3.TelnetReader, writer: telnetlib3.TelnetWriter) -> None:

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from conftest import Client, MakeClient
 
     from engine.app import Game
-    from engine.objects import GameObject
-    from engine.session import Session
+    from engine.net.session import Session
+    from engine.world.objects import GameObject
 
 
 def named(game: Game, name: str) -> GameObject:

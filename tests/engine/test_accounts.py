@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.accounts import Accounts, NameTaken, Role, valid_name
-from engine.store import MIGRATIONS, Store
+from engine.accounts.account import Accounts, NameTaken, Role, valid_name
+from engine.world.store import MIGRATIONS, Store
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Atomic content: a command that fails changes nothing, in memory, in SQLite, or on screens.
 
-The property test drives ``engine.world`` under ``engine.guard`` alone:
+The property test drives ``engine.world.model`` under ``engine.content.guard`` alone:
 random world operations ending in an exception leave the world exactly as
 it was.  The integration tests play a real game over 127.0.0.1, and one
 SIGKILLs a real server process right after the failed command's answer.
@@ -19,14 +19,14 @@ from game_helpers import named, players
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import objectstore
 from engine.app import Game
-from engine.errors import ContentErrors
-from engine.guard import ContentFailed, ContentGuard
-from engine.objects import GameObject
-from engine.store import Store
+from engine.content.errors import ContentErrors
+from engine.content.guard import ContentFailed, ContentGuard
 from engine.testing import ServerProcess
-from engine.world import World, WorldError
+from engine.world import objectstore
+from engine.world.model import World, WorldError
+from engine.world.objects import GameObject
+from engine.world.store import Store
 
 if TYPE_CHECKING:
     from conftest import Connect, MakeClient

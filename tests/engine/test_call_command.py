@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.commands import Command, Context
-from engine.content import declared_commands
-from engine.objects import Character, GameObject
+from engine.commands.base import Command, Context
+from engine.content.manager import declared_commands
 from engine.testing import call_command
-from engine.world import World
+from engine.world.model import World
+from engine.world.objects import Character, GameObject
 from reloader import exocet
 
 

@@ -1,6 +1,6 @@
 """Clean text: nothing a player types or a builder stores can drive another player's terminal.
 
-Unit tests of ``engine.text``; integration tests over 127.0.0.1 with a
+Unit tests of ``engine.net.text``; integration tests over 127.0.0.1 with a
 player who types control characters and a description holding raw escapes.
 """
 
@@ -12,7 +12,7 @@ import pytest
 from game_helpers import named, players
 
 from engine.app import Game
-from engine.text import MAX_MARKUP, cap_markup, clean_line, clean_output
+from engine.net.text import MAX_MARKUP, cap_markup, clean_line, clean_output
 
 if TYPE_CHECKING:
     from conftest import MakeClient

@@ -1,4 +1,5 @@
-"""Unit tests of colour markup (``engine.colour``) and client capabilities (``engine.clientinfo``).
+"""Unit tests of colour markup (``engine.net.colour``) and client capabilities
+(``engine.net.clientinfo``).
 
 Pure functions: rendering at each colour depth, stripping, wrapping at a width with markup that
 takes no room, and what a client's TTYPE / MTTS answers and window size mean.
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, MTTS, ClientInfo, clamp, parse_mtts
-from engine.colour import CONTINUATION, RESET, Depth, render, strip, visible_length, wrap
+from engine.net.clientinfo import MAX_WIDTH, MIN_WIDTH, MTTS, ClientInfo, clamp, parse_mtts
+from engine.net.colour import CONTINUATION, RESET, Depth, render, strip, visible_length, wrap
 
 ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 BREAK = re.compile(r"(?<=\S) (?=\S)")  # where wrap may break a line

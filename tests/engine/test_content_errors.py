@@ -3,7 +3,7 @@
 Integration tests over 127.0.0.1: a type class hook that raises, the
 ``errors`` command, content that fails to load at start (the engine's own
 commands stand in, builders are told at login, the fix applies on save).
-The unit tests drive ``engine.errors.ContentErrors`` with a fake clock.
+The unit tests drive ``engine.content.errors.ContentErrors`` with a fake clock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import pytest
 from game_helpers import players
 
-from engine import fallback
 from engine.app import Game
-from engine.errors import ContentErrors
+from engine.commands import fallback
+from engine.content.errors import ContentErrors
 
 if TYPE_CHECKING:
     from conftest import MakeClient
@@ -171,8 +171,8 @@ def test_only_the_most_recent_distinct_errors_are_kept() -> None:
 
 
 async def test_fallback_commands_stand_only_while_content_lacks_their_key() -> None:
-    from engine.commands import Command, Context
-    from engine.registry import Registry
+    from engine.commands.base import Command, Context
+    from engine.commands.registry import Registry
 
     class Look(Command):
         key = "look"

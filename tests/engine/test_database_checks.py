@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from game_helpers import run_engine
 
-from engine.accounts import Accounts
-from engine.passwords import hash_password
-from engine.store import MIGRATIONS, Store
+from engine.accounts.account import Accounts
+from engine.accounts.passwords import hash_password
+from engine.world.store import MIGRATIONS, Store
 
 
 def prepared(tmp_path: Path, content_dir: Path) -> Path:

@@ -6,12 +6,12 @@ import logging
 
 import pytest
 
-from engine.accounts import Role
-from engine.commands import Command, Context
-from engine.dispatch import parse, resolve, run_command
-from engine.objects import Character, Room
-from engine.registry import Registry
-from engine.world import World
+from engine.accounts.account import Role
+from engine.commands.base import Command, Context
+from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.registry import Registry
+from engine.world.model import World
+from engine.world.objects import Character, Room
 
 
 class CmdLook(Command):
@@ -260,7 +260,7 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context("some args")
-    with caplog.at_level(logging.ERROR, logger="engine.guard"):
+    with caplog.at_level(logging.ERROR, logger="engine.content.guard"):
         await run_command(CmdBroken(), ctx)
     assert recorder.sent[0] == "before the failure"
     assert (
@@ -268,7 +268,7 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     )
     # The player sees no traceback; the log has it.
     assert "ZeroDivisionError" not in "".join(recorder.sent)
-    [record] = [r for r in caplog.records if r.name == "engine.guard"]
+    [record] = [r for r in caplog.records if r.name == "engine.content.guard"]
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert "broken" in record.getMessage()
@@ -280,7 +280,7 @@ async def test_run_command_catches_exceptions_of_coroutine_commands(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context()
-    with caplog.at_level(logging.ERROR, logger="engine.guard"):
+    with caplog.at_level(logging.ERROR, logger="engine.content.guard"):
         await run_command(CmdBrokenAsync(), ctx)
     assert recorder.sent == ["Something went wrong running 'abroken'; the builders have been told."]
     assert "missing in async content" in caplog.text

@@ -66,7 +66,7 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from engine.app import Game
-from engine.session import Session
+from engine.net.session import Session
 
 #: Alice's ``say`` must be answered within this many seconds after every example.
 PING_TIMEOUT = 2.0
@@ -586,7 +586,7 @@ async def test_hostile_streams_leave_the_server_serving(arena: Arena, scenario: 
 @pytest.mark.game(**GAME, max_output_buffer=64 * 1024)
 @settings(max_examples=8, **SETTINGS)
 @given(scenario=crowd(huge_chunk))
-# Each of these failed before its fix in engine/telnet.py: unended 1 MiB
+# Each of these failed before its fix in engine/net/telnet.py: unended 1 MiB
 # subnegotiations (the process grew 42 MB), GMCP messages kept whole (39 MB),
 # answers to option requests queued for a client that never reads (585 KB,
 # limit 192 KB), floods of option requests (event loop stalled 1.7 s).

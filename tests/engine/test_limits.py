@@ -18,8 +18,8 @@ import pytest
 from conftest import HOST, PASSWORD, TIMEOUT, Client, MakeClient
 from game_helpers import until
 
-from engine import limits
 from engine.app import Game
+from engine.net import limits
 
 OTHER_HOST = "127.0.0.2"  # a second loopback address: another "IP" for the limits
 

@@ -1,4 +1,4 @@
-"""Unit tests of ``engine.limits`` with an injected clock: the input token bucket, the
+"""Unit tests of ``engine.net.limits`` with an injected clock: the input token bucket, the
 connection counter, and the login back-off.  Nothing sleeps; time moves when a test says so.
 """
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.limits import ConnectionLimiter, LoginGuard, TokenBucket, is_loopback
+from engine.net.limits import ConnectionLimiter, LoginGuard, TokenBucket, is_loopback
 
 
 class FakeClock:

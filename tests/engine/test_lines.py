@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from engine.lines import BoundedLineReader, LineSplitter, LineTooLong
+from engine.net.lines import BoundedLineReader, LineSplitter, LineTooLong
 
 
 def feed_all(splitter: LineSplitter, chunks: Iterable[str]) -> list[str | None]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from telnetlib3.telopt import ECHO
 
-from engine.accounts import Role
+from engine.accounts.account import Role
 from engine.app import Game
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """No client can lock others out: parallel guessing, slow connections, account floods.
 
 Over real connections on 127.0.0.1 (and 127.0.0.2 as a second address);
-the unit tests drive ``engine.limits`` with a fake clock.
+the unit tests drive ``engine.net.limits`` with a fake clock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from conftest import HOST, PASSWORD, Client, ExpectTimeout, MakeClient
 from game_helpers import until
 
-from engine import limits
 from engine.app import Game
-from engine.limits import ConnectionLimiter, CreationLimiter, LoginGuard
+from engine.net import limits
+from engine.net.limits import ConnectionLimiter, CreationLimiter, LoginGuard
 
 OTHER_HOST = "127.0.0.2"
 

@@ -13,8 +13,8 @@ import pytest
 from game_helpers import named, players
 
 from engine.app import Game
-from engine.objects import GameObject, Room, Thing, WorldError
-from engine.world import World
+from engine.world.model import World
+from engine.world.objects import GameObject, Room, Thing, WorldError
 
 if TYPE_CHECKING:
     from conftest import MakeClient

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from engine.passwords import (
+from engine.accounts.passwords import (
     KEY_BYTES,
     SALT_BYTES,
     PasswordHash,

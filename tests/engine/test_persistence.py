@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from game_helpers import named
 
-from engine import objectstore
-from engine import store as store_module
-from engine.accounts import Accounts, Role
+from engine.accounts.account import Accounts, Role
+from engine.accounts.passwords import hash_password
 from engine.app import Game
 from engine.config import Config
-from engine.passwords import hash_password
-from engine.store import MIGRATIONS, Store
 from engine.testing import ServerProcess
+from engine.world import objectstore
+from engine.world import store as store_module
+from engine.world.store import MIGRATIONS, Store
 
 if TYPE_CHECKING:
     from conftest import Connect

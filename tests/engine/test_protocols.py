@@ -41,7 +41,7 @@ from telnetlib3.telopt import (
 )
 
 from engine.app import Game
-from engine.colour import Depth
+from engine.net.colour import Depth
 
 #: Markers the probe client inserts into its text stream where the server sent IAC GA / IAC
 #: EOR, so that a test sees exactly what a prompt ended with, in order with the text.

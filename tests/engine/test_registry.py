@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.commands import Command, Context
-from engine.registry import Registry, RegistryDiff, RegistryError
+from engine.commands.base import Command, Context
+from engine.commands.registry import Registry, RegistryDiff, RegistryError
 
 
 def command(key: str, *aliases: str) -> Command:

@@ -18,7 +18,7 @@ import pytest
 from game_helpers import until
 
 from engine.app import Game
-from engine.objects import KINDS
+from engine.world.objects import KINDS
 from reloader import exocet
 
 if TYPE_CHECKING:

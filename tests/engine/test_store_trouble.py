@@ -1,6 +1,6 @@
 """Acknowledged means durable, also while the database cannot be written.
 
-A property test drives ``engine.durability.DurableOutput`` alone through
+A property test drives ``engine.world.durability.DurableOutput`` alone through
 random changes, failing commits and kill points; integration tests run a
 real game whose commits fail (injected, then on a real full filesystem).
 """
@@ -20,9 +20,9 @@ from game_helpers import players, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import objectstore
 from engine.app import Game
-from engine.durability import DurableOutput
+from engine.world import objectstore
+from engine.world.durability import DurableOutput
 
 if TYPE_CHECKING:
     from conftest import MakeClient, MakeGame

@@ -17,7 +17,7 @@ import pytest
 from game_helpers import players, until
 
 from engine.app import Game
-from engine.telnet import subnegotiation_problem
+from engine.net.telnet import subnegotiation_problem
 
 if TYPE_CHECKING:
     from conftest import MakeClient, MakeRaw
@@ -88,7 +88,7 @@ async def test_a_flood_of_malformed_subnegotiations_costs_others_little_and_logs
         await sending
         await until(lambda: _bad(game) >= 5 * 5_000, "the server read the whole flood", 10)
     assert max(latencies) < 0.1, f"look took up to {max(latencies) * 1000:.0f} ms"
-    records = [r for r in caplog.records if r.name.startswith(("telnetlib3", "engine.telnet"))]
+    records = [r for r in caplog.records if r.name.startswith(("telnetlib3", "engine.net.telnet"))]
     assert len(records) <= 35, [r.getMessage() for r in records[:50]]
     assert not [r for r in records if r.exc_info or "Traceback" in r.getMessage()]
     assert sum("malformed subnegotiation" in r.getMessage() for r in records) == 1

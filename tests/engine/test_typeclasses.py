@@ -16,7 +16,7 @@ from game_helpers import named
 
 from engine.app import Game
 from engine.config import Config
-from engine.objects import GameObject, Thing
+from engine.world.objects import GameObject, Thing
 
 if TYPE_CHECKING:
     from conftest import Client, Connect, MakeClient

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import objectstore
-from engine.accounts import Role
-from engine.commands import Context
-from engine.durability import DurableOutput
-from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing
-from engine.search import describe_matches, find, nearby
-from engine.store import Store
-from engine.world import World, WorldError
+from engine.accounts.account import Role
+from engine.commands.base import Context
+from engine.world import objectstore
+from engine.world.durability import DurableOutput
+from engine.world.model import World, WorldError
+from engine.world.objects import KINDS, Character, Exit, GameObject, Room, Thing
+from engine.world.search import describe_matches, find, nearby
+from engine.world.store import Store
 
 
 class Shiny(Thing):

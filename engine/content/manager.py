@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from engine import atomic
-from engine.accounts import Role
-from engine.commands import Command
-from engine.crashes import CrashMarkers
-from engine.guard import ContentGuard
-from engine.lifecycle import Lifecycle
-from engine.registry import Registry, RegistryDiff, RegistryError
-from engine.watchdog import WATCHDOG, ContentInterrupted
+from engine.accounts.account import Role
+from engine.commands.base import Command
+from engine.commands.registry import Registry, RegistryDiff, RegistryError
+from engine.content.crashes import CrashMarkers
+from engine.content.guard import ContentGuard
+from engine.content.lifecycle import Lifecycle
+from engine.content.watchdog import WATCHDOG, ContentInterrupted
+from engine.world import atomic
 from reloader import exocet
 from reloader.live import Batch, BatchError, LiveTree, LoadFailure
 from reloader.watcher import watch_sources

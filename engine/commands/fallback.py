@@ -13,14 +13,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from engine.accounts import Role
-from engine.commands import Command, Context
+from engine.accounts.account import Role
+from engine.commands.base import Command, Context
 
 if TYPE_CHECKING:
-    from engine.errors import ContentError
+    from engine.content.errors import ContentError
 
 #: The registry's name for the module these commands belong to.
-MODULE = "engine.fallback"
+MODULE = "engine.commands.fallback"
 
 
 class FallbackLook(Command):

@@ -16,17 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from telnetlib3.telopt import CMD_EOR, ECHO, EOR, GA, GMCP, IAC, SGA, WILL, WONT
 
-from engine import atomic
-from engine.accounts import Account, Role
-from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
-from engine.colour import Depth, render, wrap
-from engine.limits import TokenBucket
-from engine.lines import BoundedLineReader
-from engine.text import clean_output
+from engine.accounts.account import Account, Role
+from engine.net.clientinfo import MAX_WIDTH, MIN_WIDTH, ClientInfo, clamp
+from engine.net.colour import Depth, render, wrap
+from engine.net.limits import TokenBucket
+from engine.net.lines import BoundedLineReader
+from engine.net.text import clean_output
+from engine.world import atomic
+from engine.world.atomic import Deliver
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.objects import Character, GameObject
+    from engine.world.objects import Character, GameObject
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,6 @@ def to_wire(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-Deliver = Callable[[Callable[[], None]], None]
-
-
 class Flooding(Exception):
     """A client kept sending far over the input rate; the session closes it."""
 
@@ -60,7 +58,7 @@ class Session:
 
     Everything written to the client goes through ``deliver``, which the game
     points at its durability layer: output that follows a world change waits
-    until that change is committed (see ``engine.durability``).
+    until that change is committed (see ``engine.world.durability``).
     """
 
     def __init__(
@@ -184,7 +182,7 @@ class Session:
         """Deliver ``action``, or hold it in the open content transaction until it ends.
 
         Output of content that fails never reaches other players (see
-        ``engine.atomic``); what the caller was shown before the error may be.
+        ``engine.world.atomic``); what the caller was shown before the error may be.
         """
         txn = atomic.current()
         if txn is None:

@@ -38,10 +38,11 @@ from telnetlib3.telopt import (
     WILL,
 )
 
-from engine.clientinfo import MAX_WIDTH, MIN_WIDTH, clamp
 from engine.config import Config
-from engine.limits import ConnectionLimiter
-from engine.session import Deliver, Session
+from engine.net.clientinfo import MAX_WIDTH, MIN_WIDTH, clamp
+from engine.net.limits import ConnectionLimiter
+from engine.net.session import Session
+from engine.world.atomic import Deliver
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The engine owns world state; content only describes behaviour (type classes)
 and the starter world.  Changes are applied in memory at once and staged for
-the store; ``engine.durability`` commits them before any output that follows
+the store; ``engine.world.durability`` commits them before any output that follows
 reaches a player.  A reload never touches this state, and a restart restores
 it from the database.
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine import atomic, objectstore
-from engine.objects import KINDS, Character, Exit, GameObject, Room, Thing, WorldError
-from engine.store import Store
+from engine.world import atomic, objectstore
+from engine.world.objects import KINDS, Character, Exit, GameObject, Room, Thing, WorldError
+from engine.world.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -172,7 +172,7 @@ class Watchdog:
     def request_stop(self, grace: float) -> None:
         """Interrupt the content running now; end the process if it is not gone in ``grace`` s.
 
-        Acknowledged changes are already on disk (see ``engine.durability``),
+        Acknowledged changes are already on disk (see ``engine.world.durability``),
         so ending a process whose loop never comes back loses nothing anyone
         was told.
         """

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from engine.passwords import PasswordHash, hash_password, verify_password
-from engine.store import Store
+from engine.accounts.passwords import PasswordHash, hash_password, verify_password
+from engine.world.store import Store
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z'-]{1,19}$")
 

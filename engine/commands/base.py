@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from engine.accounts import Role
-from engine.search import describe_matches, find, nearby
+from engine.accounts.account import Role
+from engine.world.search import describe_matches, find, nearby
 
 if TYPE_CHECKING:
-    from engine.objects import Character, GameObject
+    from engine.net.session import Session
     from engine.services import GameServices
-    from engine.session import Session
-    from engine.world import World
+    from engine.world.model import World
+    from engine.world.objects import Character, GameObject
 
 
 class Command:

@@ -12,14 +12,14 @@ import math
 import sqlite3
 from typing import TYPE_CHECKING
 
-from engine.accounts import Account, NameTaken, valid_name
-from engine.durability import describe_failure
-from engine.limits import CreationLimiter, LoginGuard
+from engine.accounts.account import Account, NameTaken, valid_name
+from engine.net.limits import CreationLimiter, LoginGuard
+from engine.world.durability import describe_failure
 
 if TYPE_CHECKING:
-    from engine.accounts import Accounts
+    from engine.accounts.account import Accounts
     from engine.config import Config
-    from engine.session import Session
+    from engine.net.session import Session
 
 log = logging.getLogger(__name__)
 

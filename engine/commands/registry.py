@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from engine.commands import Command
+from engine.commands.base import Command
 
 
 @dataclass(frozen=True)

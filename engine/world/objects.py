@@ -16,16 +16,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from engine import atomic
-
-if TYPE_CHECKING:
-    from engine.session import Session
-    from engine.world import World
+from engine.world import atomic
 
 #: Fields stored in the database; assigning one stages the object for commit.
 PERSISTED = frozenset({"name", "aliases", "description", "typeclass", "account_id", "destination"})
+
+
+class Stager(Protocol):
+    """The world an object belongs to (``engine.world.model.World``), as the object sees it."""
+
+    def stage(self, obj: GameObject) -> None:
+        """Queue ``obj``'s changed fields for the next commit."""
+        ...
+
+
+class Listener(Protocol):
+    """The connection playing a character (``engine.net.session.Session``), as the world sees it."""
+
+    def send(self, text: str) -> None:
+        """One message to the player."""
+        ...
+
+    def room_changed(self, room: GameObject | None) -> None:
+        """The character now stands in ``room`` (clients with a mapper are told)."""
+        ...
 
 
 class WorldError(Exception):
@@ -87,7 +103,7 @@ class GameObject:
 
     # The fields every object has, set in ``__init__`` past ``__setattr__`` (which
     # stages persisted ones for the store).
-    _world: World | None
+    _world: Stager | None
     id: int
     name: str
     aliases: list[str]
@@ -99,11 +115,11 @@ class GameObject:
     contents: list[GameObject]
     attributes: Attributes
     #: The connection playing this object (characters only), None while offline.
-    session: Session | None
+    session: Listener | None
 
     def __init__(
         self,
-        world: World | None,
+        world: Stager | None,
         id: int,
         name: str,
         *,
@@ -352,7 +368,7 @@ class Character(GameObject):
 
     kind = "character"
     default_typeclass = "content.typeclasses.characters.Character"
-    session: Session | None
+    session: Listener | None
 
     @property
     def online(self) -> bool:

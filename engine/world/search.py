@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from engine.objects import GameObject
+from engine.world.objects import GameObject
 
 
 def find(

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from engine.guard import ContentFailed, ContentGuard
-from engine.tasks import TaskHandle, TaskScheduler
+from engine.content.guard import ContentFailed, ContentGuard
+from engine.content.tasks import TaskHandle, TaskScheduler
 from reloader import exocet
 
 if TYPE_CHECKING:
-    from engine.app import Game
     from engine.services import GameServices
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,9 @@ def _plain_name(name: str) -> str:
 class Lifecycle:
     """Runs the hooks of module versions as they go live and retire."""
 
-    def __init__(self, game: Game, tasks: TaskScheduler, guard: ContentGuard | None = None) -> None:
+    def __init__(
+        self, game: GameServices, tasks: TaskScheduler, guard: ContentGuard | None = None
+    ) -> None:
         self.game = game
         self.tasks = tasks
         self.guard = guard if guard is not None else ContentGuard()

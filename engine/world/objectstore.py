@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.objects import GameObject
-from engine.store import Store
+from engine.world.objects import GameObject
+from engine.world.store import Store
 
 COLUMNS = (
     "id", "kind", "name", "aliases", "description", "location", "destination",

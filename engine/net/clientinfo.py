@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntFlag
 
-from engine.colour import Depth
+from engine.net.colour import Depth
 
 
 class MTTS(IntFlag):

@@ -14,13 +14,13 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.commands import Command, Context
-from engine.guard import ContentFailed, ContentGuard
-from engine.objects import GameObject, Room
+from engine.commands.base import Command, Context
+from engine.content.guard import ContentFailed, ContentGuard
+from engine.world.objects import GameObject, Room
 
 if TYPE_CHECKING:
-    from engine.accounts import Role
-    from engine.registry import Registry
+    from engine.accounts.account import Role
+    from engine.commands.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
     """Run one command as content: atomic, under the time budget, failures told.
 
     A command that raises or is stopped changes nothing (see
-    ``engine.guard``); the caller gets one line saying so.
+    ``engine.content.guard``); the caller gets one line saying so.
     """
     guard = guard if guard is not None else _PLAIN
     label = f"'{command.key}'"

@@ -10,14 +10,14 @@ removed, not passed on.  Two edges use these pure functions:
 - every text sent to a client (``clean_output``): the same controls go,
   newlines and tabs stay, so nothing stored (a description, an attribute a
   type class shows, content's own strings) can reach a terminal raw.  The
-  engine's own colour escapes are added after this, by ``engine.colour``.
+  engine's own colour escapes are added after this, by ``engine.net.colour``.
 """
 
 from __future__ import annotations
 
 import re
 
-from engine.colour import TOKEN
+from engine.net.colour import TOKEN
 
 #: Colour changes a player's line may carry; the rest is shown as typed.
 MAX_MARKUP = 20

@@ -24,15 +24,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from engine.objects import GameObject
-    from engine.session import Session
-    from engine.world import World
+    from engine.world.model import World
+    from engine.world.objects import GameObject
 
 #: What held output is: player-visible text, GMCP data, or a connection control (close).
 OutputKind = Literal["text", "gmcp", "control"]
+
+#: Runs one output action for a connection, after the world changes it reports are durable.
+Deliver = Callable[[Callable[[], None]], None]
+
+
+class Receiver(Protocol):
+    """A connection whose output a transaction holds (``engine.net.session.Session``)."""
+
+    #: Runs an action once the changes made so far are durable.
+    deliver: Deliver
+    #: Runs an action at once (it reports nothing that changed).
+    deliver_unchanged: Deliver
+
 
 #: The open transaction, innermost first; content runs on one thread, the loop's.
 _current: Transaction | None = None
@@ -133,12 +145,12 @@ class Transaction:
 
     __slots__ = ("_held", "_records", "caller", "done", "parent")
 
-    def __init__(self, caller: Session | None = None, parent: Transaction | None = None) -> None:
+    def __init__(self, caller: Receiver | None = None, parent: Transaction | None = None) -> None:
         self.caller = caller
         self.parent = parent
         #: id(object or world) -> its state before the first change; made on first use.
         self._records: dict[int, _ObjectState | _WorldState] | None = None
-        self._held: list[tuple[Session, Callable[[], None], OutputKind]] = []
+        self._held: list[tuple[Receiver, Callable[[], None], OutputKind]] = []
         self.done = False
 
     # -- recording (called by the world and by sessions) --------------------------
@@ -160,7 +172,7 @@ class Transaction:
         if key not in records:
             records[key] = _WorldState(world)
 
-    def hold(self, session: Session, action: Callable[[], None], kind: OutputKind) -> None:
+    def hold(self, session: Receiver, action: Callable[[], None], kind: OutputKind) -> None:
         self._held.append((session, action, kind))
 
     @property
@@ -217,7 +229,7 @@ class Transaction:
             _current = self.parent
 
 
-def begin(caller: Session | None = None) -> Transaction:
+def begin(caller: Receiver | None = None) -> Transaction:
     """Open a transaction inside the current one (if any) and make it current."""
     global _current
     txn = Transaction(caller, _current)

@@ -1,0 +1,1 @@
+"""Accounts: names, roles, password hashes, the login dialogue and its guards."""

@@ -1,0 +1,1 @@
+"""Commands: ``Command`` and ``Context``, the registry, parsing and dispatch, fallbacks."""
