@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m engine
 
-# A test that hangs ends the run; its name and stacks are in var/test-hang.txt.
+# Tests run in two worker processes (pytest-xdist); most wait on sockets, not the CPU.
+# A test that hangs ends its worker; its name and stacks are in var/test-hang-*.txt.
 test: $(STAMP)
-	@rm -f var/test-hang.txt
-	@$(BIN)/python -m pytest -q; status=$$?; \
-	if [ -s var/test-hang.txt ]; then cat var/test-hang.txt >&2; fi; exit $$status
+	@rm -f var/test-hang*.txt
+	@$(BIN)/python -m pytest -q -n 2; status=$$?; \
+	for f in var/test-hang*.txt; do if [ -s "$$f" ]; then cat "$$f" >&2; fi; done; exit $$status
 
 smoke: $(STAMP)
 	$(BIN)/python scripts/smoke

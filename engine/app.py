@@ -12,14 +12,14 @@ import logging
 import os
 import signal
 import time
+from functools import partial
 from types import FrameType
 from typing import Any
 
 from engine.accounts.account import Account, Accounts, Role
-from engine.accounts.login import login
+from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
-from engine.commands.base import Command, Context
-from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.base import Command
 from engine.commands.registry import Registry
 from engine.config import Config
 from engine.content.crashes import CrashMarkers, trial_load
@@ -28,17 +28,17 @@ from engine.content.guard import ContentFailed, ContentGuard
 from engine.content.lifecycle import Lifecycle
 from engine.content.manager import ContentManager
 from engine.content.tasks import TaskScheduler
+from engine.content.typeclasses import TypeclassWatch
+from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG
 from engine.net import telnet
-from engine.net.limits import CreationLimiter, LoginGuard
-from engine.net.lines import LineTooLong
-from engine.net.session import Flooding, Session
-from engine.net.text import clean_line
+from engine.net.session import Session
+from engine.play import PlayLoop
+from engine.players import Players
 from engine.startup import DatabaseLock, StartupError, check_port
-from engine.world import atomic
-from engine.world.durability import DurableOutput
-from engine.world.model import BrokenTypeclass, World
-from engine.world.objects import KINDS, GameObject
+from engine.world.durability import DurableOutput, SaveState
+from engine.world.model import World
+from engine.world.objects import GameObject
 from engine.world.store import Store, UnusableDatabase
 
 log = logging.getLogger(__name__)
@@ -60,45 +60,65 @@ class Game:
         except BaseException:
             self.db_lock.release()
             raise
+        # Each part is built with what it needs, in the order they need each other.
+        self.players = Players()
         self.accounts = Accounts(self.store)
         self.registry = Registry(fallback.COMMANDS, fallback.MODULE)
-        self.world = World(self.store)
-        self.errors = ContentErrors(lambda line: self.notify_builders(line, tag="error"))
-        self.guard = ContentGuard(config.content_dir, config.content_budget, self.errors)
+        self.errors = ContentErrors(partial(self.players.notify_builders, tag="error"))
+        self.saving = SaveState()
+        self.reloads = ReloadTimes()
+        self.guard = ContentGuard(
+            config.content_dir,
+            config.content_budget,
+            self.errors,
+            refusal=self.saving.refusal,
+            reload_age=self.reloads.age,
+        )
         self.crashes = CrashMarkers(
             config.db_path.with_name(config.db_path.name + ".loading"),
             config.db_path.with_name(config.db_path.name + ".crashed.json"),
         )
+        self.tasks = TaskScheduler(self.guard)
         self.content = ContentManager(
             config.content_dir,
             self.registry,
-            self.notify_builders,
+            self.players.notify_builders,
             config.reload_step_ms,
             guard=self.guard,
             crashes=self.crashes,
+            lifecycle=Lifecycle(self, self.tasks, self.guard),
+            on_commit=self._content_committed,
+            times=self.reloads,
         )
-        self.content.on_commit = self._content_committed
-        self.guard.reload_age = self.content.reload_age
-        self.tasks = TaskScheduler(self.guard)
-        self.content.lifecycle = Lifecycle(self, self.tasks, self.guard)
-        self.world.resolver = self.content.resolve_class
+        self.world = World(self.store, resolver=self.content.resolve_class)
+        self.typeclasses = TypeclassWatch(
+            self.world, self.content.resolve_class, self.guard, self.players.notify_builders
+        )
         self.durable: DurableOutput[Any] = DurableOutput(
             self.world.take_snapshot,
             self.world.write_snapshot,
             on_trouble=self._saving_fails,
             on_recovery=self._saving_works,
+            state=self.saving,
         )
-        self.guard.refusal = lambda: self.durable.trouble
-        self.sessions: set[Session] = set()
-        self.login_guard = LoginGuard(config.login_backoff, config.login_backoff_max)
-        self.creations = CreationLimiter(
-            config.account_creations, config.account_creation_window, config.limit_loopback
+        self.play = PlayLoop(
+            config=config,
+            players=self.players,
+            accounts=self.accounts,
+            world=self.world,
+            registry=self.registry,
+            guard=self.guard,
+            services=self,
+            login_guard=LoginGuard(config.login_backoff, config.login_backoff_max),
+            creations=CreationLimiter(
+                config.account_creations, config.account_creation_window, config.limit_loopback
+            ),
+            builder_briefing=self._builder_briefing,
         )
         self.started_at = time.time()
         self.server: Any = None
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
-        self._reported_broken: dict[str, str] = {}
         self._previous_factory: Any = None
         self._stop_signals = 0
         self._closed = False
@@ -119,7 +139,6 @@ class Game:
         # Content loads first (the world needs its type classes); the modules'
         # setup hooks run once the world is open and its changes committed, so
         # a setup sees the restored world and cannot take a stored object's id.
-        lifecycle, self.content.lifecycle = self.content.lifecycle, None
         report = self.content.load_all()
         for failure in report.failures:
             log.error("content failed to load: %s", failure)
@@ -129,14 +148,13 @@ class Game:
             len(self.registry.commands()),
         )
         self._open_world()
+        # From here on every change is committed before the output that follows it.
         self.world.on_change = self.durable.changed
-        self.content.lifecycle = lifecycle
-        if lifecycle is not None:
-            for problem in lifecycle.start(list(self.content.tree.live.values())):
-                log.warning("%s", problem)
+        for problem in self.content.start_hooks():
+            log.warning("%s", problem)
         self.server = await telnet.serve(
             self.config,
-            self.handle,
+            self.play.handle,
             self.durable.after_commit,
             self.mssp_status,
             self.durable.unless_troubled,
@@ -164,7 +182,7 @@ class Game:
             else:
                 self.world.set_start(self.world.create_room("The Void", "Nothing is here yet."))
         self.world.commit_now()
-        self._report_broken(self.world.broken_report())
+        self.typeclasses.report(self.world.broken_report())
 
     def _build_starter(self) -> None:
         starter = self.content.module("world.starter")
@@ -246,17 +264,15 @@ class Game:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
-        # Only live hooks are torn down, once, while the store is still open.
-        lifecycle, self.content.lifecycle = self.content.lifecycle, None
-        if lifecycle is not None:
-            for problem in lifecycle.retire(self.content.tree.live.values()):
-                log.warning("%s", problem)
+        # Live hooks are torn down once, while the store is still open.
+        for problem in self.content.retire_hooks():
+            log.warning("%s", problem)
         self.tasks.retire_all()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.durable.wait(), 5)
-        for session in list(self.sessions):
+        for session in list(self.players.sessions):
             session.close()
-        tasks = [s.task for s in self.sessions if s.task is not None]
+        tasks = [s.task for s in self.players.sessions if s.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=2)
         if self.server is not None:
@@ -285,89 +301,23 @@ class Game:
     # -- type classes -------------------------------------------------------------
 
     def _content_committed(self, modules: list[str]) -> list[str]:
-        """After a reload, objects of the reloaded type classes run the new code.
-
-        Returns warnings for the reload's report: a new type class whose
-        ``appearance`` fails is found now, not by the next player to look.
-        """
-        self._report_broken(self.world.refresh_paths(modules))
-        return self._probe_typeclasses(modules)
-
-    def _probe_typeclasses(self, modules: list[str]) -> list[str]:
-        """Try ``appearance`` of one object of each reloaded type class; change nothing."""
-        prefixes = tuple(f"{m}." for m in modules)
-        samples: dict[str, GameObject] = {}
-        for obj in self.world.objects.values():
-            path = obj.typeclass
-            if path.startswith(prefixes) and path not in samples and path not in self.world.broken:
-                samples[path] = obj
-        if not samples:
-            return []
-        looker = next((o for o in self.world.objects.values() if o.kind == "character"), None)
-        problems = []
-        for path, obj in sorted(samples.items()):
-            trial = atomic.begin()  # a trial: whatever the hook changes or says is undone
-            try:
-                self.guard.call(
-                    f"{type(obj).__name__}.appearance",
-                    obj.appearance,
-                    looker or obj,
-                    context=f"trying {obj.dbref} after the reload",
-                )
-            except ContentFailed as failure:
-                problems.append(f"{path} fails in appearance() of {obj.dbref}: {failure.line}")
-            finally:
-                trial.rollback(keep_caller_text=False)
-        return problems
-
-    def _report_broken(self, broken: list[BrokenTypeclass]) -> None:
-        """Tell builders when a type class path starts or stops failing, once each."""
-        now = {b.path: b.error for b in broken}
-        for item in broken:
-            if self._reported_broken.get(item.path) != item.error:
-                ids = ", ".join(f"#{i}" for i in item.objects)
-                line = (
-                    f"Type class {item.path} does not load ({item.error}); "
-                    f"{ids} run the base behaviour of their kind until it does."
-                )
-                log.warning("%s", line)
-                self.notify_builders(line)
-        for path in self._reported_broken.keys() - now.keys():
-            line = f"Type class {path} loads again; its objects are back on it."
-            log.info("%s", line)
-            self.notify_builders(line)
-        self._reported_broken = now
+        """After a reload, objects of the reloaded type classes run the new code."""
+        return self.typeclasses.reloaded(modules)
 
     def typeclass_problem(self, path: str, kind: str) -> str | None:
-        """Why ``path`` cannot be the type class of a ``kind`` object, or None if it can."""
-        try:
-            cls = self.content.resolve_class(path)
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        base = KINDS[kind]
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            return (
-                f"it is not a {base.__name__} class (it must subclass engine.api.{base.__name__})"
-            )
-        return None
+        return self.typeclasses.problem(path, kind)
 
     def typeclass_status(self, obj: GameObject) -> str:
-        if obj.typeclass in self.world.broken:
-            return f"(NOT LOADING: {self.world.broken[obj.typeclass]}; running base behaviour)"
-        return "(loaded)"
+        return self.typeclasses.status(obj)
 
     # -- services for content ---------------------------------------------------
 
     def broadcast(self, text: str) -> None:
-        for session in list(self.sessions):
-            if session.character is not None:
-                session.send(text)
+        self.players.broadcast(text)
 
     def notify_builders(self, text: str, tag: str = "reload") -> None:
         """One line to every connected builder and admin (reload reports, content errors)."""
-        for session in list(self.sessions):
-            if session.character is not None and session.role >= Role.BUILDER:
-                session.send(f"[{tag}] {text}", held=False)
+        self.players.notify_builders(text, tag)
 
     async def reload(self, names: list[str] | None = None) -> None:
         await self.content.reload(names)
@@ -396,8 +346,8 @@ class Game:
     async def set_role(self, name: str, role: Role) -> bool:
         """Change an account's role, for its connected session too."""
         changed = await self.accounts.set_role(name, role)
-        for session in self.sessions:
-            if session.account is not None and session.account.name.lower() == name.lower():
+        for session in self.players.of_account(name):
+            if session.account is not None:
                 session.account.role = role
                 session.send(f"You are now {role}.")
         return changed
@@ -421,80 +371,20 @@ class Game:
         }
 
     def online(self) -> list[Session]:
-        return sorted(
-            (s for s in self.sessions if s.character is not None and not s.closed),
-            key=lambda s: s.name.lower(),
-        )
+        return self.players.online()
 
-    # -- one connection ---------------------------------------------------------
+    @property
+    def sessions(self) -> set[Session]:
+        """Every open connection, logged in or not."""
+        return self.players.sessions
 
-    async def handle(self, session: Session) -> None:
-        """Everything one connection does, from banner to goodbye."""
-        self.sessions.add(session)
-        log.info("connect %r", session)
-        try:
-            # A deadline from connecting, not an idle timer: a client that sends
-            # a byte now and then cannot hold a connection open forever.
-            remaining = self.config.login_timeout - (time.time() - session.connected_at)
-            try:
-                account = await asyncio.wait_for(
-                    login(session, self.accounts, self.config, self.login_guard, self.creations),
-                    max(remaining, 0.01) if self.config.login_timeout else None,
-                )
-            except TimeoutError:
-                session.close("You took too long to log in. Goodbye.")
-                log.info("%r closed: not logged in within the login timeout", session)
-                return
-            if account is None:
-                return
-            self._enter(session, account)
-            await self.execute(session, "look")
-            await self._play(session)
-        except LineTooLong:
-            session.close("Too many overlong lines. Goodbye.")
-            log.warning("%r disconnected for overlong lines", session)
-        except Flooding as exc:
-            session.close("You are flooding the game with commands. Goodbye.")
-            log.warning("%r disconnected for flooding: %s", session, exc)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._leave(session)
-            session.close()
-            self.sessions.discard(session)
-            log.info("disconnect %r", session)
+    async def execute(self, session: Session, line: str) -> None:
+        """Run one line as if ``session``'s player typed it."""
+        await self.play.execute(session, line)
 
-    def _enter(self, session: Session, account: Account) -> None:
-        previous = next(
-            (
-                s
-                for s in self.sessions
-                if s is not session and s.account is not None and s.account.id == account.id
-            ),
-            None,
-        )
-        character = self.world.character_for(account.id, account.name)
-        if character.location is None:
-            character.location = self.world.start_room
-        session.logged_in(account)
-        session.character = character
-        character.session = session
-        if previous is not None:
-            previous.superseded = True
-            previous.character = None
-            previous.close("Your character has been taken over by a new connection. Goodbye.")
-            log.info("login %s from %s (took over %r)", account.name, session.peer, previous)
-            session.send("You take over your character from your other connection.")
-        else:
-            log.info("login %s (%s) from %s", account.name, account.role, session.peer)
-            self.broadcast_except(session, f"{account.name} has entered the game.")
-        if session.role >= Role.BUILDER:
-            self._tell_builder_what_is_broken(session)
-        session.gmcp("Char.Name", {"name": account.name, "fullname": account.name})
-        session.gmcp("Char.Status", {"name": account.name, "role": str(account.role)})
-        session.room_changed(character.location)
-
-    def _tell_builder_what_is_broken(self, session: Session) -> None:
+    def _builder_briefing(self) -> list[str]:
+        """What a builder is told on entering: content that does not load, errors recorded."""
+        lines = []
         broken = self.content.broken_lines()
         if broken:
             standing = [
@@ -502,55 +392,17 @@ class Game:
                 for c in fallback.COMMANDS
                 if c.key != "errors" and self.registry.get(c.key) is c
             ]
-            lines = ["[reload] Content that does not load:"]
+            lines.append("[reload] Content that does not load:")
             lines.extend(f"[reload]   {line}" for line in broken)
             if standing:
                 lines.append(
                     f"[reload] The engine's own {', '.join(standing)} stand in for the "
                     "missing commands; save a fixed file and it loads."
                 )
-            session.send("\n".join(lines))
-        recent = self.errors.recent()
-        if recent:
-            count = len(recent)
-            session.send(
+        count = len(self.errors.recent())
+        if count:
+            lines.append(
                 f"[error] {count} content error{'s' if count != 1 else ''} recorded; "
                 "type 'errors' to see them."
             )
-
-    def broadcast_except(self, session: Session, text: str) -> None:
-        for other in list(self.sessions):
-            if other is not session and other.character is not None:
-                other.send(text)
-
-    def _leave(self, session: Session) -> None:
-        """The character stays where it stands, asleep, until its player returns."""
-        character = session.character
-        if character is None or session.superseded:
-            return
-        session.character = None
-        character.session = None
-        self.broadcast_except(session, f"{character.name} has left the game.")
-
-    async def _play(self, session: Session) -> None:
-        while not session.closed:
-            session.prompt()
-            line = await session.readline()
-            if line is None:
-                return
-            await self.execute(session, clean_line(line))
-
-    async def execute(self, session: Session, line: str) -> None:
-        """Dispatch one line typed by a logged-in player."""
-        character = session.character
-        if character is None:
-            return
-        verb, args = parse(line)
-        if not verb:
-            return
-        found = resolve(self.registry, verb, args, session.role, character.location)
-        if found.command is None:
-            session.send(found.error)
-            return
-        ctx = Context(caller=character, session=session, game=self, verb=verb, args=found.args)
-        await run_command(found.command, ctx, self.guard)
+        return lines

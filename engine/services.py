@@ -9,15 +9,66 @@ so they can change without breaking a builder's file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.accounts.account import Account, Role
     from engine.content.errors import ContentError
-    from engine.net.session import Session
+    from engine.net.clientinfo import ClientInfo
+    from engine.net.colour import Depth
     from engine.world.model import World
     from engine.world.objects import GameObject
+
+
+class Connection(Protocol):
+    """A player's connection as a command sees it (``ctx.session``).
+
+    ``engine.net.session.Session`` in the game; ``engine.testing``'s
+    recording session in ``call_command``.
+    """
+
+    @property
+    def account(self) -> Account | None: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def client(self) -> ClientInfo:
+        """What the client said of itself (terminal type, width, colour support)."""
+        ...
+
+    @property
+    def colour(self) -> Depth:
+        """The colour depth text is rendered at for this player."""
+        ...
+
+    def deliver(self, action: Callable[[], None]) -> None:
+        """Run an output action once the changes made so far are durable."""
+        ...
+
+    def deliver_unchanged(self, action: Callable[[], None]) -> None:
+        """Run an output action at once."""
+        ...
+
+    def send(self, text: str, newline: bool = True, *, held: bool = True) -> None:
+        """One message to the player (held by the open transaction unless ``held=False``)."""
+        ...
+
+    def close(self, message: str | None = None) -> None:
+        """Say ``message``, then end the connection."""
+        ...
+
+    def gmcp(self, package: str, data: Any) -> None:
+        """One GMCP message, for clients that asked for GMCP."""
+        ...
 
 
 class CommandInfo(Protocol):
@@ -57,7 +108,7 @@ class GameServices(Protocol):
         """Every room, exit, thing and character (also ``ctx.world``)."""
         ...
 
-    def online(self) -> list[Session]:
+    def online(self) -> Sequence[Connection]:
         """The sessions of the players in the game, by name."""
         ...
 

@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn
 
 import telnetlib3
 
@@ -27,10 +27,14 @@ from engine.commands.base import Command, Context
 from engine.commands.dispatch import parse, resolve, run_command
 from engine.commands.registry import Registry
 from engine.config import PROJECT_ROOT
+from engine.content.errors import ContentError
 from engine.content.guard import ContentGuard
+from engine.net.clientinfo import ClientInfo
+from engine.net.colour import Depth
+from engine.services import Connection, GameServices
 from engine.world import atomic
 from engine.world.model import World
-from engine.world.objects import Character
+from engine.world.objects import Character, GameObject
 
 
 class ExpectTimeout(AssertionError):
@@ -238,6 +242,9 @@ class RecordingSession:
         self.sent: list[str] = []
         self.closed = False
         self.last_input = time.time()
+        #: A plain client: no terminal type, no colour.
+        self.client = ClientInfo()
+        self.colour = Depth.NONE
 
     @property
     def name(self) -> str:
@@ -257,7 +264,7 @@ class RecordingSession:
             return
         txn = atomic.current()
         if txn is not None and held:
-            txn.hold(cast(Any, self), lambda: self.sent.append(text), "text")
+            txn.hold(self, lambda: self.sent.append(text), "text")
         else:
             self.sent.append(text)
 
@@ -274,14 +281,26 @@ class RecordingSession:
 
 
 class CommandTestGame:
-    """The ``ctx.game`` of ``call_command``: the world and its players, nothing of a server."""
+    """The ``ctx.game`` of ``call_command``: the world and its players, nothing of a server.
+
+    Services that need a server (accounts, reloads, shutdown) say so when
+    called; test those through ``ServerProcess``.
+    """
 
     def __init__(self, world: World, commands: Registry) -> None:
-        self.world = world
+        self._world = world
         self.registry = commands
 
-    def online(self) -> list[Any]:
-        sessions = [c.session for c in self.world.objects.values() if c.session is not None]
+    @property
+    def world(self) -> World:
+        return self._world
+
+    def online(self) -> Sequence[Connection]:
+        sessions = [
+            c.session
+            for c in self.world.objects.values()
+            if isinstance(c.session, RecordingSession)
+        ]
         return sorted(sessions, key=lambda s: s.name.lower())
 
     def commands(self) -> list[Command]:
@@ -291,8 +310,43 @@ class CommandTestGame:
         for session in self.online():
             session.send(text)
 
-    def __getattr__(self, name: str) -> Any:
-        raise NotImplementedError(f"ctx.game.{name} is not available in call_command")
+    def typeclass_problem(self, path: str, kind: str) -> str | None:
+        return None
+
+    def typeclass_status(self, obj: GameObject) -> str:
+        return "(loaded)"
+
+    def content_errors(self) -> list[ContentError]:
+        return []
+
+    def forget_content_errors(self) -> int:
+        return 0
+
+    def broken_content(self) -> list[str]:
+        return []
+
+    def _needs_a_server(self, service: str) -> NoReturn:
+        raise NotImplementedError(
+            f"ctx.game.{service} needs a running server; test this command with ServerProcess"
+        )
+
+    async def find_account(self, name: str) -> Account | None:
+        self._needs_a_server("find_account")
+
+    async def all_accounts(self) -> list[Account]:
+        self._needs_a_server("all_accounts")
+
+    async def save_settings(self, account: Account) -> None:
+        self._needs_a_server("save_settings")
+
+    async def set_role(self, name: str, role: Role) -> bool:
+        self._needs_a_server("set_role")
+
+    async def reload(self, names: list[str] | None = None) -> None:
+        self._needs_a_server("reload")
+
+    def shutdown(self, message: str = "") -> None:
+        self._needs_a_server("shutdown")
 
 
 async def call_command(
@@ -330,13 +384,15 @@ async def call_command(
             object.__setattr__(obj, "session", recorder)
             recorders[obj] = recorder
     try:
-        session: Any = caller.session
+        session = recorders.get(caller)
+        if session is None:
+            raise ValueError(f"{caller.name} must be a character of the world with no session")
         verb, args = parse(line)
         found = resolve(registry, verb, args, session.role, caller.location)
         if found.command is None:
             session.send(found.error)
         else:
-            game: Any = CommandTestGame(world, registry)
+            game: GameServices = CommandTestGame(world, registry)
             ctx = Context(caller, session, game, verb, found.args)
             await run_command(found.command, ctx, ContentGuard(content_dir, budget))
         return {character.name: list(r.sent) for character, r in recorders.items()}

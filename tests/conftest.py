@@ -33,7 +33,11 @@ TIMEOUT = 3.0
 HARD_LIMIT = float(os.environ.get("HOTMUD_HARD_LIMIT", "180"))
 #: Where a hung test's name and stacks go: pytest captures file descriptor 2, so a
 #: dump there would end the run unseen.  ``make test`` shows this file on failure.
-HANG_REPORT = Path(os.environ.get("HOTMUD_HANG_REPORT", PROJECT_ROOT / "var" / "test-hang.txt"))
+#: One report per xdist worker, so two hung workers do not overwrite each other's.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+HANG_REPORT = Path(
+    os.environ.get("HOTMUD_HANG_REPORT", PROJECT_ROOT / "var" / f"test-hang-{_WORKER}.txt")
+)
 
 PASSWORD = "correct horse"
 

@@ -13,7 +13,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from engine.accounts.account import Account, NameTaken, valid_name
-from engine.net.limits import CreationLimiter, LoginGuard
+from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.world.durability import describe_failure
 
 if TYPE_CHECKING:

@@ -17,8 +17,7 @@ from engine.accounts.account import Role
 from engine.world.search import describe_matches, find, nearby
 
 if TYPE_CHECKING:
-    from engine.net.session import Session
-    from engine.services import GameServices
+    from engine.services import Connection, GameServices
     from engine.world.model import World
     from engine.world.objects import Character, GameObject
 
@@ -69,7 +68,7 @@ class Context:
     """One invocation of a command: who, where, with what arguments."""
 
     caller: Character
-    session: Session
+    session: Connection
     #: What content may ask of the running game (``engine.services.GameServices``).
     game: GameServices
     verb: str

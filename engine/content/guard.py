@@ -32,7 +32,7 @@ from engine.content.watchdog import WATCHDOG, ContentInterrupted, Section
 from engine.world import atomic
 
 if TYPE_CHECKING:
-    from engine.net.session import Session
+    from engine.services import Connection
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ class ContentGuard:
         content_dir: Path | None = None,
         budget: float = 1.0,
         errors: ContentErrors | None = None,
+        *,
+        refusal: Callable[[], str | None] = lambda: None,
+        reload_age: Callable[[str], float | None] = lambda version: None,
     ) -> None:
         self.content_dir = str(Path(content_dir).resolve()) if content_dir else _NOWHERE
         self.prefix = self.content_dir + os.sep
@@ -89,16 +92,16 @@ class ContentGuard:
         #: False turns the guard into a plain call (``make bench`` measures its cost).
         self.enabled = budget > 0
         #: Why the world cannot be saved right now (None: it can); changes are refused then.
-        self.refusal: Callable[[], str | None] = lambda: None
+        self.refusal = refusal
         #: Seconds since a reload brought a module version live (None: loaded at start).
-        self.reload_age: Callable[[str], float | None] = lambda path: None
+        self.reload_age = reload_age
 
     # -- one synchronous stretch -------------------------------------------------------
 
     def step(
         self,
         label: str,
-        caller: Session | None,
+        caller: Connection | None,
         context: str,
         fn: Callable[..., Any],
         *args: Any,
@@ -213,7 +216,7 @@ class ContentGuard:
         label: str,
         fn: Callable[..., Any],
         *args: Any,
-        caller: Session | None = None,
+        caller: Connection | None = None,
         context: str = "",
     ) -> Any:
         """Call ``fn(*args)`` as content; await what it returns, one guarded stretch at a time."""
@@ -227,7 +230,7 @@ class ContentGuard:
         label: str,
         fn: Callable[..., Any],
         *args: Any,
-        caller: Session | None = None,
+        caller: Connection | None = None,
         context: str = "",
     ) -> Any:
         """Call the plain function ``fn(*args)`` as content (raises ``ContentFailed``)."""
@@ -237,7 +240,7 @@ class ContentGuard:
         self,
         awaitable: Awaitable[Any],
         label: str,
-        caller: Session | None = None,
+        caller: Connection | None = None,
         context: str = "",
     ) -> GuardedCoroutine:
         """``awaitable`` run one guarded stretch per step (each stretch between awaits)."""
@@ -260,7 +263,7 @@ class GuardedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         guard: ContentGuard,
         awaitable: Awaitable[Any],
         label: str,
-        caller: Session | None,
+        caller: Connection | None,
         context: str,
     ) -> None:
         self._inner = awaitable

@@ -25,6 +25,7 @@ from engine.commands.registry import Registry, RegistryDiff, RegistryError
 from engine.content.crashes import CrashMarkers
 from engine.content.guard import ContentGuard
 from engine.content.lifecycle import Lifecycle
+from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG, ContentInterrupted
 from engine.world import atomic
 from reloader import exocet
@@ -130,6 +131,10 @@ class ContentManager:
         step_ms: int = 20,
         guard: ContentGuard | None = None,
         crashes: CrashMarkers | None = None,
+        *,
+        lifecycle: Lifecycle | None = None,
+        on_commit: Callable[[list[str]], list[str]] | None = None,
+        times: ReloadTimes | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.guard = guard if guard is not None else ContentGuard(self.directory, budget=0)
@@ -139,17 +144,18 @@ class ContentManager:
         )
         #: Modules that do not load now (their live version, if any, is older): the failure.
         self.broken: dict[str, str] = {}
-        #: Module version (its unique ``__name__``) -> when a reload brought it live.
-        self.reloaded_at: dict[str, float] = {}
+        #: When a reload brought each module version live.
+        self.times = times if times is not None else ReloadTimes()
         self._starting = False
         self.registry = registry
         self.notify = notify
         self.step_ms = step_ms
         self.last_report: ReloadReport | None = None
         #: Called with the names of the modules of every committed batch; returns warnings.
-        self.on_commit: Callable[[list[str]], list[str]] = lambda modules: []
-        #: Runs modules' setup/teardown hooks and owns their tasks (set by the game).
-        self.lifecycle: Lifecycle | None = None
+        self.on_commit: Callable[[list[str]], list[str]] = on_commit or (lambda modules: [])
+        #: Runs modules' setup/teardown hooks and owns their tasks.  Hooks do not
+        #: run during ``load_all``: the game runs ``setup`` once the world is open.
+        self.lifecycle = lifecycle
         #: Modules of failed batches, tried again with the next save.
         self._pending: set[str] = set()
         #: Deleted modules whose removal failed (still imported), tried again likewise.
@@ -244,12 +250,12 @@ class ContentManager:
                 for name in (*batch.modules, *batch.removed):
                     old = self.tree.live.get(name)
                     if old is not None:
-                        self.reloaded_at.pop(old.__name__, None)
+                        self.times.retired(old.__name__)
                 for module in batch.modules.values():
-                    self.reloaded_at[module.__name__] = now
+                    self.times.went_live(module.__name__, now)
             live = self.tree.live
             retiring = [live[n] for n in (*batch.modules, *batch.removed) if n in live]
-            if self.lifecycle is not None:
+            if self.lifecycle is not None and not self._starting:
                 report.warnings += self.lifecycle.retire(retiring)
             report.diff = self.registry.replace(commands, batch.removed)
             self.tree.commit(batch)
@@ -259,16 +265,11 @@ class ContentManager:
                 report.warnings += self.on_commit(batch.names + report.removed)
             except Exception:
                 log.exception("after-reload step failed")
-            if self.lifecycle is not None:
+            if self.lifecycle is not None and not self._starting:
                 report.warnings += self.lifecycle.start(batch.modules.values())
         report.millis = (time.perf_counter() - started) * 1000
         self.last_report = report
         return report
-
-    def reload_age(self, module: str) -> float | None:
-        """Seconds since a reload brought the module version ``module`` live (None: at start)."""
-        when = self.reloaded_at.get(module)
-        return None if when is None else time.time() - when
 
     def broken_lines(self) -> list[str]:
         """What does not load right now, one line per module, for builders."""
@@ -372,6 +373,19 @@ class ContentManager:
             self._pending |= changed
             self._pending_removed |= removed
         return report
+
+    def start_hooks(self) -> list[str]:
+        """Run ``setup`` of every live module (once, after ``load_all`` and the world's opening)."""
+        if self.lifecycle is None:
+            return []
+        return self.lifecycle.start(list(self.tree.live.values()))
+
+    def retire_hooks(self) -> list[str]:
+        """Run ``teardown`` of every live module and cancel its tasks; at most once."""
+        lifecycle, self.lifecycle = self.lifecycle, None
+        if lifecycle is None:
+            return []
+        return lifecycle.retire(self.tree.live.values())
 
     def load_all(self) -> ReloadReport:
         """The first load at start: every module, leaving out broken ones so the game starts.

@@ -40,10 +40,13 @@ Deliver = Callable[[Callable[[], None]], None]
 class Receiver(Protocol):
     """A connection whose output a transaction holds (``engine.net.session.Session``)."""
 
-    #: Runs an action once the changes made so far are durable.
-    deliver: Deliver
-    #: Runs an action at once (it reports nothing that changed).
-    deliver_unchanged: Deliver
+    def deliver(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the changes made so far are durable."""
+        ...
+
+    def deliver_unchanged(self, action: Callable[[], None]) -> None:
+        """Run ``action`` at once (it reports nothing that changed)."""
+        ...
 
 
 #: The open transaction, innermost first; content runs on one thread, the loop's.

@@ -25,6 +25,21 @@ log = logging.getLogger(__name__)
 P = TypeVar("P")
 
 
+class SaveState:
+    """Whether the world can be saved now: set by ``DurableOutput``, read by the content guard.
+
+    A shared object rather than a callback, so the guard (built before the
+    world) and the committer (built after it) need not know each other.
+    """
+
+    def __init__(self) -> None:
+        #: Why saving fails now ("disk full"), or None while it works.
+        self.trouble: str | None = None
+
+    def refusal(self) -> str | None:
+        return self.trouble
+
+
 class DurableOutput(Generic[P]):
     """Orders output after the commits it depends on.
 
@@ -40,6 +55,7 @@ class DurableOutput(Generic[P]):
         write: Callable[[P], object],
         on_trouble: Callable[[str], None] = lambda reason: None,
         on_recovery: Callable[[], None] = lambda: None,
+        state: SaveState | None = None,
     ) -> None:
         self._take = take
         self._write = write
@@ -52,10 +68,19 @@ class DurableOutput(Generic[P]):
         self._idle = asyncio.Event()
         self._idle.set()
         self.failures = 0
-        #: Why the world cannot be saved right now ("disk full"), or None while it can.
-        self.trouble: str | None = None
+        #: Whether saving works now, shared with those who refuse changes while it does not.
+        self.state = state if state is not None else SaveState()
         self._on_trouble = on_trouble
         self._on_recovery = on_recovery
+
+    @property
+    def trouble(self) -> str | None:
+        """Why the world cannot be saved right now ("disk full"), or None while it can."""
+        return self.state.trouble
+
+    @trouble.setter
+    def trouble(self, reason: str | None) -> None:
+        self.state.trouble = reason
 
     def changed(self) -> None:
         """A change was staged: output from now on waits until it is committed."""

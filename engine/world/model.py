@@ -60,7 +60,7 @@ class BrokenTypeclass:
 class World:
     """Every object of the running game, indexed by id."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, resolver: Resolver | None = None) -> None:
         self.store = store
         self.objects: dict[int, GameObject] = {}
         self.start_room: Room | None = None
@@ -68,9 +68,11 @@ class World:
         self._dirty: dict[int, GameObject] = {}
         self._deleted: set[int] = set()
         self._meta: dict[str, str] = {}
-        #: Called after each staged change (the durability layer hooks in here).
+        #: Called after each staged change.  The game sets it once the world is
+        #: open: from then on every change is committed before output that follows it.
         self.on_change: Callable[[], None] = lambda: None
-        self.resolver: Resolver | None = None
+        #: Type class path -> live class (None: every object gets its kind's base class).
+        self.resolver = resolver
         #: path -> error for type classes that currently fail to resolve.
         self.broken: dict[str, str] = {}
 

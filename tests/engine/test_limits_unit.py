@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.net.limits import ConnectionLimiter, LoginGuard, TokenBucket, is_loopback
+from engine.accounts.guards import LoginGuard
+from engine.net.limits import ConnectionLimiter, TokenBucket, is_loopback
 
 
 class FakeClock:

@@ -15,9 +15,10 @@ import pytest
 from conftest import HOST, PASSWORD, Client, ExpectTimeout, MakeClient
 from game_helpers import until
 
+from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.app import Game
 from engine.net import limits
-from engine.net.limits import ConnectionLimiter, CreationLimiter, LoginGuard
+from engine.net.limits import ConnectionLimiter
 
 OTHER_HOST = "127.0.0.2"
 

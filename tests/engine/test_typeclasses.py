@@ -225,7 +225,7 @@ async def test_a_path_that_does_not_exist_at_start_runs_base_behaviour_and_is_ke
     db.close()
     custom.unlink()
 
-    with caplog.at_level(logging.WARNING, logger="engine.app"):
+    with caplog.at_level(logging.WARNING, logger="engine.content.typeclasses"):
         game = await started()
     try:
         gadget = game.world.objects[gadget_id]

@@ -1,0 +1,168 @@
+"""The play loop: one connection from banner to goodbye, and each line a player types.
+
+A connection logs in (``engine.accounts.login``), enters the game as its
+account's character, then reads lines and runs them as commands until it
+closes.  Each command runs in a ``Context`` that offers content the game's
+services (``engine.services.GameServices``) and nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from engine.accounts.account import Account, Accounts, Role
+from engine.accounts.guards import CreationLimiter, LoginGuard
+from engine.accounts.login import login
+from engine.commands.base import Context
+from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.registry import Registry
+from engine.config import Config
+from engine.content.guard import ContentGuard
+from engine.net.lines import LineTooLong
+from engine.net.session import Flooding, Session
+from engine.net.text import clean_line
+from engine.players import Players
+from engine.services import GameServices
+from engine.world.model import World
+
+log = logging.getLogger(__name__)
+
+
+class PlayLoop:
+    """Logs connections in, puts their characters in the world and runs their commands."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        players: Players,
+        accounts: Accounts,
+        world: World,
+        registry: Registry,
+        guard: ContentGuard,
+        services: GameServices,
+        login_guard: LoginGuard,
+        creations: CreationLimiter,
+        builder_briefing: Callable[[], list[str]] = list,
+    ) -> None:
+        self.config = config
+        self.players = players
+        self.accounts = accounts
+        self.world = world
+        self.registry = registry
+        self.guard = guard
+        self.services = services
+        self.login_guard = login_guard
+        self.creations = creations
+        #: What a builder is told on entering (content that does not load, errors).
+        self.builder_briefing = builder_briefing
+
+    async def handle(self, session: Session) -> None:
+        """Everything one connection does, from banner to goodbye."""
+        self.players.add(session)
+        log.info("connect %r", session)
+        try:
+            # A deadline from connecting, not an idle timer: a client that sends
+            # a byte now and then cannot hold a connection open forever.
+            remaining = self.config.login_timeout - (time.time() - session.connected_at)
+            try:
+                account = await asyncio.wait_for(
+                    login(session, self.accounts, self.config, self.login_guard, self.creations),
+                    max(remaining, 0.01) if self.config.login_timeout else None,
+                )
+            except TimeoutError:
+                session.close("You took too long to log in. Goodbye.")
+                log.info("%r closed: not logged in within the login timeout", session)
+                return
+            if account is None:
+                return
+            self.enter(session, account)
+            await self.execute(session, "look")
+            await self._play(session)
+        except LineTooLong:
+            session.close("Too many overlong lines. Goodbye.")
+            log.warning("%r disconnected for overlong lines", session)
+        except Flooding as exc:
+            session.close("You are flooding the game with commands. Goodbye.")
+            log.warning("%r disconnected for flooding: %s", session, exc)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.leave(session)
+            session.close()
+            self.players.discard(session)
+            log.info("disconnect %r", session)
+
+    def enter(self, session: Session, account: Account) -> None:
+        """Put ``account``'s character in the world, played by ``session``.
+
+        A second login to the same account takes the character over; the
+        older connection is told and closed.
+        """
+        previous = next(
+            (
+                s
+                for s in self.players.sessions
+                if s is not session and s.account is not None and s.account.id == account.id
+            ),
+            None,
+        )
+        character = self.world.character_for(account.id, account.name)
+        if character.location is None:
+            character.location = self.world.start_room
+        session.logged_in(account)
+        session.character = character
+        character.session = session
+        if previous is not None:
+            previous.superseded = True
+            previous.character = None
+            previous.close("Your character has been taken over by a new connection. Goodbye.")
+            log.info("login %s from %s (took over %r)", account.name, session.peer, previous)
+            session.send("You take over your character from your other connection.")
+        else:
+            log.info("login %s (%s) from %s", account.name, account.role, session.peer)
+            self.players.broadcast_except(session, f"{account.name} has entered the game.")
+        if session.role >= Role.BUILDER:
+            briefing = self.builder_briefing()
+            if briefing:
+                session.send("\n".join(briefing))
+        session.gmcp("Char.Name", {"name": account.name, "fullname": account.name})
+        session.gmcp("Char.Status", {"name": account.name, "role": str(account.role)})
+        session.room_changed(character.location)
+
+    def leave(self, session: Session) -> None:
+        """The character stays where it stands, asleep, until its player returns."""
+        character = session.character
+        if character is None or session.superseded:
+            return
+        session.character = None
+        character.session = None
+        self.players.broadcast_except(session, f"{character.name} has left the game.")
+
+    async def _play(self, session: Session) -> None:
+        while not session.closed:
+            session.prompt()
+            line = await session.readline()
+            if line is None:
+                return
+            await self.execute(session, clean_line(line))
+
+    async def execute(self, session: Session, line: str) -> None:
+        """Dispatch one line typed by a logged-in player."""
+        character = session.character
+        if character is None:
+            return
+        verb, args = parse(line)
+        if not verb:
+            return
+        found = resolve(self.registry, verb, args, session.role, character.location)
+        if found.command is None:
+            session.send(found.error)
+            return
+        ctx = Context(
+            caller=character, session=session, game=self.services, verb=verb, args=found.args
+        )
+        await run_command(found.command, ctx, self.guard)

@@ -1,0 +1,53 @@
+"""The connections in the game, and lines sent to many of them at once."""
+
+from __future__ import annotations
+
+from engine.accounts.account import Role
+from engine.net.session import Session
+
+
+class Players:
+    """Every open session, and who among them is playing."""
+
+    def __init__(self) -> None:
+        self.sessions: set[Session] = set()
+
+    def add(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    def discard(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    def online(self) -> list[Session]:
+        """The sessions of players in the game (past login), by name."""
+        return sorted(
+            (s for s in self.sessions if s.character is not None and not s.closed),
+            key=lambda s: s.name.lower(),
+        )
+
+    def of_account(self, name: str) -> list[Session]:
+        """The sessions logged in to the account ``name`` (any case)."""
+        wanted = name.lower()
+        return [
+            s for s in self.sessions if s.account is not None and s.account.name.lower() == wanted
+        ]
+
+    def broadcast(self, text: str) -> None:
+        """One line to every player in the game."""
+        self.broadcast_except(None, text)
+
+    def broadcast_except(self, session: Session | None, text: str) -> None:
+        """One line to every player in the game but ``session``'s."""
+        for other in list(self.sessions):
+            if other is not session and other.character is not None:
+                other.send(text)
+
+    def notify_builders(self, text: str, tag: str = "reload") -> None:
+        """One engine notice to every builder and admin in the game.
+
+        Notices are never held by a transaction: a reload report or a content
+        error must reach builders even when the change around it is undone.
+        """
+        for session in list(self.sessions):
+            if session.character is not None and session.role >= Role.BUILDER:
+                session.send(f"[{tag}] {text}", held=False)
