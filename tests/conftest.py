@@ -24,6 +24,7 @@ import telnetlib3
 
 from engine.app import Game
 from engine.config import PROJECT_ROOT, Config
+from engine.local import LocalGame
 
 HOST = "127.0.0.1"
 #: Default deadline of one ``expect``, in seconds.
@@ -363,3 +364,12 @@ async def make_raw(game: Game) -> AsyncIterator[MakeRaw]:
     yield make
     for raw in raws:
         raw.close()
+
+
+@pytest.fixture
+def local(watchdog: None) -> LocalGame:
+    """The starter game in this process, without sockets, for tests of what commands do.
+
+    Text is wrapped at the width the socket tests' client reports.
+    """
+    return LocalGame(width=250)

@@ -45,6 +45,14 @@ def to_wire(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
+def as_sent(text: str, width: int, depth: Depth, newline: bool = True) -> str:
+    """``text`` as a client receives it: cleaned, wrapped to ``width``, coloured, CR LF ends."""
+    text = clean_output(text)
+    if newline:
+        text = wrap(text, width) + "\n"
+    return to_wire(render(text, depth))
+
+
 class Flooding(Exception):
     """A client kept sending far over the input rate; the session closes it."""
 
@@ -169,10 +177,7 @@ class Session:
         """
         if self.closed:
             return
-        text = clean_output(text)
-        if newline:
-            text = wrap(text, self.width) + "\n"
-        data = to_wire(render(text, self.colour))
+        data = as_sent(text, self.width, self.colour, newline)
         if held:
             self._emit(lambda: self._write(data), "text")
         else:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from game_helpers import named, players
 
 from engine.app import Game
+from engine.local import LocalGame
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -65,16 +66,14 @@ BUILDER_COMMANDS = [
 ]
 
 
-async def test_a_player_is_refused_every_builder_and_admin_command(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_a_player_is_refused_every_builder_and_admin_command(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
     before = {o.id: (o.name, o.description, o.location, dict(o.attributes), o.typeclass)
-              for o in game.world.objects.values()}  # fmt: skip
+              for o in local.world.objects.values()}  # fmt: skip
     for line, key in BUILDER_COMMANDS:
         await bob.command(line, f"You are not allowed to use '{key}'.")
     after = {o.id: (o.name, o.description, o.location, dict(o.attributes), o.typeclass)
-             for o in game.world.objects.values()}  # fmt: skip
+             for o in local.world.objects.values()}  # fmt: skip
     assert after == before
     assert "Dug" not in bob.transcript and "Created" not in bob.transcript
     await bob.command("help", "Type 'help <command>' for more.")
@@ -117,11 +116,11 @@ async def test_dig_with_and_without_exits(game: Game, make_client: MakeClient) -
     await alice.command("dig", "Usage: dig <room>")
 
 
-async def test_open_an_exit_to_a_room_by_name_or_id(game: Game, make_client: MakeClient) -> None:
-    (alice,) = await players(make_client, "Alice")
+async def test_open_an_exit_to_a_room_by_name_or_id(local: LocalGame) -> None:
+    (alice,) = await local.players("Alice")
     await alice.command("dig Closet", "Dug room Closet")
-    closet = named(game, "Closet")
-    square = named(game, "The Village Square")
+    closet = named(local, "Closet")
+    square = named(local, "The Village Square")
     answer = await reply(alice, "open gate = Closet", "Closet (#")
     gate = square.find_exit("gate")
     assert gate is not None and gate.destination is closet
@@ -170,9 +169,9 @@ async def test_create_a_thing_with_or_without_a_type_class(
     await alice.command("create", "Usage: create <name>")
 
 
-async def test_describe_and_name(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
-    statue = named(game, "stone statue")
+async def test_describe_and_name(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
+    statue = named(local, "stone statue")
     await alice.command(
         r"describe statue = Freshly scrubbed.\nIt gleams.",
         f"Described stone statue (#{statue.id}).",
@@ -182,7 +181,7 @@ async def test_describe_and_name(game: Game, make_client: MakeClient) -> None:
     await alice.command("desc here = A busy square.", "Described The Village Square")
     await bob.command("look", "The Village Square\r\nA busy square.")
     # Far away objects are found too.
-    lamp = named(game, "brass lamp")
+    lamp = named(local, "brass lamp")
     await alice.command("describe brass lamp = Polished.", f"Described brass lamp (#{lamp.id}).")
     assert lamp.description == "Polished."
     await alice.command("describe statue", "Usage: describe <target> = <text>")
@@ -192,7 +191,7 @@ async def test_describe_and_name(game: Game, make_client: MakeClient) -> None:
     await bob.command("look", "You see: marble idol.")
     await alice.command("name Bob = Robert", "Characters keep their account's name.")
     await alice.command("rename me = Queen", "Characters keep their account's name.")
-    assert named(game, "Bob").name == "Bob" and named(game, "Alice").name == "Alice"
+    assert named(local, "Bob").name == "Bob" and named(local, "Alice").name == "Alice"
     await alice.command("name idol =", "Usage: name <target> = <new name>")
 
 
@@ -236,13 +235,11 @@ async def test_destroy_a_room_says_what_goes_with_it(game: Game, make_client: Ma
     assert "The Village Square" in await again.login("Bob")
 
 
-async def test_destroy_refuses_the_start_room_and_characters(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_destroy_refuses_the_start_room_and_characters(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
     await bob.command("north", "The Quiet Library")
     await alice.command("east", "The Market")
-    square = named(game, "The Village Square")
+    square = named(local, "The Village Square")
     await alice.command(
         "destroy The Village Square", "Not destroyed: the start room cannot be destroyed."
     )
@@ -250,22 +247,22 @@ async def test_destroy_refuses_the_start_room_and_characters(
     await alice.command("destroy Bob", "Characters cannot be destroyed.")
     await alice.command("destroy me", "Characters cannot be destroyed.")
     await alice.command("destroy", "Usage: destroy <target>")
-    assert square.id in game.world.objects and len(square.exits) == 3
+    assert square.id in local.world.objects and len(square.exits) == 3
     # A thing goes alone; an exit goes alone and only one way.
     await alice.command("create gem", "You hold it.")
-    gem = named(game, "gem")
+    gem = named(local, "gem")
     await alice.command("destroy gem", f"Destroyed 1 object(s): thing gem (#{gem.id}).")
-    west = named(game, "The Market").find_exit("west")
+    west = named(local, "The Market").find_exit("west")
     assert west is not None
     await alice.command("destroy west", f"Destroyed 1 object(s): exit west (#{west.id}).")
     assert square.find_exit("east") is not None
 
 
-async def test_teleport_things_people_and_yourself(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
-    carol, = await players(make_client, "Carol")  # fmt: skip
-    market = named(game, "The Market")
-    bob_char = named(game, "Bob")
+async def test_teleport_things_people_and_yourself(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
+    carol, = await local.players("Carol")  # fmt: skip
+    market = named(local, "The Market")
+    bob_char = named(local, "Bob")
     await alice.command(
         "teleport Bob = The Market",
         f"Teleported Bob (#{bob_char.id}) to The Market (#{market.id}).",
@@ -277,28 +274,28 @@ async def test_teleport_things_people_and_yourself(game: Game, make_client: Make
     # The traveller sees the new place, then the builder's report.
     await alice.command("teleport The Quiet Library", "The Quiet Library\r\nShelves climb")
     await alice.expect("Teleported Alice")
-    assert named(game, "Alice").location is named(game, "The Quiet Library")
+    assert named(local, "Alice").location is named(local, "The Quiet Library")
     await alice.command("tel Carol = here", "Teleported Carol")
     await carol.expect("The Quiet Library")
 
     await alice.command("create box", "You hold it.")
     await alice.command("create crate", "You hold it.")
     await alice.command("teleport crate = box", "Teleported crate")
-    box, crate = named(game, "box"), named(game, "crate")
+    box, crate = named(local, "box"), named(local, "crate")
     assert crate.location is box
     await alice.command("teleport box = box", "box cannot go inside itself.")
     await alice.command(f"teleport box = #{crate.id}", "box cannot go inside itself.")
     await alice.command("teleport me = me", "Alice cannot go inside itself.")
-    assert box.location is named(game, "Alice") and crate.location is box
+    assert box.location is named(local, "Alice") and crate.location is box
     await alice.command("teleport box = south", "Rooms and exits stay where they are")
     await alice.command("teleport here = The Market", "Rooms and exits stay where they are")
     await alice.command("teleport Atlantis", "You find no 'Atlantis' anywhere.")
     # A character goes into rooms only, not into a thing or another character.
-    carol_char = named(game, "Carol")
+    carol_char = named(local, "Carol")
     library = carol_char.location
     await alice.command("teleport Carol = box", "Characters can only be teleported into rooms.")
     await alice.command("teleport me = Carol", "Characters can only be teleported into rooms.")
-    assert carol_char.location is library and named(game, "Alice").location is library
+    assert carol_char.location is library and named(local, "Alice").location is library
     # Should content put one there anyway, the player is still served.
     carol_char.location = box
     await carol.command("xyzzy", "Unknown command 'xyzzy'.")
@@ -307,11 +304,11 @@ async def test_teleport_things_people_and_yourself(game: Game, make_client: Make
     await alice.command("teleport box =", "Usage: teleport <target> = <place>")
 
 
-async def test_examine_shows_every_field(game: Game, make_client: MakeClient) -> None:
-    alice, _bob = await players(make_client, "Alice", "Bob")
-    alice_char = named(game, "Alice")
+async def test_examine_shows_every_field(local: LocalGame) -> None:
+    alice, _bob = await local.players("Alice", "Bob")
+    alice_char = named(local, "Alice")
     await alice.command("create torch = content.typeclasses.things.Lamp", "You hold it.")
-    torch = named(game, "torch")
+    torch = named(local, "torch")
     await alice.command("set torch/colour = red", "Set torch")
     await alice.command("set torch/weight = 3", "Set torch")
     await alice.command("use torch", "You switch torch on.")
@@ -331,7 +328,7 @@ async def test_examine_shows_every_field(game: Game, make_client: MakeClient) ->
         "    weight = 3",
     ]
 
-    north = named(game, "The Village Square").find_exit("north")
+    north = named(local, "The Village Square").find_exit("north")
     assert north is not None
     text = "\n".join(await reply(alice, "ex north", "attributes:  -"))
     assert text.startswith(f"north (#{north.id}), an exit\n")
@@ -339,12 +336,12 @@ async def test_examine_shows_every_field(game: Game, make_client: MakeClient) ->
     assert "  type class:  content.typeclasses.exits.Exit (loaded)" in text
     assert "  aliases:     n" in text
 
-    bob_char = named(game, "Bob")
+    bob_char = named(local, "Bob")
     text = "\n".join(await reply(alice, "examine Bob", "attributes:  -"))
     assert f"  account:     {bob_char.account_id}  online: True" in text
     assert "content.typeclasses.characters.Character (loaded)" in text
     text = "\n".join(await reply(alice, "examine", "attributes:  -"))  # here
-    square = named(game, "The Village Square")
+    square = named(local, "The Village Square")
     assert text.startswith(f"The Village Square (#{square.id}), a room\n")
     assert f"Alice (#{alice_char.id})" in text and f"Bob (#{bob_char.id})" in text
     assert f"north (#{north.id})" in text
@@ -384,10 +381,10 @@ async def test_set_reads_json_or_text_and_an_empty_value_removes(
     assert named(game, "The Village Square").attributes["weather"] == "rain"
 
 
-async def test_find_lists_matches_anywhere(game: Game, make_client: MakeClient) -> None:
-    (alice,) = await players(make_client, "Alice")
-    lamp = named(game, "brass lamp")
-    cellar = named(game, "A Damp Cellar")
+async def test_find_lists_matches_anywhere(local: LocalGame) -> None:
+    (alice,) = await local.players("Alice")
+    lamp = named(local, "brass lamp")
+    cellar = named(local, "A Damp Cellar")
     answer = await reply(alice, "find LAMP", "(in A Damp Cellar")
     assert answer == [
         "1 match(es):",
@@ -461,13 +458,11 @@ async def test_grant_gives_a_role_that_the_session_learns_at_once(
     await bob.command("dig Den", "You are not allowed to use 'dig'.")
 
 
-async def test_targets_by_name_alias_prefix_id_me_here_and_ambiguity(
-    game: Game, make_client: MakeClient
-) -> None:
-    (alice,) = await players(make_client, "Alice")
-    statue = named(game, "stone statue")
-    square = named(game, "The Village Square")
-    alice_char = named(game, "Alice")
+async def test_targets_by_name_alias_prefix_id_me_here_and_ambiguity(local: LocalGame) -> None:
+    (alice,) = await local.players("Alice")
+    statue = named(local, "stone statue")
+    square = named(local, "The Village Square")
+    alice_char = named(local, "Alice")
     for target in ("stone statue", "statue", "STATUE", "ston", f"#{statue.id}"):
         await alice.command(f"examine {target}", f"stone statue (#{statue.id}), a thing")
     await alice.command("examine me", f"Alice (#{alice_char.id}), a character")
@@ -476,12 +471,12 @@ async def test_targets_by_name_alias_prefix_id_me_here_and_ambiguity(
     await alice.command("create box", "You hold it.")
     await alice.command("create box", "You hold it.")
     first, second = sorted(
-        (o for o in game.world.objects.values() if o.name == "box"), key=lambda o: o.id
+        (o for o in local.world.objects.values() if o.name == "box"), key=lambda o: o.id
     )
     which = f"Which 'box' do you mean: box (#{first.id}), box (#{second.id})?"
     for line in ("look box", "examine box", "drop box", "destroy box", "set box/a = 1"):
         await alice.command(line, which)
-    assert first.id in game.world.objects and second.id in game.world.objects
+    assert first.id in local.world.objects and second.id in local.world.objects
     assert "a" not in first.attributes and "a" not in second.attributes
     # An #id settles it.
     await alice.command(f"drop #{first.id}", "You drop box.")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from game_helpers import named, players
 
 from engine.app import Game
+from engine.local import LocalGame
 
 if TYPE_CHECKING:
     from conftest import MakeClient
@@ -24,11 +25,9 @@ def stored_row(game: Game, obj_id: int) -> sqlite3.Row | None:
         db.close()
 
 
-async def test_get_picks_up_things_only_and_asks_the_thing(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
-    statue = named(game, "stone statue")
+async def test_get_picks_up_things_only_and_asks_the_thing(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
+    statue = named(local, "stone statue")
     square = statue.location
     await bob.command("get statue", "stone statue will not budge.")
     await bob.command("get here", "You cannot pick up The Village Square.")
@@ -37,16 +36,16 @@ async def test_get_picks_up_things_only_and_asks_the_thing(
     await bob.command("get", "Get what?")
     await bob.command("get unicorn", "You find no 'unicorn' here.")
     # A thing in another room is out of reach, even by its #id.
-    lamp = named(game, "brass lamp")
+    lamp = named(local, "brass lamp")
     cellar = lamp.location
     await bob.command(f"get #{lamp.id}", f"You find no '#{lamp.id}' here.")
     assert statue.location is square and lamp.location is cellar
-    assert named(game, "Alice").location is square
+    assert named(local, "Alice").location is square
     assert "picks up" not in alice.transcript
 
     await bob.command("down", "A Damp Cellar")
     await bob.command("take lamp", "You pick up brass lamp.")
-    assert lamp.location is named(game, "Bob")
+    assert lamp.location is named(local, "Bob")
 
 
 async def test_get_drop_and_inventory_move_things_and_tell_the_room(
@@ -79,13 +78,11 @@ async def test_get_drop_and_inventory_move_things_and_tell_the_room(
     await alice.command("look", "You see: brass lamp.")
 
 
-async def test_drop_refuses_what_you_do_not_carry_even_by_id_or_here(
-    game: Game, make_client: MakeClient
-) -> None:
-    (bob,) = await players(make_client, "Bob")
-    square = named(game, "The Village Square")
-    statue = named(game, "stone statue")
-    lamp = named(game, "brass lamp")
+async def test_drop_refuses_what_you_do_not_carry_even_by_id_or_here(local: LocalGame) -> None:
+    (bob,) = await local.players("Bob")
+    square = named(local, "The Village Square")
+    statue = named(local, "stone statue")
+    lamp = named(local, "brass lamp")
     cellar = lamp.location
     await bob.command("drop here", "You do not carry The Village Square.")
     await bob.command(f"drop #{lamp.id}", "You do not carry brass lamp.")
@@ -136,10 +133,8 @@ async def test_give_both_spellings_with_receiver_and_bystander_messages(
     assert gem.location is named(game, "Alice")
 
 
-async def test_look_at_things_characters_exits_me_and_here(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_look_at_things_characters_exits_me_and_here(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
     text = await bob.command("look statue", "village founder.")
     assert text.endswith("stone statue\r\nA weathered statue of the village founder.")
     await bob.command("look Alice", "Alice looks like an adventurer.")
@@ -186,10 +181,8 @@ async def test_use_switches_the_lamp_and_the_state_is_stored(
     assert lamp.attributes["lit"] is False
 
 
-async def test_chat_is_heard_by_every_player_online_wherever_they_are(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob, carol = await players(make_client, "Alice", "Bob", "Carol")
+async def test_chat_is_heard_by_every_player_online_wherever_they_are(local: LocalGame) -> None:
+    alice, bob, carol = await local.players("Alice", "Bob", "Carol")
     await bob.command("north", "The Quiet Library")
     await carol.command("down", "A Damp Cellar")
     alice.send("chat hello all")
@@ -207,10 +200,8 @@ async def test_chat_is_heard_by_every_player_online_wherever_they_are(
     assert "after carol left" not in carol.transcript
 
 
-async def test_page_reaches_one_player_anywhere_and_not_the_absent(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob, carol = await players(make_client, "Alice", "Bob", "Carol")
+async def test_page_reaches_one_player_anywhere_and_not_the_absent(local: LocalGame) -> None:
+    alice, bob, carol = await local.players("Alice", "Bob", "Carol")
     await bob.command("north", "The Quiet Library")
     await alice.command("page Bob = meet me at the fountain", "You page Bob: meet me at")
     await bob.expect("Alice pages: meet me at the fountain")

@@ -7,27 +7,28 @@ from typing import TYPE_CHECKING
 from game_helpers import named, players
 
 from engine.app import Game
+from engine.local import LocalGame
 
 if TYPE_CHECKING:
     from conftest import MakeClient
 
 
 async def test_a_player_reaches_only_what_is_near_by_id_and_a_builder_anything(
-    game: Game, make_client: MakeClient
+    local: LocalGame,
 ) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")  # Alice: the admin
-    square = named(game, "The Village Square")
-    statue = named(game, "stone statue")
+    alice, bob = await local.players("Alice", "Bob")  # Alice: the admin
+    square = named(local, "The Village Square")
+    statue = named(local, "stone statue")
     await bob.command("down", "Exits: up.\r\n> ")
     reply = await bob.command(f"look #{square.id}", "\r\n> ")
     assert f"You find no '#{square.id}' here." in reply
     assert "Here:" not in reply and "Alice" not in reply
     await bob.command(f"look #{statue.id}", f"You find no '#{statue.id}' here.")
     # What is near still answers to its id.
-    cellar = named(game, "A Damp Cellar")
+    cellar = named(local, "A Damp Cellar")
     await bob.command(f"look #{cellar.id}", "A Damp Cellar")
     # Builders reach anything.
-    await alice.command(f"look #{named(game, 'A Damp Cellar').id}", "A Damp Cellar")
+    await alice.command(f"look #{named(local, 'A Damp Cellar').id}", "A Damp Cellar")
 
 
 async def test_who_shows_players_names_and_staff_idle_times_and_roles(

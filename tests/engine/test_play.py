@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from engine.app import Game
+from engine.local import LocalGame, LocalPlayer
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -27,6 +28,16 @@ BOOM = """
 """
 
 
+async def two_players_here(local: LocalGame) -> tuple[LocalPlayer, LocalPlayer]:
+    """Alice (the admin, first account) and Bob (a player), both in the square, in process."""
+    alice = await local.player("Alice")
+    bob = await local.player("Bob")
+    text = await bob.expect("> ")
+    assert "Here: Alice." in text
+    await alice.expect("Bob has entered the game.")
+    return alice, bob
+
+
 async def two_players(make_client: MakeClient) -> tuple[Client, Client]:
     """Alice (the admin, first account) and Bob (a player), both in the square."""
     alice = await make_client()
@@ -38,8 +49,8 @@ async def two_players(make_client: MakeClient) -> tuple[Client, Client]:
     return alice, bob
 
 
-async def test_players_in_a_room_hear_each_other(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_players_in_a_room_hear_each_other(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     await alice.command("say Hello, Bob!", 'You say, "Hello, Bob!"')
     await bob.expect('Alice says, "Hello, Bob!"')
     bob.send("'Hi there")
@@ -49,8 +60,8 @@ async def test_players_in_a_room_hear_each_other(game: Game, make_client: MakeCl
     await alice.expect("Bob waves.")
 
 
-async def test_players_see_each_other_leave_and_arrive(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_players_see_each_other_leave_and_arrive(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     text = await bob.command("north", "Exits:")
     assert "The Quiet Library" in text
     await alice.expect("Bob leaves north.")
@@ -66,8 +77,8 @@ async def test_players_see_each_other_leave_and_arrive(game: Game, make_client: 
     assert "only the library hears this" not in bob.transcript
 
 
-async def test_quit_tells_the_others(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_quit_tells_the_others(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     bob.send("quit")
     assert "Goodbye. Come back soon!" in await bob.expect_closed()
     await alice.expect("Bob has left the game.")
@@ -87,8 +98,8 @@ async def test_a_returning_player_stands_where_they_left(
     await alice.expect("Bob has entered the game.")
 
 
-async def test_help_lists_commands_and_explains_one(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_help_lists_commands_and_explains_one(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     listing = await bob.command("help", "Type 'help <command>' for more.")
     for key in ("look", "say", "go", "who", "quit", "help"):
         assert f"  {key} " in listing
@@ -119,8 +130,8 @@ async def test_prefixes_resolve_over_the_wire(game: Game, make_client: MakeClien
     await alice.command("s", "'s' could mean: say, set, shutdown. Type more letters.")
 
 
-async def test_a_player_cannot_shut_down_the_server(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_a_player_cannot_shut_down_the_server(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     await bob.command("shutdown now", "You are not allowed to use 'shutdown'.")
     await bob.command("reload", "You are not allowed to use 'reload'.")
     # Nothing happened: everyone is still served.
