@@ -23,11 +23,12 @@ from pathlib import Path
 from engine.accounts.account import Account, Role
 from engine.commands import fallback
 from engine.commands.base import Context
-from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
 from engine.config import PROJECT_ROOT
 from engine.content.guard import ContentGuard
 from engine.content.manager import ContentManager
+from engine.content.run import run_command
 from engine.net.session import as_sent
 from engine.services import Connection, GameServices
 from engine.testing import CommandTestGame, RecordingSession

@@ -17,10 +17,11 @@ from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.accounts.login import login
 from engine.commands.base import Context
-from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
 from engine.config import Config
 from engine.content.guard import ContentGuard
+from engine.content.run import run_command
 from engine.net.lines import LineTooLong
 from engine.net.session import Flooding, Session
 from engine.net.text import clean_line

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from engine.accounts.account import Account, Role
-    from engine.content.errors import ContentError
     from engine.net.clientinfo import ClientInfo
     from engine.net.colour import Depth
     from engine.world.model import World
@@ -68,6 +67,24 @@ class Connection(Protocol):
 
     def gmcp(self, package: str, data: Any) -> None:
         """One GMCP message, for clients that asked for GMCP."""
+        ...
+
+
+class ErrorReport(Protocol):
+    """One distinct content error as builders read it (``engine.content.errors.ContentError``)."""
+
+    @property
+    def count(self) -> int:
+        """How many times it happened."""
+        ...
+
+    @property
+    def last(self) -> float:
+        """When it last happened (``time.time()``)."""
+        ...
+
+    def line(self) -> str:
+        """Where and what: ``content/commands/fun.py:12, in run: ZeroDivisionError: ...``."""
         ...
 
 
@@ -152,7 +169,7 @@ class GameServices(Protocol):
         """Whether ``obj``'s type class loads, in a few words for ``examine``."""
         ...
 
-    def content_errors(self) -> list[ContentError]:
+    def content_errors(self) -> Sequence[ErrorReport]:
         """Recent distinct content errors, the most recent first."""
         ...
 

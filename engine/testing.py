@@ -24,11 +24,12 @@ import telnetlib3
 
 from engine.accounts.account import Account, Role
 from engine.commands.base import Command, Context
-from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
 from engine.config import PROJECT_ROOT
 from engine.content.errors import ContentError
 from engine.content.guard import ContentGuard
+from engine.content.run import run_command
 from engine.net.clientinfo import ClientInfo
 from engine.net.colour import Depth
 from engine.services import Connection, GameServices

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from engine.net.limits import Clock, is_loopback
+from engine.peers import Clock, is_loopback
 
 
 class CreationLimiter:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from engine.accounts.account import Account, NameTaken, valid_name
 from engine.accounts.guards import CreationLimiter, LoginGuard
@@ -19,7 +19,24 @@ from engine.world.durability import describe_failure
 if TYPE_CHECKING:
     from engine.accounts.account import Accounts
     from engine.config import Config
-    from engine.net.session import Session
+
+
+class LoginLine(Protocol):
+    """A connection at the login prompt (``engine.net.session.Session``), as login uses it."""
+
+    #: ``address:port`` of the client.
+    peer: str
+
+    def send(self, text: str, newline: bool = True, *, held: bool = True) -> None: ...
+
+    def prompt(self, text: str = "> ") -> None: ...
+
+    async def readline(self) -> str | None: ...
+
+    async def read_secret(self, prompt: str) -> str | None: ...
+
+    def close(self, message: str | None = None) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +52,7 @@ BANNER = r"""
 
 
 async def login(
-    session: Session,
+    session: LoginLine,
     accounts: Accounts,
     config: Config,
     guard: LoginGuard | None = None,
@@ -63,7 +80,7 @@ async def login(
 
 
 async def _existing(
-    session: Session, accounts: Accounts, config: Config, name: str, guard: LoginGuard
+    session: LoginLine, accounts: Accounts, config: Config, name: str, guard: LoginGuard
 ) -> Account | None:
     """Ask for the password; failures back off per address and per account."""
     ip = session.peer.rpartition(":")[0]
@@ -94,7 +111,7 @@ async def _existing(
 
 
 async def _create(
-    session: Session,
+    session: LoginLine,
     accounts: Accounts,
     config: Config,
     name: str,

@@ -1,21 +1,18 @@
-"""From a typed line to a command run: parse, resolve, check permission, run safely.
+"""From a typed line to the command it names: parse, resolve, check permission.
 
 Resolution order: an exact key or alias; then an exit of the caller's room
 (``north``, ``n``, ``gate``), run as ``go <exit>``; then a unique prefix
-among the commands the caller may use.  The command runs through the
-content guard: a failure is undone, logged with its traceback and told to
-builders, the player gets a short line, and the session goes on.
+among the commands the caller may use.  ``engine.content.run`` runs the
+command found.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.commands.base import Command, Context
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.commands.base import Command
 from engine.world.objects import GameObject, Room
 
 if TYPE_CHECKING:
@@ -70,26 +67,3 @@ def resolve(
         names = ", ".join(c.key for c in candidates)
         return Resolution(error=f"'{verb}' could mean: {names}. Type more letters.")
     return Resolution(error=f"Unknown command '{verb}'. Type 'help' for a list of commands.")
-
-
-async def run_command(command: Command, ctx: Context, guard: ContentGuard | None = None) -> None:
-    """Run one command as content: atomic, under the time budget, failures told.
-
-    A command that raises or is stopped changes nothing (see
-    ``engine.content.guard``); the caller gets one line saying so.
-    """
-    guard = guard if guard is not None else _PLAIN
-    label = f"'{command.key}'"
-    context = f"running '{command.key}' for {ctx.caller.name}"
-    try:
-        # Called, not awaited through guard.run: most commands are plain
-        # functions, and this is the path every command takes.
-        result = guard.step(label, ctx.session, context, command.run, ctx)
-        if result is not None and inspect.isawaitable(result):
-            await guard.awaitable(result, label, ctx.session, context)
-    except ContentFailed as failure:
-        ctx.msg(failure.message)
-
-
-#: A guard with no content directory and no builders: atomic, never interrupting.
-_PLAIN = ContentGuard()

@@ -17,7 +17,7 @@ from engine.accounts.account import Role
 from engine.commands.base import Command, Context
 
 if TYPE_CHECKING:
-    from engine.content.errors import ContentError
+    from engine.services import ErrorReport
 
 #: The registry's name for the module these commands belong to.
 MODULE = "engine.commands.fallback"
@@ -144,7 +144,7 @@ class FallbackErrors(Command):
         ctx.msg("\n".join(lines))
 
 
-def _entry(error: ContentError) -> str:
+def _entry(error: ErrorReport) -> str:
     ago = _ago(time.time() - error.last)
     times = f"{error.count} time{'s' if error.count != 1 else ''}"
     return f"{error.line()} [{times}, last {ago}]"

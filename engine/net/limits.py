@@ -6,12 +6,11 @@ sleeping; the session and the telnet edge apply them.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-Clock = Callable[[], float]
+from engine.peers import Clock, is_loopback
 
 
 @dataclass
@@ -37,13 +36,6 @@ class TokenBucket:
         if self.tokens >= 0:
             return 0.0
         return -self.tokens / self.rate
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 #: Seconds a connection may wait at the login prompt before it can be made to give way.

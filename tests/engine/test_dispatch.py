@@ -8,8 +8,9 @@ import pytest
 
 from engine.accounts.account import Role
 from engine.commands.base import Command, Context
-from engine.commands.dispatch import parse, resolve, run_command
+from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
+from engine.content.run import run_command
 from engine.world.model import World
 from engine.world.objects import Character, Room
 
