@@ -169,7 +169,14 @@ class LocalGame:
             if found.command is None:
                 player.session.send(found.error)
             else:
-                ctx = Context(player.character, player.session, self.services, verb, found.args)
+                ctx = Context(
+                    player.character,
+                    player.session,
+                    self.services,
+                    verb,
+                    found.args,
+                    found.switches,
+                )
                 await run_command(found.command, ctx, self.guard)
         if player.session.closed:
             self._leave(player)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from engine.accounts.account import Account, Accounts, Role
@@ -30,6 +31,11 @@ from engine.services import GameServices
 from engine.world.model import World
 
 log = logging.getLogger(__name__)
+
+#: Lines read ahead while a command runs; past this, input waits in the socket.
+QUEUE_LIMIT = 20
+#: Told once per command to a player who types while their previous command runs.
+BUSY = "Your last command is still running; what you type next will run after it."
 
 
 class PlayLoop:
@@ -144,12 +150,50 @@ class PlayLoop:
         self.players.broadcast_except(session, f"{character.name} has left the game.")
 
     async def _play(self, session: Session) -> None:
-        while not session.closed:
-            session.prompt()
-            line = await session.readline()
-            if line is None:
-                return
-            await self.execute(session, clean_line(line))
+        """Read lines and run them one at a time, in the order they were typed.
+
+        While a command is still running (an ``async`` one waiting on a timer,
+        say), the next lines are read and queued, and the player is told once
+        that they wait; a quit typed meanwhile waits its turn too.
+        """
+        queued: deque[str] = deque()
+        reading: asyncio.Future[str | None] | None = None
+        try:
+            while not session.closed:
+                if queued:
+                    line = queued.popleft()
+                else:
+                    session.prompt()
+                    reading = reading or asyncio.ensure_future(session.readline())
+                    typed = await reading
+                    reading = None
+                    if typed is None:
+                        return
+                    line = typed
+                running = asyncio.ensure_future(self.execute(session, clean_line(line)))
+                told = False
+                while not running.done():
+                    if len(queued) >= QUEUE_LIMIT:
+                        # Enough is waiting: the rest waits in the socket (flow control).
+                        await asyncio.wait((running,))
+                        break
+                    reading = reading or asyncio.ensure_future(session.readline())
+                    await asyncio.wait((running, reading), return_when=asyncio.FIRST_COMPLETED)
+                    if not reading.done():
+                        continue
+                    more = reading.result()  # raises what reading raised: flooding, overlong lines
+                    reading = None
+                    if more is None:
+                        await running  # the player is gone; the command still finishes
+                        return
+                    queued.append(more)
+                    if not told:
+                        told = True
+                        session.send(BUSY, held=False)
+                running.result()
+        finally:
+            if reading is not None and not reading.done():
+                reading.cancel()
 
     async def execute(self, session: Session, line: str) -> None:
         """Dispatch one line typed by a logged-in player."""
@@ -164,6 +208,11 @@ class PlayLoop:
             session.send(found.error)
             return
         ctx = Context(
-            caller=character, session=session, game=self.services, verb=verb, args=found.args
+            caller=character,
+            session=session,
+            game=self.services,
+            verb=verb,
+            args=found.args,
+            switches=found.switches,
         )
         await run_command(found.command, ctx, self.guard)

@@ -394,7 +394,7 @@ async def call_command(
             session.send(found.error)
         else:
             game: GameServices = CommandTestGame(world, registry)
-            ctx = Context(caller, session, game, verb, found.args)
+            ctx = Context(caller, session, game, verb, found.args, found.switches)
             await run_command(found.command, ctx, ContentGuard(content_dir, budget))
         return {character.name: list(r.sent) for character, r in recorders.items()}
     finally:

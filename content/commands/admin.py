@@ -31,6 +31,7 @@ class CmdShutdown(Command):
     """
 
     key = "shutdown"
+    prefix = False
     permission = Role.ADMIN
     category = "Admin"
 

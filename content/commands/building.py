@@ -152,6 +152,7 @@ class CmdDestroy(BuilderCommand):
     """
 
     key = "destroy"
+    prefix = False
 
     def run(self, ctx: Context) -> None:
         if not ctx.args:

@@ -172,6 +172,7 @@ class CmdQuit(Command):
     """
 
     key = "quit"
+    prefix = False
 
     def run(self, ctx: Context) -> None:
         ctx.session.close("Goodbye. Come back soon!")

@@ -36,6 +36,9 @@ class Command:
     permission: ClassVar[Role] = Role.PLAYER
     #: Heading under which ``help`` lists the command.
     category: ClassVar[str] = "General"
+    #: Whether a unique prefix runs it.  False for commands that end a session or
+    #: destroy (``quit``, ``shutdown``, ``destroy``): those are typed in full.
+    prefix: ClassVar[bool] = True
 
     def run(self, ctx: Context) -> Awaitable[None] | None:
         raise NotImplementedError
@@ -73,6 +76,8 @@ class Context:
     game: GameServices
     verb: str
     args: str
+    #: Switches typed after the verb: ``destroy/force`` gives ``("force",)``.
+    switches: tuple[str, ...] = ()
 
     @property
     def world(self) -> World:

@@ -1,9 +1,18 @@
 """From a typed line to the command it names: parse, resolve, check permission.
 
-Resolution order: an exact key or alias; then an exit of the caller's room
-(``north``, ``n``, ``gate``), run as ``go <exit>``; then a unique prefix
-among the commands the caller may use.  ``engine.content.run`` runs the
-command found.
+Resolution order, so that the words players rely on keep their meaning:
+
+1. an exact key or alias of a command the caller may use (an alias of a
+   command the caller may not use is as if it did not exist; its exact key
+   is answered with "not allowed");
+2. an exit of the caller's room (``north``, ``n``, ``gate``), run as ``go``;
+3. a direction word with no such exit: ``You can't go west.`` (``You can't
+   go that way.`` for the short forms), never a command that starts with it;
+4. a unique prefix among the commands the caller may use, except commands
+   that end a session or destroy (``prefix = False``): ``q`` does not quit.
+
+A verb may carry switches: ``destroy/force`` runs ``destroy`` with the switch
+``force`` (``ctx.switches``).  ``engine.content.run`` runs the command found.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.commands.base import Command
+from engine.world.model import SHORT_DIRECTIONS
 from engine.world.objects import GameObject, Room
 
 if TYPE_CHECKING:
@@ -36,6 +46,13 @@ def parse(line: str) -> tuple[str, str]:
     return verb.lower(), args.strip()
 
 
+#: Direction words, long and short; a room's exits answer to them before any command.
+DIRECTIONS: dict[str, str] = {
+    **{long: long for long in SHORT_DIRECTIONS},
+    **{short: long for long, short in SHORT_DIRECTIONS.items()},
+}
+
+
 @dataclass(frozen=True)
 class Resolution:
     """What a verb resolved to: a command and its arguments, or a message why not."""
@@ -43,16 +60,24 @@ class Resolution:
     command: Command | None = None
     args: str = ""
     error: str = ""
+    #: The verb's switches (``destroy/force`` -> ``("force",)``).
+    switches: tuple[str, ...] = ()
 
 
 def resolve(
     registry: Registry, verb: str, args: str, role: Role, room: GameObject | None
 ) -> Resolution:
+    """The command ``verb`` names for a caller of ``role`` standing in ``room``."""
+    switches: tuple[str, ...] = ()
+    if "/" in verb and registry.get(verb) is None:
+        verb, *rest = verb.split("/")
+        switches = tuple(s for s in rest if s)
     command = registry.get(verb)
     if command is not None:
-        if command.permission > role:
+        if command.permission <= role:
+            return Resolution(command, args, switches=switches)
+        if verb == command.key.lower():
             return Resolution(error=f"You are not allowed to use '{command.key}'.")
-        return Resolution(command, args)
     # Exits are tried only in a room: content can put a character inside
     # something else, where an unknown word is just unknown.
     if isinstance(room, Room):
@@ -60,9 +85,16 @@ def resolve(
         go = registry.get("go")
         if exit_ is not None and go is not None:
             return Resolution(go, exit_.name)
+    if verb in DIRECTIONS:
+        if verb in SHORT_DIRECTIONS:
+            return Resolution(error=f"You can't go {verb}.")
+        return Resolution(error="You can't go that way.")
     candidates = [c for c in registry.starting_with(verb) if c.permission <= role]
+    if len(candidates) == 1 and candidates[0].prefix:
+        return Resolution(candidates[0], args, switches=switches)
     if len(candidates) == 1:
-        return Resolution(candidates[0], args)
+        key = candidates[0].key
+        return Resolution(error=f"Type '{key}' in full to use it.")
     if candidates:
         names = ", ".join(c.key for c in candidates)
         return Resolution(error=f"'{verb}' could mean: {names}. Type more letters.")

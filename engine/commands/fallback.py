@@ -91,6 +91,7 @@ class FallbackQuit(Command):
     """
 
     key = "quit"
+    prefix = False
 
     def run(self, ctx: Context) -> None:
         ctx.session.close("Goodbye. Come back soon!")

@@ -11,6 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.commands.base import Command
+from engine.world.model import SHORT_DIRECTIONS
+
+#: Words no command may take: the directions, long and short, which a room's
+#: exits answer to.  Every other name a command holds keeps its meaning while
+#: it is live: a clash with another module's command refuses the whole batch.
+RESERVED = frozenset(SHORT_DIRECTIONS) | frozenset(SHORT_DIRECTIONS.values())
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,12 @@ class Registry:
         for module in sorted(changes):
             for command in changes[module]:
                 for name in (n.lower() for n in command.names):
+                    if name in RESERVED:
+                        problems.append(
+                            f"{name!r} of {module} is a direction: exits answer to it, "
+                            "so no command may take it"
+                        )
+                        continue
                     owner = tables.by_name.get(name)
                     owner_module = tables.module_of.get(owner.key.lower()) if owner else None
                     if name in claimed and claimed[name][0] is not command:

@@ -9,7 +9,7 @@ import pytest
 from engine.accounts.account import Role
 from engine.commands.base import Command, Context
 from engine.commands.dispatch import parse, resolve
-from engine.commands.registry import Registry
+from engine.commands.registry import Registry, RegistryError
 from engine.content.run import run_command
 from engine.world.model import World
 from engine.world.objects import Character, Room
@@ -154,9 +154,57 @@ def test_prefix_ignores_commands_the_caller_may_not_use(registry: Registry) -> N
 
 
 def test_ambiguous_prefix_lists_the_candidates(registry: Registry) -> None:
-    found = resolve(registry, "s", "", Role.ADMIN, None)
+    found = resolve(registry, "lo", "", Role.BUILDER, None)
     assert found.command is None
-    assert found.error == "'s' could mean: say, shutdown. Type more letters."
+    assert found.error == "'lo' could mean: logs, look. Type more letters."
+
+
+def test_a_direction_word_never_runs_a_command_by_prefix(registry: Registry) -> None:
+    # 's' is a prefix of say and shutdown, 'e' of emote: directions first.
+    for word in ("s", "e", "u", "w", "d", "n", "ne", "sw"):
+        found = resolve(registry, word, "", Role.ADMIN, None)
+        assert (found.command, found.error) == (None, "You can't go that way."), word
+    found = resolve(registry, "west", "", Role.ADMIN, None)
+    assert (found.command, found.error) == (None, "You can't go west.")
+
+
+def test_commands_that_end_or_destroy_never_run_by_prefix() -> None:
+    class CmdQuit(Command):
+        key = "quit"
+        prefix = False
+
+        def run(self, ctx: Context) -> None:
+            pass
+
+    registry = Registry()
+    registry.replace({"m": [CmdQuit(), CmdLook()]})
+    for verb in ("q", "qu", "qui"):
+        found = resolve(registry, verb, "", Role.PLAYER, None)
+        assert (found.command, found.error) == (None, "Type 'quit' in full to use it."), verb
+    assert isinstance(resolve(registry, "quit", "", Role.PLAYER, None).command, CmdQuit)
+
+
+def test_an_alias_of_a_command_the_caller_may_not_use_is_invisible(registry: Registry) -> None:
+    class CmdExamine(Command):
+        key = "examine"
+        aliases = ("ex",)
+        permission = Role.BUILDER
+
+        def run(self, ctx: Context) -> None:
+            pass
+
+    registry.replace({"building": [CmdExamine()]})
+    found = resolve(registry, "ex", "", Role.PLAYER, None)
+    assert found.error == "Unknown command 'ex'. Type 'help' for a list of commands."
+    found = resolve(registry, "examine", "", Role.PLAYER, None)
+    assert found.error == "You are not allowed to use 'examine'."
+    assert isinstance(resolve(registry, "ex", "", Role.BUILDER, None).command, CmdExamine)
+
+
+def test_switches_follow_the_verb(registry: Registry) -> None:
+    found = resolve(registry, "look/brief/all", "here", Role.PLAYER, None)
+    assert isinstance(found.command, CmdLook)
+    assert (found.args, found.switches) == ("here", ("brief", "all"))
 
 
 def test_unknown_verb_hints_at_help(registry: Registry) -> None:
@@ -194,23 +242,43 @@ def test_exit_beats_a_command_prefix(registry: Registry, world: World) -> None:
     found = resolve(registry, "s", "", Role.PLAYER, room(world, "library"))
     assert isinstance(found.command, CmdGo)
     assert found.args == "south"
-    # Where there is no such exit the prefix wins.
-    assert isinstance(
-        resolve(registry, "s", "", Role.PLAYER, room(world, "square")).command, CmdSay
-    )
+    # Where there is no such exit, a direction is still not a prefix of say.
+    found = resolve(registry, "s", "", Role.PLAYER, room(world, "square"))
+    assert (found.command, found.error) == (None, "You can't go that way.")
 
 
 def test_exact_command_beats_an_exit(world: World) -> None:
+    class CmdGate(Command):
+        key = "gate"
+
+        def run(self, ctx: Context) -> None:
+            pass
+
+    registry = Registry()
+    registry.replace({"m": [CmdGate(), CmdGo()]})
+    found = resolve(registry, "gate", "", Role.PLAYER, room(world, "square"))
+    assert isinstance(found.command, CmdGate)
+
+
+def test_no_command_may_take_a_direction_so_exits_keep_their_words() -> None:
     class CmdNorth(Command):
         key = "north"
 
         def run(self, ctx: Context) -> None:
             pass
 
+    class CmdEast(Command):
+        key = "eastward"
+        aliases = ("e",)
+
+        def run(self, ctx: Context) -> None:
+            pass
+
     registry = Registry()
-    registry.replace({"m": [CmdNorth(), CmdGo()]})
-    found = resolve(registry, "north", "", Role.PLAYER, room(world, "square"))
-    assert isinstance(found.command, CmdNorth)
+    for command in (CmdNorth(), CmdEast()):
+        with pytest.raises(RegistryError, match="is a direction"):
+            registry.replace({"m": [command, CmdGo()]})
+    assert registry.commands() == []
 
 
 def test_exit_without_a_go_command_is_unknown(world: World) -> None:
@@ -218,7 +286,7 @@ def test_exit_without_a_go_command_is_unknown(world: World) -> None:
     registry.replace({"m": [CmdLook()]})
     found = resolve(registry, "north", "", Role.PLAYER, room(world, "square"))
     assert found.command is None
-    assert "Unknown command" in found.error
+    assert found.error == "You can't go north."
 
 
 # -- run_command -----------------------------------------------------------------

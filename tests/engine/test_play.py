@@ -127,7 +127,9 @@ async def test_prefixes_resolve_over_the_wire(game: Game, make_client: MakeClien
     await alice.login_new("Alice")
     await alice.command("lo", "The Village Square")
     await alice.command("wh", "1 player(s) online")
-    await alice.command("s", "'s' could mean: say, set, shutdown. Type more letters.")
+    await alice.command("de", "'de' could mean: describe, destroy. Type more letters.")
+    await alice.command("s", "You can't go that way.")
+    await alice.command("sh", "Type 'shutdown' in full to use it.")
 
 
 async def test_a_player_cannot_shut_down_the_server(local: LocalGame) -> None:
