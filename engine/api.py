@@ -12,6 +12,7 @@ from __future__ import annotations
 from engine.accounts.account import Role
 from engine.commands.base import Command, Context
 from engine.services import CommandInfo, GameServices
+from engine.world.grammar import definite, indefinite, join_names, plural, possessive
 from engine.world.model import SHORT_DIRECTIONS, World, WorldError
 from engine.world.objects import Character, Exit, GameObject, Room, Thing
 
@@ -29,4 +30,9 @@ __all__ = [
     "Thing",
     "World",
     "WorldError",
+    "definite",
+    "indefinite",
+    "join_names",
+    "plural",
+    "possessive",
 ]

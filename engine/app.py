@@ -349,7 +349,7 @@ class Game:
         for session in self.players.of_account(name):
             if session.account is not None:
                 session.account.role = role
-                session.send(f"You are now {role}.")
+                session.send(f"You are now {role.with_article()}.")
         return changed
 
     def mssp_status(self) -> dict[str, str | list[str]]:

@@ -18,7 +18,7 @@ from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.accounts.login import login
 from engine.commands.base import Context
-from engine.commands.dispatch import parse, resolve
+from engine.commands.dispatch import DIRECTIONS, parse, resolve
 from engine.commands.registry import Registry
 from engine.config import Config
 from engine.content.guard import ContentGuard
@@ -77,7 +77,14 @@ class PlayLoop:
             remaining = self.config.login_timeout - (time.time() - session.connected_at)
             try:
                 account = await asyncio.wait_for(
-                    login(session, self.accounts, self.config, self.login_guard, self.creations),
+                    login(
+                        session,
+                        self.accounts,
+                        self.config,
+                        self.login_guard,
+                        self.creations,
+                        is_command=self.is_command,
+                    ),
                     max(remaining, 0.01) if self.config.login_timeout else None,
                 )
             except TimeoutError:
@@ -102,6 +109,10 @@ class PlayLoop:
             session.close()
             self.players.discard(session)
             log.info("disconnect %r", session)
+
+    def is_command(self, word: str) -> bool:
+        """True if ``word`` names a command or a direction: no account may be called that."""
+        return self.registry.get(word) is not None or word in DIRECTIONS
 
     def enter(self, session: Session, account: Account) -> None:
         """Put ``account``'s character in the world, played by ``session``.

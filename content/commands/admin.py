@@ -1,6 +1,6 @@
 """Commands for those who run the game: reloading, shutting down, accounts and roles."""
 
-from engine.api import Command, Context, Role
+from engine.api import Command, Context, Role, plural
 
 
 class CmdReload(Command):
@@ -66,7 +66,7 @@ class CmdGrant(Command):
             ctx.msg("You cannot take your own admin role away.")
             return
         await ctx.game.set_role(account.name, role)
-        ctx.msg(f"{account.name} is now {role}.")
+        ctx.msg(f"{account.name} is now {role.with_article()}.")
 
 
 class CmdAccounts(Command):
@@ -82,7 +82,7 @@ class CmdAccounts(Command):
     async def run(self, ctx: Context) -> None:
         accounts = await ctx.game.all_accounts()
         online = {s.account.id for s in ctx.game.online() if s.account is not None}
-        lines = [f"{len(accounts)} account(s):"]
+        lines = [f"{plural(len(accounts), 'account')}:"]
         for account in accounts:
             flag = "online" if account.id in online else ""
             lines.append(f"  {account.name:<20} {account.role!s:<8} {flag}")

@@ -2,7 +2,7 @@
 
 import json
 
-from engine.api import Command, Context, GameObject, Role, WorldError
+from engine.api import Command, Context, GameObject, Role, WorldError, plural, possessive
 
 
 class BuilderCommand(Command):
@@ -16,11 +16,27 @@ def _place_name(obj: GameObject | None) -> str:
     return f"{obj.name} ({obj.dbref})" if obj is not None else "nowhere"
 
 
+def split_aliases(text: str) -> tuple[str, list[str]]:
+    """``glass jar;jar;bottle`` -> ("glass jar", ["jar", "bottle"]) (Evennia's form)."""
+    name, *aliases = (part.strip() for part in text.split(";"))
+    return name, [a for a in dict.fromkeys(aliases) if a and a.lower() != name.lower()]
+
+
+def line_breaks(text: str) -> str:
+    """``|/`` (and a typed ``\\n``) start a new line in descriptions."""
+    return text.replace("|/", "\n").replace("\\n", "\n")
+
+
+def _with_aliases(obj: GameObject) -> str:
+    return f" (aliases: {', '.join(obj.aliases)})" if obj.aliases else ""
+
+
 class CmdDig(BuilderCommand):
     """Create a room, optionally with exits to it and back.
 
     Usage: dig <room> [= <exit there>[, <exit back>]]
-    Example: dig Library = north, south
+    Example: dig Library = west, east
+    An exit may carry aliases after semicolons: dig Attic = ladder;l, down
     """
 
     key = "dig"
@@ -36,6 +52,8 @@ class CmdDig(BuilderCommand):
         if (there or back) and ctx.here is None:
             ctx.msg("You are nowhere, so no exits can be opened from here.")
             return
+        there, there_aliases = split_aliases(there)
+        back, back_aliases = split_aliases(back)
         if there and ctx.here.find_exit(there):
             ctx.msg(f"{ctx.here.name} has an exit called {there} already.")
             return
@@ -43,9 +61,13 @@ class CmdDig(BuilderCommand):
         lines = [f"Dug room {room.name} ({room.dbref})."]
         if there:
             exit_ = ctx.world.open_exit(ctx.here, there, room)
+            if there_aliases:
+                exit_.aliases = [*exit_.aliases, *there_aliases]
             lines.append(f"Opened exit {exit_.name} ({exit_.dbref}) from here to {room.name}.")
         if back:
             exit_ = ctx.world.open_exit(room, back, ctx.here)
+            if back_aliases:
+                exit_.aliases = [*exit_.aliases, *back_aliases]
             lines.append(f"Opened exit {exit_.name} ({exit_.dbref}) from {room.name} back here.")
         ctx.msg("\n".join(lines))
 
@@ -53,7 +75,8 @@ class CmdDig(BuilderCommand):
 class CmdOpen(BuilderCommand):
     """Open an exit from this room to another.
 
-    Usage: open <exit> = <room>
+    Usage: open <exit>[;<alias>...] = <room>
+    Example: open gate;g = The Market
     """
 
     key = "open"
@@ -68,19 +91,23 @@ class CmdOpen(BuilderCommand):
         room = ctx.search(ctx.rhs, candidates=ctx.world.rooms(), where="in the world")
         if room is None:
             return
+        name, aliases = split_aliases(ctx.lhs)
         try:
-            exit_ = ctx.world.open_exit(ctx.here, ctx.lhs, room)
+            exit_ = ctx.world.open_exit(ctx.here, name, room)
         except WorldError as exc:
             ctx.msg(f"Cannot open that exit: {exc}.")
             return
+        if aliases:
+            exit_.aliases = [*exit_.aliases, *aliases]
         ctx.msg(f"Opened exit {exit_.name} ({exit_.dbref}) from here to {_place_name(room)}.")
 
 
 class CmdCreate(BuilderCommand):
     """Create a thing and hold it.
 
-    Usage: create <name> [= <type class>]
-    Example: create brass lamp = content.typeclasses.things.Lamp
+    Usage: create <name>[;<alias>...] [= <type class>]
+    Example: create glass jar;jar;bottle
+    Example: create brass lamp;lantern = content.typeclasses.things.Lamp
     """
 
     key = "create"
@@ -95,14 +122,25 @@ class CmdCreate(BuilderCommand):
             if problem:
                 ctx.msg(f"Type class {path} cannot be used: {problem}")
                 return
-        thing = ctx.world.create("thing", ctx.lhs, location=ctx.caller, typeclass=path)
-        ctx.msg(f"Created {thing.name} ({thing.dbref}, {thing.typeclass}). You hold it.")
+        name, aliases = split_aliases(ctx.lhs)
+        if not name:
+            ctx.msg("Give the thing a name: create <name>[;<alias>...] [= <type class>]")
+            return
+        thing = ctx.world.create(
+            "thing", name, location=ctx.caller, typeclass=path, aliases=aliases
+        )
+        ctx.msg(
+            f"Created {thing.a_name()} ({thing.dbref}, {thing.typeclass}){_with_aliases(thing)}. "
+            "You hold it."
+        )
 
 
 class CmdDescribe(BuilderCommand):
     """Set the description of something.
 
     Usage: describe <target> = <text>
+    Type |/ where a new line should start:
+      describe here = A quiet room.|/A clock ticks on the wall.
     """
 
     key = "describe"
@@ -115,14 +153,15 @@ class CmdDescribe(BuilderCommand):
         target = ctx.search(ctx.lhs, anywhere=True)
         if target is None:
             return
-        target.description = ctx.rhs.replace("\\n", "\n")
-        ctx.msg(f"Described {_place_name(target)}.")
+        target.description = line_breaks(ctx.rhs)
+        ctx.msg(f"Described {ctx.label(target)}.")
 
 
 class CmdName(BuilderCommand):
     """Rename something.
 
-    Usage: name <target> = <new name>
+    Usage: name <target> = <new name>[;<alias>...]
+    Aliases given after semicolons replace the old ones: name jar = glass jar;jar;bottle
     """
 
     key = "name"
@@ -138,17 +177,24 @@ class CmdName(BuilderCommand):
         if target.kind == "character":
             ctx.msg("Characters keep their account's name.")
             return
-        old = target.name
-        target.name = ctx.rhs
-        ctx.msg(f"Renamed {old} ({target.dbref}) to {target.name}.")
+        old = ctx.label(target)
+        name, aliases = split_aliases(ctx.rhs)
+        if not name:
+            ctx.msg("Usage: name <target> = <new name>[;<alias>...]")
+            return
+        target.name = name
+        if ";" in ctx.rhs:
+            target.aliases = aliases
+        ctx.msg(f"Renamed {old} to {target.name}{_with_aliases(target)}.")
 
 
 class CmdDestroy(BuilderCommand):
     """Destroy something, and say exactly what goes with it.
 
-    Usage: destroy <target>
+    Usage: destroy <target>       or: destroy/force <target>
     A room goes with its exits, the exits leading to it and the things in it.
-    A room with players in it is not destroyed.
+    A room with players in it is not destroyed. A player's character, or a
+    thing someone carries, is destroyed only with /force; the holder is told.
     """
 
     key = "destroy"
@@ -161,11 +207,28 @@ class CmdDestroy(BuilderCommand):
         target = ctx.search(ctx.args, anywhere=True)
         if target is None:
             return
-        if target.kind == "character":
-            ctx.msg("Characters cannot be destroyed.")
+        force = "force" in ctx.switches
+        holder = target.location if target.kind == "thing" else None
+        if holder is not None and holder.kind != "character":
+            holder = None
+        if target.kind == "character" and target.account_id is not None:
+            if target.online:
+                ctx.msg(f"{target.name} is in the game now; a character is destroyed only "
+                        "while its player is away.")  # fmt: skip
+                return
+            if not force:
+                ctx.msg(
+                    f"{target.name} is {possessive(target.name)} character "
+                    f"(account {target.account_id}); type destroy/force {ctx.args.strip()} "
+                    "to destroy it anyway."
+                )
+                return
+        if holder is not None and holder is not ctx.caller and not force:
+            ctx.msg(
+                f"{target.the_name(capital=True)} is carried by {holder.name}; type "
+                f"destroy/force {ctx.args.strip()} to destroy it anyway."
+            )
             return
-        # Checked before "has players in it": the caller is one of them, so
-        # this refusal was never reached.
         if target is ctx.here and target.kind == "room":
             ctx.msg("You are standing in it; go elsewhere first.")
             return
@@ -173,19 +236,24 @@ class CmdDestroy(BuilderCommand):
             names = ", ".join(c.name for c in target.characters())
             ctx.msg(f"{target.name} has players in it ({names}); it is not destroyed.")
             return
+        shown = target.a_name()
         try:
             gone = ctx.world.destroy(target)
         except WorldError as exc:
             ctx.msg(f"Not destroyed: {exc}.")
             return
+        if holder is not None and holder is not ctx.caller and holder.session is not None:
+            holder.session.send(f"{shown[:1].upper()}{shown[1:]} vanishes from your hands.")
         listed = ", ".join(f"{o.kind} {o.name} ({o.dbref})" for o in gone)
-        ctx.msg(f"Destroyed {len(gone)} object(s): {listed}.")
+        ctx.msg(f"Destroyed {plural(len(gone), 'object')}: {listed}.")
 
 
 class CmdTeleport(BuilderCommand):
     """Move something (or yourself) anywhere at once.
 
     Usage: teleport <target> = <place>    or: teleport <place>
+    The room it leaves sees it vanish, the room it reaches sees it appear,
+    and a player moved by someone else is told by whom.
     """
 
     key = "teleport"
@@ -202,19 +270,32 @@ class CmdTeleport(BuilderCommand):
         place = ctx.search(where, anywhere=True)
         if place is None:
             return
+        shown = ctx.label(target)
         leaving = target.location
         try:
             target.move_to(place, by=ctx.caller)
         except WorldError as refused:
             ctx.msg(str(refused))
             return
-        if target.kind == "character" and leaving is not None:
-            ctx.to_room(f"{target.name} vanishes.", room=leaving)
-        if target.kind == "character":
-            ctx.to_room(f"{target.name} appears.", room=place)
-            if target.session is not None:
-                target.session.send(place.appearance(target))
-        ctx.msg(f"Teleported {_place_name(target)} to {_place_name(place)}.")
+        name = target.a_name()
+        name = name[:1].upper() + name[1:]
+        if leaving is not None:
+            _tell_room(leaving, f"{name} vanishes.", (target, ctx.caller))
+        if target is ctx.caller:
+            ctx.msg(f"You teleport to {place.name}.")
+            ctx.msg(place.appearance(ctx.caller))
+        elif target.session is not None:
+            target.session.send(f"{ctx.caller.name} teleports you to {place.name}.")
+            target.session.send(place.appearance(target))
+        _tell_room(place, f"{name} appears.", (target, ctx.caller))
+        if target is not ctx.caller:
+            ctx.msg(f"Teleported {shown} to {_place_name(place)}.")
+
+
+def _tell_room(room: GameObject, text: str, exclude: tuple[GameObject, ...]) -> None:
+    for other in room.contents:
+        if other not in exclude and other.session is not None:
+            other.session.send(text)
 
 
 class CmdExamine(BuilderCommand):
@@ -233,7 +314,7 @@ class CmdExamine(BuilderCommand):
         status = ctx.game.typeclass_status(target)
         article = "an" if target.kind[0] in "aeiou" else "a"  # "an exit", not "a exit"
         lines = [
-            f"{target.name} ({target.dbref}), {article} {target.kind}",
+            f"{ctx.label(target)}, {article} {target.kind}",
             f"  type class:  {target.typeclass} {status}",
             f"  aliases:     {', '.join(target.aliases) or '-'}",
             f"  location:    {_place_name(target.location)}",
@@ -241,8 +322,12 @@ class CmdExamine(BuilderCommand):
         if target.kind == "exit":
             lines.append(f"  destination: {_place_name(target.destination)}")
         if target.kind == "character":
-            lines.append(f"  account:     {target.account_id}  online: {target.online}")
-        lines.append(f"  description: {target.description or '-'}")
+            online = "in the game" if target.online else "away"
+            lines.append(f"  account:     {target.account_id} ({online})")
+            home = ctx.world.get(target.attributes.get("home", 0))
+            lines.append(f"  home:        {_place_name(home or ctx.world.start_room)}")
+        description = (target.description or "-").replace("\n", "\n" + " " * 15)
+        lines.append(f"  description: {description}")
         contents = ", ".join(_place_name(o) for o in target.contents)
         lines.append(f"  contents:    {contents or '-'}")
         if target.attributes:
@@ -279,16 +364,16 @@ class CmdSet(BuilderCommand):
         if ctx.rhs == "":
             if attribute in target.attributes:
                 del target.attributes[attribute]
-                ctx.msg(f"Removed {attribute} from {_place_name(target)}.")
+                ctx.msg(f"Removed {attribute} from {ctx.label(target)}.")
             else:
-                ctx.msg(f"{_place_name(target)} has no attribute {attribute}.")
+                ctx.msg(f"{ctx.label(target)} has no attribute {attribute}.")
             return
         try:
             value = json.loads(ctx.rhs)
         except ValueError:
             value = ctx.rhs
         target.attributes[attribute] = value
-        ctx.msg(f"Set {_place_name(target)}/{attribute} = {json.dumps(value)}.")
+        ctx.msg(f"Set {attribute} on {ctx.label(target)} to {json.dumps(value)}.")
 
 
 class CmdFind(BuilderCommand):
@@ -311,7 +396,7 @@ class CmdFind(BuilderCommand):
         if not found:
             ctx.msg(f"Nothing in the world matches '{ctx.args}'.")
             return
-        lines = [f"{len(found)} match(es):"]
+        lines = [f"{plural(len(found), 'match', 'matches')}:"]
         lines += [
             f"  {o.dbref:<6} {o.kind:<9} {o.name}  (in {_place_name(o.location)})"
             for o in found[:50]
@@ -344,4 +429,64 @@ class CmdTypeclass(BuilderCommand):
             return
         target.typeclass = ctx.rhs
         ctx.world.refresh(target)
-        ctx.msg(f"{_place_name(target)} is now a {ctx.rhs}.")
+        ctx.msg(f"{ctx.label(target)} now runs {ctx.rhs}.")
+
+
+class CmdAlias(BuilderCommand):
+    """Show or set the other names something answers to.
+
+    Usage: alias <target>              (show them)
+           alias <target> = <a>, <b>   (replace them)
+           alias <target> =            (remove them)
+    Example: alias jar = bottle, vessel
+    """
+
+    key = "alias"
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.lhs:
+            ctx.msg("Usage: alias <target> = <alias>, <alias>")
+            return
+        target = ctx.search(ctx.lhs, anywhere=True)
+        if target is None:
+            return
+        if ctx.rhs is None:
+            shown = ", ".join(target.aliases) or "no aliases"
+            ctx.msg(f"{ctx.label(target)} has {shown}.")
+            return
+        names = [a.strip() for a in ctx.rhs.replace(";", ",").split(",")]
+        target.aliases = [a for a in dict.fromkeys(names) if a and a.lower() != target.name.lower()]
+        if target.aliases:
+            ctx.msg(f"{ctx.label(target)} now also answers to {', '.join(target.aliases)}.")
+        else:
+            ctx.msg(f"{ctx.label(target)} has no aliases now.")
+
+
+class CmdSethome(BuilderCommand):
+    """Set where a character's 'home' command takes them.
+
+    Usage: sethome <character> = <room>    (or: sethome <character>, to clear it)
+    Without a home of their own, characters go home to the start room.
+    """
+
+    key = "sethome"
+
+    def run(self, ctx: Context) -> None:
+        if not ctx.lhs:
+            ctx.msg("Usage: sethome <character> = <room>")
+            return
+        who = ctx.search(ctx.lhs, anywhere=True)
+        if who is None:
+            return
+        if who.kind != "character":
+            ctx.msg(f"Only characters have homes; {ctx.label(who)} is not one.")
+            return
+        if not ctx.rhs:
+            who.attributes.pop("home", None)
+            ctx.msg(f"{possessive(who.name)} home is the start room again.")
+            return
+        room = ctx.search(ctx.rhs, candidates=ctx.world.rooms(), where="in the world")
+        if room is None:
+            return
+        who.attributes["home"] = room.id
+        ctx.msg(f"{possessive(who.name)} home is now {_place_name(room)}.")

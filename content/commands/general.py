@@ -5,7 +5,7 @@ Save this file while the game runs and the new code answers the next command.
 
 import time
 
-from engine.api import Command, Context, Role, WorldError
+from engine.api import Command, Context, Role, WorldError, plural
 
 
 class CmdLook(Command):
@@ -84,7 +84,7 @@ class CmdWho(Command):
     def run(self, ctx: Context) -> None:
         sessions = ctx.game.online()
         now = time.time()
-        lines = [f"{len(sessions)} player(s) online:"]
+        lines = [f"{plural(len(sessions), 'player')} online:"]
         for session in sessions:
             if ctx.role < Role.BUILDER:
                 # Players see who is on; idle times and roles are for staff.
@@ -129,6 +129,37 @@ class CmdGo(Command):
         ctx.to_room(f"{ctx.caller.name} leaves {exit_.name}.", room=leaving)
         ctx.to_room(f"{ctx.caller.name} arrives.")
         ctx.msg(exit_.destination.appearance(ctx.caller))
+
+
+class CmdHome(Command):
+    """Go back to your home: the start room, unless a builder gave you another.
+
+    Usage: home
+    """
+
+    key = "home"
+
+    def run(self, ctx: Context) -> None:
+        home = ctx.world.get(ctx.caller.attributes.get("home", 0))
+        if home is None or home.kind != "room":
+            home = ctx.world.start_room
+        if home is None:
+            ctx.msg("There is no home to go to.")
+            return
+        if home is ctx.here:
+            ctx.msg("You are home already.")
+            return
+        leaving = ctx.here
+        try:
+            ctx.caller.move_to(home, by=ctx.caller)
+        except WorldError as refused:
+            ctx.msg(str(refused))
+            return
+        if leaving is not None:
+            ctx.to_room(f"{ctx.caller.name} goes home.", room=leaving)
+        ctx.to_room(f"{ctx.caller.name} arrives.")
+        ctx.msg(f"You go home to {home.name}.")
+        ctx.msg(home.appearance(ctx.caller))
 
 
 class CmdHelp(Command):

@@ -20,7 +20,8 @@ class CmdGet(Command):
         if thing is None:
             return
         if thing.kind != "thing":
-            ctx.msg(f"You cannot pick up {thing.name}.")
+            shown = "an exit" if thing.kind == "exit" else thing.the_name(ctx.caller)
+            ctx.msg(f"You cannot pick up {shown}.")
             return
         # ``#id`` reaches any object in the world; only what lies here can be taken.
         if thing.location is not ctx.here:
@@ -35,8 +36,8 @@ class CmdGet(Command):
         except WorldError as refused:
             ctx.msg(str(refused))
             return
-        ctx.msg(f"You pick up {thing.name}.")
-        ctx.to_room(f"{ctx.caller.name} picks up {thing.name}.")
+        ctx.msg(f"You pick up {thing.a_name(ctx.caller)}.")
+        ctx.to_room(f"{ctx.caller.name} picks up {thing.a_name()}.")
 
 
 class CmdDrop(Command):
@@ -57,7 +58,7 @@ class CmdDrop(Command):
         # ``#id`` and ``here`` reach beyond what is carried: "drop here" put the
         # room inside itself.
         if thing.location is not ctx.caller:
-            ctx.msg(f"You do not carry {thing.name}.")
+            ctx.msg(f"You do not carry {thing.the_name(ctx.caller)}.")
             return
         try:
             thing.move_to(ctx.here, by=ctx.caller)
@@ -65,8 +66,8 @@ class CmdDrop(Command):
             ctx.msg(str(refused))
             return
         thing.at_drop(ctx.caller)
-        ctx.msg(f"You drop {thing.name}.")
-        ctx.to_room(f"{ctx.caller.name} drops {thing.name}.")
+        ctx.msg(f"You drop {thing.a_name(ctx.caller)}.")
+        ctx.to_room(f"{ctx.caller.name} drops {thing.a_name()}.")
 
 
 class CmdGive(Command):
@@ -90,7 +91,7 @@ class CmdGive(Command):
         # ``#id`` and ``here`` reach beyond the candidates: without these checks
         # anything anywhere could be given, to anything anywhere (itself included).
         if thing.location is not ctx.caller:
-            ctx.msg(f"You do not carry {thing.name}.")
+            ctx.msg(f"You do not carry {thing.the_name(ctx.caller)}.")
             return
         people = ctx.here.characters() if ctx.here else []
         receiver = ctx.search(whom.strip(), candidates=people)
@@ -107,12 +108,14 @@ class CmdGive(Command):
         except WorldError as refused:
             ctx.msg(str(refused))
             return
-        ctx.msg(f"You give {thing.name} to {receiver.name}.")
+        ctx.msg(f"You give {thing.a_name(ctx.caller)} to {receiver.name}.")
         if receiver.session is not None:
-            receiver.session.send(f"{ctx.caller.name} gives you {thing.name}.")
+            receiver.session.send(f"{ctx.caller.name} gives you {thing.a_name(receiver)}.")
         for other in people:
             if other not in (ctx.caller, receiver) and other.session is not None:
-                other.session.send(f"{ctx.caller.name} gives {thing.name} to {receiver.name}.")
+                other.session.send(
+                    f"{ctx.caller.name} gives {thing.a_name(other)} to {receiver.name}."
+                )
 
 
 class CmdInventory(Command):
@@ -125,7 +128,7 @@ class CmdInventory(Command):
     aliases = ("i", "inv")
 
     def run(self, ctx: Context) -> None:
-        carried = [t.display_name(ctx.caller) for t in ctx.caller.contents]
+        carried = [t.a_name(ctx.caller) for t in ctx.caller.contents]
         ctx.msg(f"You carry: {', '.join(carried)}." if carried else "You carry nothing.")
 
 

@@ -1,6 +1,6 @@
 """Things: objects that can be carried, dropped, given and used."""
 
-from engine.api import GameObject
+from engine.api import GameObject, definite
 from engine.api import Thing as BaseThing
 
 
@@ -17,11 +17,11 @@ class Lamp(Thing):
     def at_use(self, user: GameObject) -> str:
         lit = not self.attributes.get("lit", False)
         self.attributes["lit"] = lit
-        return f"You switch {self.name} {'on' if lit else 'off'}."
+        return f"You switch {definite(self.name)} {'on' if lit else 'off'}."
 
 
 class Statue(Thing):
     """Too heavy to pick up."""
 
     def at_get(self, getter: GameObject) -> str | None:
-        return f"{self.name} will not budge."
+        return f"{self.the_name(getter, capital=True)} will not budge."

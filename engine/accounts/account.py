@@ -12,6 +12,8 @@ import json
 import re
 import sqlite3
 import time
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -19,7 +21,18 @@ from typing import Any
 from engine.accounts.passwords import PasswordHash, hash_password, verify_password
 from engine.world.store import Store
 
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z'-]{1,19}$")
+#: Letters A to Z; one hyphen or apostrophe may join two parts (Jean-Luc, O'Brien).
+#: Only A to Z, after NFKC: every player can type every name on any client
+#: ("page Pat"), and look-alike letters from other scripts ("Pat" spelt with a
+#: Cyrillic a, U+0430) cannot pass for an existing name.
+NAME_PATTERN = re.compile(r"^[A-Za-z]+(?:['-][A-Za-z]+)?$")
+NAME_LENGTH = (2, 20)
+NAME_RULE = (
+    "Names are 2 to 20 letters from A to Z, without digits or spaces; one hyphen or "
+    "apostrophe may join two parts, as in Jean-Luc or O'Brien."
+)
+#: Words that mean something else wherever a name is typed.
+RESERVED_NAMES = frozenset({"here", "me", "self", "all"})
 
 
 class Role(IntEnum):
@@ -35,6 +48,10 @@ class Role(IntEnum):
 
     def __str__(self) -> str:
         return self.name.lower()
+
+    def with_article(self) -> str:
+        """``a player``, ``a builder``, ``an admin``."""
+        return f"{'an' if self is Role.ADMIN else 'a'} {self}"
 
 
 @dataclass
@@ -56,10 +73,26 @@ class NameTaken(Exception):
     """Another account got this name first."""
 
 
-def valid_name(name: str) -> str | None:
-    """None if ``name`` can be an account name, else why not (for the player)."""
-    if not NAME_PATTERN.match(name):
-        return "Names are 2 to 20 letters (an apostrophe or hyphen may follow the first)."
+def normalise_name(text: str) -> str:
+    """A typed name as it is stored and shown: NFKC, trimmed, first letter capital.
+
+    NFKC folds compatibility forms (full-width letters, U+FF21 on, are A to Z); names
+    are compared without regard to case (the store's ``COLLATE NOCASE``).
+    """
+    name = unicodedata.normalize("NFKC", text).strip()
+    return name[:1].upper() + name[1:]
+
+
+def valid_name(name: str, is_command: Callable[[str], bool] | None = None) -> str | None:
+    """None if ``name`` (normalised) can be a new account's name, else why not, for the player."""
+    low, high = NAME_LENGTH
+    if not (low <= len(name) <= high and NAME_PATTERN.match(name)):
+        return NAME_RULE
+    word = name.lower()
+    if word in RESERVED_NAMES:
+        return f"'{name}' means something else in the game; choose another name."
+    if is_command is not None and is_command(word):
+        return f"'{name}' is a word the game uses as a command; choose another name."
     return None
 
 

@@ -10,9 +10,10 @@ import asyncio
 import logging
 import math
 import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from engine.accounts.account import Account, NameTaken, valid_name
+from engine.accounts.account import Account, NameTaken, normalise_name, valid_name
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.world.durability import describe_failure
 
@@ -57,23 +58,28 @@ async def login(
     config: Config,
     guard: LoginGuard | None = None,
     creations: CreationLimiter | None = None,
+    is_command: Callable[[str], bool] | None = None,
 ) -> Account | None:
-    """Run the login conversation; the account, or None if the client left or failed."""
+    """Run the login conversation; the account, or None if the client left or failed.
+
+    A name that exists logs in; a new one must pass ``valid_name`` (not a
+    word ``is_command`` says the game uses) before it is created.
+    """
     session.send(BANNER.format(name=config.server_name))
     while True:
         session.prompt("By what name are you known? ")
         line = await session.readline()
         if line is None:
             return None
-        name = line.strip()
+        name = normalise_name(line)
         if not name:
             continue
-        problem = valid_name(name)
+        if len(name) <= 40 and await accounts.find(name) is not None:
+            return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
+        problem = valid_name(name, is_command)
         if problem:
             session.send(problem)
             continue
-        if await accounts.find(name) is not None:
-            return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
         account = await _create(session, accounts, config, name, creations)
         if account is not None:
             return account

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from engine.accounts.account import Role
-from engine.world.search import describe_matches, find, nearby
+from engine.world.search import describe_matches, find, is_near, nearby
 
 if TYPE_CHECKING:
     from engine.services import Connection, GameServices
@@ -113,9 +113,11 @@ class Context:
         """The one object ``text`` names, or None after telling the caller why not.
 
         ``candidates`` default to what the caller carries and what is in its
-        room; ``anywhere`` widens a search that found nothing to the whole
-        world.  ``me`` and ``here`` always work; ``#id`` reaches any object
-        for builders and admins, and only the candidates for players.
+        room; ``anywhere`` widens a search that found nothing near to the
+        whole world (say where it was found with ``label``).  ``me`` and
+        ``here`` always work; ``#id`` reaches any object for builders and
+        admins, and only the candidates for players.  ``2.lamp`` picks the
+        second of several.
         """
         pool = nearby(self.caller) if candidates is None else list(candidates)
         # ``#id`` reaches anything for builders; players reach what is near them.
@@ -126,11 +128,29 @@ class Context:
             where = "anywhere"
         if len(matches) == 1:
             return matches[0]
+        typed = " ".join(text.split())
         if matches:
-            self.msg(f"Which '{text.strip()}' do you mean: {describe_matches(matches)}?")
+            self.msg(
+                f"Which '{typed}' do you mean: {describe_matches(matches)}? "
+                f"Type 1.{typed}, 2.{typed} and so on to choose."
+            )
         else:
-            self.msg(f"You find no '{text.strip()}' {where}.")
+            self.msg(f"You find no '{typed}' {where}.")
         return None
+
+    def label(self, obj: GameObject | None) -> str:
+        """``brass lamp (#11)``; ``brass lamp (#11, in Garden)`` when it is not near the caller.
+
+        Builders' commands reach the whole world when nothing near matches;
+        the reply says where the object was, so nobody changes the wrong one
+        unknowingly.
+        """
+        if obj is None:
+            return "nowhere"
+        place = obj.location
+        if place is None or is_near(obj, self.caller):
+            return f"{obj.name} ({obj.dbref})"
+        return f"{obj.name} ({obj.dbref}, in {place.name})"
 
     def msg(self, text: str) -> None:
         """Send ``text`` to the caller."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine.accounts.account import Role
 from engine.commands.base import Command, Context
+from engine.world.grammar import plural
 
 if TYPE_CHECKING:
     from engine.services import ErrorReport
@@ -79,7 +80,7 @@ class FallbackWho(Command):
 
     def run(self, ctx: Context) -> None:
         sessions = ctx.game.online()
-        lines = [f"{len(sessions)} player(s) online:"]
+        lines = [f"{plural(len(sessions), 'player')} online:"]
         lines.extend(f"  {s.name}" for s in sessions)
         ctx.msg("\n".join(lines))
 

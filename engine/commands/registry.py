@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import CodeType, ModuleType
 
 from engine.commands.base import Command
 from engine.world.model import SHORT_DIRECTIONS
@@ -17,6 +18,65 @@ from engine.world.model import SHORT_DIRECTIONS
 #: exits answer to.  Every other name a command holds keeps its meaning while
 #: it is live: a clash with another module's command refuses the whole batch.
 RESERVED = frozenset(SHORT_DIRECTIONS) | frozenset(SHORT_DIRECTIONS.values())
+
+
+def fingerprint(command: Command) -> tuple[object, ...]:
+    """What a command is made of, so a reload reports only commands that changed.
+
+    The code, constants and plain settings of its classes, and the values of
+    the module-level names its code uses: a constant (``VERSION = "v2"``), a
+    helper function (its code), or a helper module's functions it calls.
+    Two versions with the same fingerprint run the same code on the same values.
+    """
+    parts: list[object] = []
+    names: set[str] = set()
+    scope: dict[str, object] = {}
+    for cls in type(command).__mro__:
+        if cls in (Command, object):
+            continue
+        for name, value in sorted(vars(cls).items()):
+            if name in ("__module__", "__dict__", "__weakref__", "__qualname__"):
+                continue
+            function = getattr(value, "__func__", value)
+            code = getattr(function, "__code__", None)
+            if isinstance(code, CodeType):
+                parts.append((name, _code_shape(code, names)))
+                scope = getattr(function, "__globals__", scope)
+            elif isinstance(value, _PLAIN):
+                parts.append((name, value))
+    for name in sorted(names):
+        if name in scope:
+            parts.append((name, _value_shape(scope[name], names)))
+    return tuple(parts)
+
+
+_PLAIN = (str, int, float, bool, tuple, frozenset, type(None))
+
+
+def _code_shape(code: CodeType, names: set[str]) -> tuple[object, ...]:
+    """The code's bytes and constants (nested code too); adds the names it uses to ``names``."""
+    names.update(code.co_names)
+    consts = tuple(
+        _code_shape(c, names) if isinstance(c, CodeType) else repr(c) for c in code.co_consts
+    )
+    return (code.co_code, consts, code.co_names, code.co_varnames)
+
+
+def _value_shape(value: object, names: set[str]) -> object:
+    """A module-level value a command uses, as far as it can change its behaviour."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    code = getattr(value, "__code__", None)
+    if isinstance(code, CodeType):
+        return _code_shape(code, set())
+    if isinstance(value, ModuleType):
+        members = vars(value)
+        return tuple(
+            (n, _code_shape(c, set()))
+            for n in sorted(names)
+            if isinstance(c := getattr(members.get(n), "__code__", None), CodeType)
+        )
+    return type(value).__qualname__
 
 
 @dataclass(frozen=True)
@@ -169,27 +229,27 @@ class Registry:
         if problems:
             raise RegistryError(problems)
         tables = self._tables
-        before: set[str] = set()
+        before: dict[str, tuple[object, ...]] = {}
         for module in touched:
             for command in tables.by_module.pop(module, ()):
-                before.add(command.key)
+                before[command.key] = fingerprint(command)
                 for name in command.names:
                     if tables.by_name.get(name.lower()) is command:
                         del tables.by_name[name.lower()]
                 if tables.module_of.get(command.key.lower()) == module:
                     del tables.module_of[command.key.lower()]
-        after: set[str] = set()
+        after: dict[str, tuple[object, ...]] = {}
         for module, commands in changes.items():
             if not commands:
                 continue
             tables.by_module[module] = tuple(commands)
             for command in commands:
-                after.add(command.key)
+                after[command.key] = fingerprint(command)
                 for name in command.names:
                     tables.by_name[name.lower()] = command
                 tables.module_of[command.key.lower()] = module
         return RegistryDiff(
-            added=tuple(sorted(after - before)),
-            changed=tuple(sorted(after & before)),
-            removed=tuple(sorted(before - after)),
+            added=tuple(sorted(after.keys() - before.keys())),
+            changed=tuple(sorted(k for k in after.keys() & before.keys() if after[k] != before[k])),
+            removed=tuple(sorted(before.keys() - after.keys())),
         )

@@ -10,12 +10,15 @@ that says how many there were.  The ``errors`` command lists them.
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+
+from reloader.exocet import GENERATION_MARK
 
 
 @dataclass
@@ -52,8 +55,19 @@ def locate(
     return found
 
 
+#: A loaded module's unique name (``content.commands.phrases@31``): the load number
+#: is the loader's bookkeeping, never something a builder should have to read.
+_VERSIONED = re.compile(r"\b(content(?:\.\w+)*)" + re.escape(GENERATION_MARK) + r"\d+")
+
+
+def plain_names(text: str) -> str:
+    """``content.commands.phrases@31.CmdX`` -> ``content.commands.phrases.CmdX``."""
+    return _VERSIONED.sub(r"\1", text)
+
+
 def describe(exc: BaseException) -> str:
-    text = str(exc)
+    """``ZeroDivisionError: division by zero``, with module names as builders know them."""
+    text = plain_names(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

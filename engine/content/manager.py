@@ -23,6 +23,7 @@ from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry, RegistryDiff, RegistryError
 from engine.content.crashes import CrashMarkers
+from engine.content.errors import plain_names
 from engine.content.guard import ContentGuard
 from engine.content.lifecycle import Lifecycle
 from engine.content.versions import ReloadTimes
@@ -67,6 +68,9 @@ class ReloadReport:
         return not self.failures
 
     def describe(self) -> str:
+        return plain_names(self._describe())
+
+    def _describe(self) -> str:
         if not self.ok:
             return "Reload failed, the old code keeps running: " + "; ".join(self.failures)
         names = ", ".join(short_name(m) for m in self.modules) or "nothing"

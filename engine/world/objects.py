@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import Any, ClassVar, Protocol
 
-from engine.world import atomic
+from engine.world import atomic, grammar
 
 #: Fields stored in the database; assigning one stages the object for commit.
 PERSISTED = frozenset({"name", "aliases", "description", "typeclass", "account_id", "destination"})
@@ -265,7 +265,22 @@ class GameObject:
         return word == self.name.lower() or word in (a.lower() for a in self.aliases)
 
     def display_name(self, looker: GameObject | None = None) -> str:
+        """The name as ``looker`` sees it (a lit lamp says so); type classes override it."""
         return self.name
+
+    def a_name(self, looker: GameObject | None = None) -> str:
+        """``a brass lamp``, ``an iron key``; characters and proper names without an article."""
+        shown = self.display_name(looker)
+        if self.kind in ("character", "room") or grammar.is_proper(self.name):
+            return shown
+        return f"{grammar.article_for(self.name)} {shown}"
+
+    def the_name(self, looker: GameObject | None = None, capital: bool = False) -> str:
+        """``the brass lamp`` (``The`` with ``capital``); characters and proper names bare."""
+        shown = self.display_name(looker)
+        if self.kind in ("character", "room") or grammar.is_proper(self.name):
+            return shown
+        return f"{'The' if capital else 'the'} {shown}"
 
     # -- behaviour hooks (type classes override these) ------------------------
 
@@ -282,7 +297,7 @@ class GameObject:
 
     def at_use(self, user: GameObject) -> str:
         """What happens when ``user`` uses this; the text is shown to the user."""
-        return f"You cannot think of a way to use {self.display_name(user)}."
+        return f"You cannot think of a way to use {self.the_name(user)}."
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.dbref} {self.name!r}>"
@@ -328,7 +343,7 @@ class Room(GameObject):
             elif kind == "character" and item is not looker and item.session is not None:
                 others.append(item)
         if things:
-            lines.append(f"You see: {', '.join(t.display_name(looker) for t in things)}.")
+            lines.append(f"You see: {', '.join(t.a_name(looker) for t in things)}.")
         names = ", ".join(e.display_name(looker) for e in exits)
         lines.append(f"Exits: {names}." if names else "There is no obvious way out.")
         if others:
@@ -381,7 +396,7 @@ class Character(GameObject):
 
     def appearance(self, looker: GameObject) -> str:
         text = self.description or f"{self.display_name(looker)} looks like an adventurer."
-        carried = [t.display_name(looker) for t in self.contents]
+        carried = [t.a_name(looker) for t in self.contents]
         if carried:
             text += f"\nCarrying: {', '.join(carried)}."
         if not self.online:

@@ -96,7 +96,7 @@ async def test_a_command_that_raises_after_changing_the_world_changes_nothing(
     assert named(game, "Bob").location is named(game, "The Village Square")
     assert not [o for o in game.world.objects.values() if o.name == "souvenir"]
     assert named(game, "stone statue").location is named(game, "The Village Square")
-    await alice.command("look", "You see: stone statue.")
+    await alice.command("look", "You see: a stone statue.")
     await alice.command("look", "Here: Bob.")
     await game.durable.wait()
     # Builders are told; other players heard nothing of the failed trip.

@@ -98,7 +98,7 @@ async def test_a_game_whose_content_does_not_load_still_plays_on_the_engines_com
     for command in ("look", "help", "who"):
         assert game.registry.get(command) in fallback.COMMANDS
     await bob.command("look", "Exits:")
-    await bob.command("who", "2 player(s) online:")
+    await bob.command("who", "2 players online:")
     help_text = await bob.command("help", "Type 'help <command>' for more.")
     assert "quit" in help_text and "errors" not in help_text
     await alice.command("errors", "Content that does not load:")

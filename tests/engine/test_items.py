@@ -29,9 +29,9 @@ async def test_get_picks_up_things_only_and_asks_the_thing(local: LocalGame) -> 
     alice, bob = await local.players("Alice", "Bob")
     statue = named(local, "stone statue")
     square = statue.location
-    await bob.command("get statue", "stone statue will not budge.")
+    await bob.command("get statue", "The stone statue will not budge.")
     await bob.command("get here", "You cannot pick up The Village Square.")
-    await bob.command("get north", "You cannot pick up north.")
+    await bob.command("get north", "You cannot pick up an exit.")
     await bob.command("get Alice", "You cannot pick up Alice.")
     await bob.command("get", "Get what?")
     await bob.command("get unicorn", "You find no 'unicorn' here.")
@@ -44,7 +44,7 @@ async def test_get_picks_up_things_only_and_asks_the_thing(local: LocalGame) -> 
     assert "picks up" not in alice.transcript
 
     await bob.command("down", "A Damp Cellar")
-    await bob.command("take lamp", "You pick up brass lamp.")
+    await bob.command("take lamp", "You pick up a brass lamp.")
     assert lamp.location is named(local, "Bob")
 
 
@@ -59,23 +59,23 @@ async def test_get_drop_and_inventory_move_things_and_tell_the_room(
     bob_char = named(game, "Bob")
 
     await bob.command("inventory", "You carry nothing.")
-    await bob.command("get lamp", "You pick up brass lamp.")
+    await bob.command("get lamp", "You pick up a brass lamp.")
     # Durable on acknowledgement: the row is on disk when the player reads this.
     row = stored_row(game, lamp.id)
     assert row is not None and row["location"] == bob_char.id
-    await alice.expect("Bob picks up brass lamp.")
+    await alice.expect("Bob picks up a brass lamp.")
     await alice.command("look", "Exits:")
-    await bob.command("i", "You carry: brass lamp.")
-    await alice.command("look Bob", "Carrying: brass lamp.")
+    await bob.command("i", "You carry: a brass lamp.")
+    await alice.command("look Bob", "Carrying: a brass lamp.")
 
-    await bob.command("drop lamp", "You drop brass lamp.")
-    await alice.expect("Bob drops brass lamp.")
+    await bob.command("drop lamp", "You drop a brass lamp.")
+    await alice.expect("Bob drops a brass lamp.")
     assert lamp.location is bob_char.location
     assert stored_row(game, lamp.id)["location"] == bob_char.location.id  # type: ignore[index, union-attr]
     await bob.command("inventory", "You carry nothing.")
     await bob.command("drop lamp", "You find no 'lamp' you carry.")
     await bob.command("drop", "Drop what?")
-    await alice.command("look", "You see: brass lamp.")
+    await alice.command("look", "You see: a brass lamp.")
 
 
 async def test_drop_refuses_what_you_do_not_carry_even_by_id_or_here(local: LocalGame) -> None:
@@ -85,7 +85,7 @@ async def test_drop_refuses_what_you_do_not_carry_even_by_id_or_here(local: Loca
     lamp = named(local, "brass lamp")
     cellar = lamp.location
     await bob.command("drop here", "You do not carry The Village Square.")
-    await bob.command(f"drop #{lamp.id}", "You do not carry brass lamp.")
+    await bob.command(f"drop #{lamp.id}", "You do not carry the brass lamp.")
     await bob.command("drop statue", "You find no 'statue' you carry.")
     assert square.location is None and square not in square.contents
     assert lamp.location is cellar and statue.location is square
@@ -99,15 +99,15 @@ async def test_give_both_spellings_with_receiver_and_bystander_messages(
     await alice.command("create gem", "You hold it.")
     gem = named(game, "gem")
 
-    await alice.command("give gem = Bob", "You give gem to Bob.")
-    await bob.expect("Alice gives you gem.")
-    await carol.expect("Alice gives gem to Bob.")
+    await alice.command("give gem = Bob", "You give a gem to Bob.")
+    await bob.expect("Alice gives you a gem.")
+    await carol.expect("Alice gives a gem to Bob.")
     assert gem.location is named(game, "Bob")
     assert stored_row(game, gem.id)["location"] == named(game, "Bob").id  # type: ignore[index]
 
-    await bob.command("give gem to Alice", "You give gem to Alice.")
-    await alice.expect("Bob gives you gem.")
-    await carol.expect("Bob gives gem to Alice.")
+    await bob.command("give gem to Alice", "You give a gem to Alice.")
+    await alice.expect("Bob gives you a gem.")
+    await carol.expect("Bob gives a gem to Alice.")
     assert gem.location is named(game, "Alice")
     # Nobody hears the other spelling's message meant for someone else.
     assert "gives you gem" not in carol.transcript
@@ -118,7 +118,7 @@ async def test_give_both_spellings_with_receiver_and_bystander_messages(
     await alice.command(f"give gem = #{gem.id}", f"You find no '#{gem.id}' here.")
     await alice.command("give statue = Bob", "You find no 'statue' you carry.")
     statue = named(game, "stone statue")
-    await alice.command(f"give #{statue.id} = Bob", "You do not carry stone statue.")
+    await alice.command(f"give #{statue.id} = Bob", "You do not carry the stone statue.")
     await alice.command("give here = Bob", "You do not carry The Village Square.")
     await alice.command("give gem", "Usage: give <thing> = <character>")
     assert gem.location is named(game, "Alice")
@@ -144,7 +144,7 @@ async def test_look_at_things_characters_exits_me_and_here(local: LocalGame) -> 
     await bob.command("look me", "Bob looks like an adventurer.")
     here = await bob.command("look here", "Exits: north, east, down.")
     assert "The Village Square\r\nCobblestones ring a dry fountain." in here
-    assert "You see: stone statue." in here
+    assert "You see: a stone statue." in here
     await bob.command("look", "Here: Alice.")
     await bob.command("look unicorn", "You find no 'unicorn' here.")
     # A character whose player left stays, asleep.
@@ -160,22 +160,22 @@ async def test_use_switches_the_lamp_and_the_state_is_stored(
     (bob,) = await players(make_client, "Bob")
     lamp = named(game, "brass lamp")
     await bob.command("down", "A Damp Cellar")
-    await bob.command("use lamp", "You switch brass lamp on.")
+    await bob.command("use lamp", "You switch the brass lamp on.")
     assert lamp.attributes["lit"] is True
     assert json.loads(stored_row(game, lamp.id)["attributes"]) == {"lit": True}  # type: ignore[index]
-    await bob.command("look", "You see: brass lamp (lit).")
-    await bob.command("get lamp", "You pick up brass lamp.")
-    await bob.command("inventory", "You carry: brass lamp (lit).")
-    await bob.command("use lamp", "You switch brass lamp off.")
+    await bob.command("look", "You see: a brass lamp (lit).")
+    await bob.command("get lamp", "You pick up a brass lamp (lit).")
+    await bob.command("inventory", "You carry: a brass lamp (lit).")
+    await bob.command("use lamp", "You switch the brass lamp off.")
     assert lamp.attributes["lit"] is False
     assert json.loads(stored_row(game, lamp.id)["attributes"]) == {"lit": False}  # type: ignore[index]
-    await bob.command("inventory", "You carry: brass lamp.")
+    await bob.command("inventory", "You carry: a brass lamp.")
     await bob.command("up", "The Village Square")
-    await bob.command("use statue", "You cannot think of a way to use stone statue.")
+    await bob.command("use statue", "You cannot think of a way to use the stone statue.")
     await bob.command("use", "Use what?")
     await bob.command("use unicorn", "You find no 'unicorn' here.")
     # Nothing is used from afar by its #id.
-    await bob.command("drop lamp", "You drop brass lamp.")
+    await bob.command("drop lamp", "You drop a brass lamp.")
     await bob.command("north", "The Quiet Library")
     await bob.command(f"use #{lamp.id}", f"You find no '#{lamp.id}' here.")
     assert lamp.attributes["lit"] is False

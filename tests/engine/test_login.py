@@ -85,7 +85,7 @@ async def test_an_existing_account_logs_in(
     text = await again.expect("Exits:")
     assert "The Village Square" in text
     assert "Create a new character" not in again.transcript
-    await again.command("who", "1 player(s) online")
+    await again.command("who", "1 player online")
 
 
 # A short back-off: the doubling wait between failures is tested on its own.

@@ -82,7 +82,7 @@ async def test_quit_tells_the_others(local: LocalGame) -> None:
     bob.send("quit")
     assert "Goodbye. Come back soon!" in await bob.expect_closed()
     await alice.expect("Bob has left the game.")
-    await alice.command("who", "1 player(s) online")
+    await alice.command("who", "1 player online")
 
 
 async def test_a_returning_player_stands_where_they_left(
@@ -126,7 +126,7 @@ async def test_prefixes_resolve_over_the_wire(game: Game, make_client: MakeClien
     alice = await make_client()
     await alice.login_new("Alice")
     await alice.command("lo", "The Village Square")
-    await alice.command("wh", "1 player(s) online")
+    await alice.command("wh", "1 player online")
     await alice.command("de", "'de' could mean: describe, destroy. Type more letters.")
     await alice.command("s", "You can't go that way.")
     await alice.command("sh", "Type 'shutdown' in full to use it.")
@@ -137,7 +137,7 @@ async def test_a_player_cannot_shut_down_the_server(local: LocalGame) -> None:
     await bob.command("shutdown now", "You are not allowed to use 'shutdown'.")
     await bob.command("reload", "You are not allowed to use 'reload'.")
     # Nothing happened: everyone is still served.
-    await alice.command("who", "2 player(s) online")
+    await alice.command("who", "2 players online")
     await bob.command("look", "Exits:")
     assert "shutting down" not in alice.transcript + bob.transcript
 
@@ -176,7 +176,7 @@ async def test_a_second_login_takes_the_character_over(game: Game, make_client: 
     rest = await bob.expect_closed()
     assert "Your character has been taken over by a new connection. Goodbye." in rest
 
-    await second.command("who", "2 player(s) online")
+    await second.command("who", "2 players online")
     await second.command("south", "The Village Square")
     await alice.expect("Bob arrives.")
     await alice.command("say welcome back", 'You say, "welcome back"')

@@ -103,7 +103,7 @@ def test_a_module_may_take_over_a_name_its_old_version_held(registry: Registry) 
 
 def test_replace_reports_added_changed_and_removed(registry: Registry) -> None:
     old_look = registry.get("look")
-    new_look = command("look", "l")
+    new_look = command("look", "l", "glance")
     diff = registry.replace({"content.general": [new_look, command("who")]})
     assert diff == RegistryDiff(added=("who",), changed=("look",), removed=("say",))
     assert diff.describe() == "added who; changed look; removed say"
@@ -137,3 +137,9 @@ def test_new_module_commands_are_added(registry: Registry) -> None:
 
 def test_an_empty_diff_describes_itself() -> None:
     assert RegistryDiff().describe() == "no commands changed"
+
+
+def test_a_command_whose_code_did_not_change_is_not_reported_changed(registry: Registry) -> None:
+    again = registry.replace({"content.general": [command("look", "l"), command("say")]})
+    assert again == RegistryDiff()
+    assert again.describe() == "no commands changed"

@@ -175,7 +175,7 @@ async def reports_after(client: Client, mark: int, quiet: float = 0.5) -> list[s
     it has been read into the transcript.
     """
     await asyncio.sleep(quiet)
-    await client.command("who", "player(s) online")
+    await client.command("who", "online:")
     return re.findall(r"\[reload\] ([^\r\n]*)", client.transcript[mark:])
 
 
@@ -509,7 +509,7 @@ async def test_an_object_whose_class_is_removed_falls_back_to_its_kind_and_build
     assert type(gizmo) is KINDS["thing"]
     assert gizmo.typeclass == "content.typeclasses.gadgets.Gizmo"
     assert dict(gizmo.attributes) == {"gears": 12}
-    await alice.command("use gizmo", "You cannot think of a way to use gizmo.")
+    await alice.command("use gizmo", "You cannot think of a way to use the gizmo.")
     await alice.command("examine gizmo", "NOT LOADING")
 
     write(content_dir / "typeclasses" / "gadgets.py", GADGETS_V1.replace('"v1"', '"v3"'))

@@ -63,7 +63,7 @@ async def builder_and_player(make_client: MakeClient) -> tuple[Client, Client]:
 
 async def make_gadget(alice: Client, game: Game) -> GameObject:
     await alice.command(f"create gadget = {PATH}", "You hold it.")
-    await alice.command("set gadget/colour = teal", "Set gadget")
+    await alice.command("set gadget/colour = teal", "Set colour on gadget")
     gadget = named(game, "gadget")
     assert gadget.typeclass == PATH
     return gadget
@@ -78,7 +78,7 @@ async def test_an_edited_type_class_reaches_its_existing_objects(
     await alice.command("create spare = " + PATH, "You hold it.")
     await alice.command("teleport spare = The Market", "Teleported spare")
     spare = named(game, "spare")
-    await alice.command("drop gadget", "You drop gadget.")
+    await alice.command("drop gadget", "You drop a gadget.")
     await bob.command("use gadget", "The gadget hums v1.")
     old_class = weakref.ref(type(gadget))
     before = (gadget.id, gadget.location, gadget.typeclass, dict(gadget.attributes))
@@ -119,7 +119,7 @@ async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
         f"#{gadget.id} run the base behaviour of their kind until it does."
     ) in line
     await alice.expect("[reload] Reloaded typeclasses.custom", timeout=RELOAD_WAIT)
-    await alice.command("use gadget", "You cannot think of a way to use gadget.")
+    await alice.command("use gadget", "You cannot think of a way to use the gadget.")
     await alice.command(
         "examine gadget", f"type class:  {PATH} (NOT LOADING: {error}; running base behaviour)"
     )
@@ -127,8 +127,8 @@ async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
     assert gadget.typeclass == PATH and dict(gadget.attributes) == {"colour": "teal"}
     assert stored_typeclass(game.config.db_path, gadget.id) == PATH
     # Players are not told; the object still works for them with base behaviour.
-    await alice.command("give gadget = Bob", "You give gadget to Bob.")
-    await bob.command("use gadget", "You cannot think of a way to use gadget.")
+    await alice.command("give gadget = Bob", "You give a gadget to Bob.")
+    await bob.command("use gadget", "You cannot think of a way to use the gadget.")
     assert "[reload]" not in bob.transcript
 
     custom.write_text(source(), encoding="utf-8")
@@ -155,7 +155,7 @@ async def test_a_deleted_module_falls_back_and_recovers_when_restored(
     error = "LookupError: module content.typeclasses.custom is not loaded"
     await alice.expect(f"Type class {PATH} does not load ({error}); #{gadget.id}", RELOAD_WAIT)
     await alice.expect("[reload] Reloaded", timeout=RELOAD_WAIT)
-    await alice.command("use gadget", "You cannot think of a way to use gadget.")
+    await alice.command("use gadget", "You cannot think of a way to use the gadget.")
     await alice.command("examine gadget", f"(NOT LOADING: {error}; running base behaviour)")
     # Meanwhile the path cannot be given to anything new.
     await alice.command(f"create other = {PATH}", f"Type class {PATH} cannot be used: {error}")
@@ -237,10 +237,10 @@ async def test_a_path_that_does_not_exist_at_start_runs_base_behaviour_and_is_ke
         assert f"#{gadget_id} run the base behaviour" in caplog.text
         alice = await connect(game.port)
         await alice.login_new("Alice")
-        await alice.command("use gadget", "You cannot think of a way to use gadget.")
+        await alice.command("use gadget", "You cannot think of a way to use the gadget.")
         await alice.command("examine gadget", f"{PATH} (NOT LOADING: LookupError: module")
         # Base behaviour: the statue no longer refuses to be picked up.
-        await alice.command("get statue", "You pick up stone statue.")
+        await alice.command("get statue", "You pick up a stone statue")
         await alice.command("examine statue", "content.typeclasses.things.Vanished (NOT LOADING")
     finally:
         await asyncio.wait_for(game.close(), 10)

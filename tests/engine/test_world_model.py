@@ -95,7 +95,7 @@ def test_room_appearance_lists_things_exits_and_online_people_only() -> None:
     world.create("thing", "lamp", location=square)
     bob = world.create("character", "Bob", location=square, account_id=2)
     text = square.appearance(alice)
-    assert text.splitlines() == ["Square", "A square.", "You see: lamp.", "Exits: north."]
+    assert text.splitlines() == ["Square", "A square.", "You see: a lamp.", "Exits: north."]
     object.__setattr__(bob, "session", object())  # online
     assert square.appearance(alice).endswith("Here: Bob.")
     assert "Here:" not in square.appearance(bob)  # nobody sees themselves; Alice is offline
@@ -191,7 +191,7 @@ def test_refresh_moves_objects_onto_their_class_or_their_kinds_base() -> None:
     del classes["content.typeclasses.things.Shiny"]
     assert world.refresh_paths(["content.typeclasses.things"])[0].objects == (gem.id,)
     assert type(gem) is KINDS["thing"]
-    assert gem.at_use(gem) == "You cannot think of a way to use gem."
+    assert gem.at_use(gem) == "You cannot think of a way to use the gem."
     assert world.broken == {
         "content.typeclasses.things.Shiny": "LookupError: content.typeclasses.things.Shiny is gone"
     }
@@ -264,7 +264,12 @@ def test_context_search_reports_ambiguity_and_absence_and_splits_on_equals() -> 
     assert ctx.lhs == "box" and ctx.rhs == "the shelf = top"
     assert Context(alice, session, _Game(world), "x", "box").rhs is None  # type: ignore[arg-type]
     assert ctx.search("box") is None
-    assert session.sent[-1] == f"Which 'box' do you mean: box (#{box1.id}), box (#{box2.id})?"
+    assert session.sent[-1] == (
+        f"Which 'box' do you mean: box (#{box1.id}), box (#{box2.id})? "
+        "Type 1.box, 2.box and so on to choose."
+    )
+    assert ctx.search("2.box") is box2 and ctx.search("1.box") is box1
+    assert ctx.search("3.box") is None
     assert ctx.search("globe") is None
     assert session.sent[-1] == "You find no 'globe' here."
     assert ctx.search("globe", anywhere=True) is far
