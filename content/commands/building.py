@@ -218,9 +218,8 @@ class CmdDestroy(BuilderCommand):
                 return
             if not force:
                 ctx.msg(
-                    f"{target.name} is {possessive(target.name)} character "
-                    f"(account {target.account_id}); type destroy/force {ctx.args.strip()} "
-                    "to destroy it anyway."
+                    f"{target.name} is a player's character; type destroy/force "
+                    f"{ctx.args.strip()} to destroy it anyway."
                 )
                 return
         if holder is not None and holder is not ctx.caller and not force:
@@ -277,8 +276,7 @@ class CmdTeleport(BuilderCommand):
         except WorldError as refused:
             ctx.msg(str(refused))
             return
-        name = target.a_name()
-        name = name[:1].upper() + name[1:]
+        name = target.the_name(capital=True)
         if leaving is not None:
             _tell_room(leaving, f"{name} vanishes.", (target, ctx.caller))
         if target is ctx.caller:

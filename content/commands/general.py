@@ -5,7 +5,7 @@ Save this file while the game runs and the new code answers the next command.
 
 import time
 
-from engine.api import Command, Context, Role, WorldError, plural
+from engine.api import SHORT_DIRECTIONS, Command, Context, Role, WorldError, plural
 
 
 class CmdLook(Command):
@@ -114,7 +114,13 @@ class CmdGo(Command):
             return
         exit_ = here.find_exit(ctx.args) if here is not None else None
         if exit_ is None:
-            ctx.msg(f"You cannot go '{ctx.args}' from here.")
+            word = ctx.args.strip().lower()
+            if word in SHORT_DIRECTIONS:
+                ctx.msg(f"You can't go {word}.")
+            elif word in SHORT_DIRECTIONS.values():
+                ctx.msg("You can't go that way.")
+            else:
+                ctx.msg(f"There is no way called '{ctx.args.strip()}' here.")
             return
         refusal = exit_.at_traverse(ctx.caller)
         if refusal:

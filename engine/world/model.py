@@ -279,9 +279,13 @@ class World:
         return list(doomed.values())
 
     def destroy(self, obj: GameObject) -> list[GameObject]:
-        """Destroy ``obj`` and what goes with it; characters inside go to the start room."""
-        if obj.kind == "character":
-            raise WorldError("characters are not destroyed here")
+        """Destroy ``obj`` and what goes with it; characters inside go to the start room.
+
+        A character is destroyed only while nobody plays it; what it carries
+        goes with it.
+        """
+        if obj.kind == "character" and obj.session is not None:
+            raise WorldError(f"{obj.name} is in the game now")
         if obj is self.start_room:
             raise WorldError("the start room cannot be destroyed")
         doomed = self.destruction_of(obj)

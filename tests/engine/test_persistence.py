@@ -159,7 +159,9 @@ async def test_a_restart_restores_the_world_the_accounts_and_where_everyone_stoo
         assert "Vault\r\nCold stone walls.\r\nYou see: a box (lit).\r\nExits: east." in text
         await alice.command("inventory", "You carry: a gold coin.")
         await alice.command("east", "You see: a stone statue.")
-        await alice.command("use statue", "You switch the stone statue on.")  # it kept its new class
+        await alice.command(
+            "use statue", "You switch the stone statue on."
+        )  # it kept its new class
         await alice.command("accounts", "2 accounts:")  # still an admin
         bob = await connect(game.port)
         assert "The Quiet Library" in await bob.login("Bob")

@@ -152,13 +152,16 @@ def test_destruction_takes_exits_both_ways_and_contents_but_not_characters() -> 
     assert not {row[0] for row in snap.rows} & set(snap.deleted)
 
 
-def test_the_start_room_and_characters_are_not_destroyed() -> None:
+def test_the_start_room_and_characters_in_play_are_not_destroyed() -> None:
     world, square, _, alice = small_world()
     with pytest.raises(WorldError, match="start room"):
         world.destroy(square)
-    with pytest.raises(WorldError, match="characters"):
+    object.__setattr__(alice, "session", object())  # in the game
+    with pytest.raises(WorldError, match="Alice is in the game now"):
         world.destroy(alice)
     assert square.id in world.objects and alice.id in world.objects
+    object.__setattr__(alice, "session", None)  # away: a builder may destroy it
+    assert world.destroy(alice) == [alice]
 
 
 def test_a_character_is_made_once_per_account_in_the_start_room() -> None:
