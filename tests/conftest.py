@@ -64,8 +64,12 @@ class Client:
         self.eof = False
 
     @classmethod
-    async def connect(cls, port: int, source: str | None = None) -> Client:
-        """Connect to ``port`` on 127.0.0.1, from the address ``source`` if given."""
+    async def connect(cls, port: int, source: str | None = None, cols: int = 250) -> Client:
+        """Connect to ``port`` on 127.0.0.1, from the address ``source`` if given.
+
+        The window is ``cols`` wide: 250 by default, since scripts match whole
+        lines, which the server would otherwise wrap at 80 columns.
+        """
         reader, writer = await asyncio.wait_for(
             telnetlib3.open_connection(
                 HOST,
@@ -74,9 +78,7 @@ class Client:
                 local_addr=(source, 0) if source else None,
                 connect_minwait=0.05,
                 connect_maxwait=0.5,
-                # A wide window: scripts match whole lines, which the server would
-                # otherwise wrap at the 80 columns telnetlib3 reports by default.
-                cols=250,
+                cols=cols,
             ),
             TIMEOUT,
         )
