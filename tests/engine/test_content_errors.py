@@ -17,7 +17,7 @@ from game_helpers import players
 
 from engine.app import Game
 from engine.commands import fallback
-from engine.content.errors import ContentErrors
+from engine.content.errors import ContentErrors, describe, plain_names
 
 if TYPE_CHECKING:
     from conftest import MakeClient
@@ -192,3 +192,14 @@ async def test_fallback_commands_stand_only_while_content_lacks_their_key() -> N
     assert [c.key for c in registry.commands()].count("look") == 1
     assert [c.key for c in registry.starting_with("er")] == ["errors"]
     await asyncio.sleep(0)
+
+
+def test_builders_never_read_a_modules_load_number() -> None:
+    assert plain_names("content.commands.phrases@31.CmdX failed") == (
+        "content.commands.phrases.CmdX failed"
+    )
+    assert plain_names("user@example.org stays") == "user@example.org stays"
+    error = TypeError("<class 'content.commands.phrases@31.CmdX'> takes no arguments")
+    assert (
+        describe(error) == "TypeError: <class 'content.commands.phrases.CmdX'> takes no arguments"
+    )
