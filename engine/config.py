@@ -69,6 +69,11 @@ class Config:
     content_budget: float = 1.0
     #: Seconds a stop (SIGTERM, Ctrl-C) may take before the process is ended outright.
     stop_grace: float = 5.0
+    #: Seconds a new engine may take to be ready in a hot restart before it is given up.
+    restart_timeout: float = 30.0
+    #: What players are told just before and just after a hot restart ("" says nothing).
+    restart_notice: str = "The game is restarting with new code; hold on a moment."
+    restart_done: str = "The game is back, running the new code."
     #: watchfiles step in milliseconds (a save is seen after about twice this).
     reload_step_ms: int = 20
     log_level: str = "INFO"
@@ -95,7 +100,7 @@ class Config:
             dest="reload",
             action="store_false",
             default=None,
-            help="do not watch content for changes",
+            help="do not watch content (or engine code) for changes",
         )
         parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
         args = parser.parse_args(argv)

@@ -110,3 +110,24 @@ def check_port(host: str, port: int) -> None:
                         "stop it, or choose another port with --port."
                     ) from None
                 raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+
+
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, inheritable by worker processes.
+
+    Raises ``StartupError`` with one line when the port is busy or the host
+    cannot be listened on.
+    """
+    check_port(host, port)
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        raise StartupError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+    sock.set_inheritable(True)
+    return sock

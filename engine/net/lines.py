@@ -122,6 +122,26 @@ class BoundedLineReader:
         """Complete lines already received and not yet read: a client's backlog."""
         return len(self._lines)
 
+    def take_buffered(self, more: str = "") -> tuple[list[str], str]:
+        """Complete lines received and not read yet, and the start of the next one.
+
+        ``more`` is text read from the connection but not yet split.  For a hot
+        restart: the new process puts them back with ``put_back``.
+        """
+        self._lines.extend(self._splitter.feed(more))
+        lines = [line for line in self._lines if line is not None]
+        self._lines.clear()
+        partial = "".join(self._splitter._partial)
+        self._splitter._partial.clear()
+        self._splitter._partial_len = 0
+        return lines, partial
+
+    def put_back(self, lines: list[str], partial: str) -> None:
+        """Lines to read before anything new arrives (see ``take_buffered``)."""
+        self._lines[:0] = lines
+        if partial:
+            self._lines.extend(self._splitter.feed(partial))
+
     async def readline(self) -> str | None:
         """The next line without its terminator, or None at end of input."""
         while True:

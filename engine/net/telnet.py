@@ -167,6 +167,10 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: Bytes queued for a client before it is dropped (``Config.max_output_buffer``).
     max_output_buffer: ClassVar[int] = 1 << 20
 
+    #: A connection handed over by the previous engine process: its telnet state
+    #: (``export_state``).  Nothing is negotiated again; MCCP2 is offered anew.
+    adopted: dict[str, Any] | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("writer_factory_encoding", MudWriter)
         super().__init__(*args, **kwargs)
@@ -251,6 +255,24 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             limiter.release(self.admitted_ip, key=self)
             self.admitted_ip = None
         super().connection_lost(exc)
+
+    def begin_negotiation(self) -> None:
+        state = self.adopted
+        if state is None:
+            super().begin_negotiation()
+            return
+        restore_state(self, state)
+        if type(self).offer_mccp2 and state.get("mccp2"):
+            # The old process ended its compressed stream; the client may start a new one.
+            self._mccp2_enabled = True
+            self.mud_writer.iac(WILL, MCCP2_COMPRESS)
+        if not self._waiter_connected.done():
+            self._waiter_connected.set_result(None)  # the shell starts at once
+
+    def end_compression(self) -> None:
+        """End an MCCP2 stream cleanly (Z_FINISH), so plain bytes may follow."""
+        if self._mccp2_compressor is not None:
+            self._mccp2_end()
 
     def begin_advanced_negotiation(self) -> None:
         super().begin_advanced_negotiation()
@@ -370,12 +392,15 @@ async def serve(
     deliver: Deliver,
     mssp: MsspProvider | None = None,
     deliver_unchanged: Deliver | None = None,
+    sock: socket.socket | None = None,
 ) -> Any:
     """Start listening; every connection becomes a ``Session`` passed to ``handle``.
 
     ``deliver`` is how sessions write (the game's durability gate), and
     ``deliver_unchanged`` how they write what follows no change of its own;
-    ``mssp`` gives the status an MSSP crawler receives.
+    ``mssp`` gives the status an MSSP crawler receives.  ``sock`` is a
+    listening socket to serve (the supervisor's); without it one is opened on
+    the configured host and port.
     """
 
     async def shell(reader: Any, writer: Any) -> None:
@@ -418,21 +443,33 @@ async def serve(
             "max_output_buffer": config.max_output_buffer,
         },
     )
-    server = await telnetlib3.create_server(
-        host=config.host,
-        port=config.port,
-        protocol_factory=protocol,
-        shell=shell,
-        encoding="utf8",
-        encoding_errors="replace",
-        force_binary=True,
-        line_mode=True,
-        connect_maxwait=config.connect_maxwait,
-        # Not int(): that turned 0.5 s into 0, which switched the timeout off.
-        timeout=config.login_timeout or False,  # type: ignore[arg-type]  # seconds, any number
-        limit=READER_LIMIT,
-        compression=None,
-    )
+    # telnetlib3.create_server's own factory, on a socket of the engine's
+    # choosing: the supervisor's inherited listener, or a new one.  The
+    # factory also serves connections a previous engine process hands over.
+    options: dict[str, Any] = {
+        "shell": shell,
+        "encoding": "utf8",
+        "encoding_errors": "replace",
+        "force_binary": True,
+        "line_mode": True,
+        "connect_maxwait": config.connect_maxwait,
+        "timeout": config.login_timeout or False,  # seconds, any number
+        "limit": READER_LIMIT,
+        "compression": None,
+    }
+    server = telnetlib3.server.Server(None)
+
+    def factory() -> MudTelnetServer:
+        made = cast(MudTelnetServer, protocol(**options))
+        server._register_protocol(made)
+        return made
+
+    loop = asyncio.get_running_loop()
+    if sock is None:
+        server._server = await loop.create_server(factory, config.host, config.port)
+    else:
+        server._server = await loop.create_server(factory, sock=sock)
+    server.protocol_factory = factory  # type: ignore[attr-defined]  # for adopt()
     # asyncio listens with a backlog of 100, and create_server cannot change
     # it: a burst of connects overflows it.  listen() again raises it.
     raise_backlog(server, config.backlog)
@@ -443,6 +480,55 @@ async def serve(
         server._new_client = _Unqueued()
     server.limiter = limiter  # type: ignore[attr-defined]  # for tests and the game to read
     return server
+
+
+def export_state(protocol: MudTelnetServer) -> dict[str, Any]:
+    """What a new engine process needs to go on with this connection without negotiating."""
+    writer = protocol.mud_writer
+    plain = (str, int, float, bool)
+    return {
+        "local": {k.hex(): v for k, v in writer.local_option.items() if k != MCCP2_COMPRESS},
+        "remote": {k.hex(): v for k, v in writer.remote_option.items()},
+        "extra": {
+            k: v
+            for k, v in protocol._extra.items()
+            if isinstance(v, plain) and k not in ("peername", "sockname", "timeout")
+        },
+        "ttype_seen": getattr(protocol, "ttype_seen", 0),
+        "window_width": getattr(protocol, "window_width", None),
+        "gmcp_from_client": protocol.gmcp_from_client,
+        "mccp2": protocol._mccp2_compressor is not None,
+    }
+
+
+def restore_state(protocol: MudTelnetServer, state: dict[str, Any]) -> None:
+    """Put back what ``export_state`` saved, as if it had been negotiated here."""
+    writer = protocol.mud_writer
+    for key, value in state.get("local", {}).items():
+        dict.__setitem__(writer.local_option, bytes.fromhex(key), bool(value))
+    for key, value in state.get("remote", {}).items():
+        dict.__setitem__(writer.remote_option, bytes.fromhex(key), bool(value))
+    protocol._extra.update(state.get("extra", {}))
+    protocol.ttype_seen = int(state.get("ttype_seen") or 0)
+    protocol.window_width = state.get("window_width")
+    protocol.gmcp_from_client = dict(state.get("gmcp_from_client") or {})
+
+
+async def adopt(
+    server: Any, sock: socket.socket, state: dict[str, Any]
+) -> MudTelnetServer:
+    """Serve ``sock``, a connection handed over by the previous engine process."""
+    loop = asyncio.get_running_loop()
+    made: list[MudTelnetServer] = []
+
+    def factory() -> asyncio.Protocol:
+        protocol = cast(MudTelnetServer, server.protocol_factory())
+        protocol.adopted = state
+        made.append(protocol)
+        return protocol
+
+    await loop.connect_accepted_socket(factory, sock)
+    return made[0]
 
 
 class _Unqueued(asyncio.Queue[Any]):
