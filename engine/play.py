@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
@@ -66,6 +66,10 @@ class PlayLoop:
         self.creations = creations
         #: What a builder is told on entering (content that does not load, errors).
         self.builder_briefing = builder_briefing
+        #: Set while a hot restart hands the connections over: no command starts.
+        self.paused = asyncio.Event()
+        #: Commands running now.
+        self.running: set[asyncio.Future[None]] = set()
 
     async def handle(self, session: Session) -> None:
         """Everything one connection does, from banner to goodbye."""
@@ -75,26 +79,36 @@ class PlayLoop:
             # A deadline from connecting, not an idle timer: a client that sends
             # a byte now and then cannot hold a connection open forever.
             remaining = self.config.login_timeout - (time.time() - session.connected_at)
-            try:
-                account = await asyncio.wait_for(
-                    login(
-                        session,
-                        self.accounts,
-                        self.config,
-                        self.login_guard,
-                        self.creations,
-                        is_command=self.is_command,
-                    ),
-                    max(remaining, 0.01) if self.config.login_timeout else None,
-                )
-            except TimeoutError:
-                session.close("You took too long to log in. Goodbye.")
-                log.info("%r closed: not logged in within the login timeout", session)
-                return
-            if account is None:
-                return
-            self.enter(session, account)
-            await self.execute(session, "look")
+            adopted = session.adopted
+            if adopted is not None:
+                session.lines.put_back(adopted.get("input", []), adopted.get("partial", ""))
+            account = await self._adopted_account(session) if adopted else None
+            if account is not None:
+                self.enter(session, account, returning=True)
+                if self.config.restart_done:
+                    session.send(self.config.restart_done)
+            else:
+                try:
+                    account = await asyncio.wait_for(
+                        login(
+                            session,
+                            self.accounts,
+                            self.config,
+                            self.login_guard,
+                            self.creations,
+                            is_command=self.is_command,
+                            resume=_stage(adopted),
+                        ),
+                        max(remaining, 0.01) if self.config.login_timeout else None,
+                    )
+                except TimeoutError:
+                    session.close("You took too long to log in. Goodbye.")
+                    log.info("%r closed: not logged in within the login timeout", session)
+                    return
+                if account is None:
+                    return
+                self.enter(session, account)
+                await self.execute(session, "look")
             await self._play(session)
         except LineTooLong:
             session.close("Too many overlong lines. Goodbye.")
@@ -110,15 +124,36 @@ class PlayLoop:
             self.players.discard(session)
             log.info("disconnect %r", session)
 
+    async def _adopted_account(self, session: Session) -> Account | None:
+        """The account of a connection handed over in the game, or None if it was logging in."""
+        adopted = session.adopted or {}
+        account_id = adopted.get("account_id")
+        if account_id is None:
+            return None
+        account = await self.accounts.get(int(account_id))
+        if account is None:
+            log.warning("%r was handed over for account %s, which is gone", session, account_id)
+        return account
+
+    def pause(self) -> None:
+        """Run no more commands (a hot restart is under way); lines read are kept queued."""
+        self.paused.set()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for the commands running now to finish."""
+        if self.running:
+            await asyncio.wait(list(self.running), timeout=timeout)
+
     def is_command(self, word: str) -> bool:
         """True if ``word`` names a command or a direction: no account may be called that."""
         return self.registry.get(word) is not None or word in DIRECTIONS
 
-    def enter(self, session: Session, account: Account) -> None:
+    def enter(self, session: Session, account: Account, returning: bool = False) -> None:
         """Put ``account``'s character in the world, played by ``session``.
 
         A second login to the same account takes the character over; the
-        older connection is told and closed.
+        older connection is told and closed.  ``returning``: a connection
+        handed over by a hot restart, which nobody else hears about.
         """
         previous = next(
             (
@@ -140,10 +175,10 @@ class PlayLoop:
             previous.close("Your character has been taken over by a new connection. Goodbye.")
             log.info("login %s from %s (took over %r)", account.name, session.peer, previous)
             session.send("You take over your character from your other connection.")
-        else:
+        elif not returning:
             log.info("login %s (%s) from %s", account.name, account.role, session.peer)
             self.players.broadcast_except(session, f"{account.name} has entered the game.")
-        if session.role >= Role.BUILDER:
+        if session.role >= Role.BUILDER and not returning:
             briefing = self.builder_briefing()
             if briefing:
                 session.send("\n".join(briefing))
@@ -165,35 +200,38 @@ class PlayLoop:
 
         While a command is still running (an ``async`` one waiting on a timer,
         say), the next lines are read and queued, and the player is told once
-        that they wait; a quit typed meanwhile waits its turn too.
+        that they wait; a quit typed meanwhile waits its turn too.  While a hot
+        restart is under way no command starts: lines stay queued for the new
+        engine process.
         """
-        queued: deque[str] = deque()
-        reading: asyncio.Future[str | None] | None = None
+        queued = session.queued
         try:
             while not session.closed:
                 if queued:
                     line = queued.popleft()
                 else:
                     session.prompt()
-                    reading = reading or asyncio.ensure_future(session.readline())
-                    typed = await reading
-                    reading = None
+                    typed = await self._read(session)
                     if typed is None:
                         return
                     line = typed
+                if self.paused.is_set():
+                    queued.appendleft(line)
+                    await asyncio.Event().wait()  # until the process ends
                 running = asyncio.ensure_future(self.execute(session, clean_line(line)))
+                self.running.add(running)
+                running.add_done_callback(self.running.discard)
                 told = False
                 while not running.done():
                     if len(queued) >= QUEUE_LIMIT:
                         # Enough is waiting: the rest waits in the socket (flow control).
                         await asyncio.wait((running,))
                         break
-                    reading = reading or asyncio.ensure_future(session.readline())
+                    reading = session.reading or self._start_read(session)
                     await asyncio.wait((running, reading), return_when=asyncio.FIRST_COMPLETED)
                     if not reading.done():
                         continue
-                    more = reading.result()  # raises what reading raised: flooding, overlong lines
-                    reading = None
+                    more = await self._read(session)  # raises what reading raised
                     if more is None:
                         await running  # the player is gone; the command still finishes
                         return
@@ -203,8 +241,20 @@ class PlayLoop:
                         session.send(BUSY, held=False)
                 running.result()
         finally:
-            if reading is not None and not reading.done():
-                reading.cancel()
+            if session.reading is not None and not session.reading.done():
+                session.reading.cancel()
+
+    def _start_read(self, session: Session) -> asyncio.Future[str | None]:
+        session.reading = asyncio.ensure_future(session.readline())
+        return session.reading
+
+    async def _read(self, session: Session) -> str | None:
+        """The next line, from the read in progress if there is one."""
+        reading = session.reading or self._start_read(session)
+        try:
+            return await reading
+        finally:
+            session.reading = None
 
     async def execute(self, session: Session, line: str) -> None:
         """Dispatch one line typed by a logged-in player."""
@@ -227,3 +277,11 @@ class PlayLoop:
             switches=found.switches,
         )
         await run_command(found.command, ctx, self.guard)
+
+
+def _stage(adopted: dict[str, Any] | None) -> tuple[str, str] | None:
+    """Where a handed-over connection stood in the login dialogue."""
+    if adopted is None:
+        return None
+    stage, name = [*(adopted.get("login") or []), "name", ""][:2]
+    return str(stage), str(name)

@@ -111,6 +111,18 @@ class Accounts:
 
         return self.store.read(one)
 
+    async def get(self, account_id: int) -> Account | None:
+        """The account with this id, or None."""
+
+        def one(db: sqlite3.Connection) -> sqlite3.Row | None:
+            row: sqlite3.Row | None = db.execute(
+                "SELECT * FROM accounts WHERE id = ?", (account_id,)
+            ).fetchone()
+            return row
+
+        row = await asyncio.to_thread(self.store.read, one)
+        return None if row is None else Account.from_row(row)
+
     async def find(self, name: str) -> Account | None:
         row = await asyncio.to_thread(self._row, name)
         return None if row is None else Account.from_row(row)

@@ -27,6 +27,9 @@ class LoginLine(Protocol):
 
     #: ``address:port`` of the client.
     peer: str
+    #: Where the dialogue stands (``("password", "Pat")``), so a new engine
+    #: process can take it up at the same prompt.
+    login_stage: tuple[str, str]
 
     def send(self, text: str, newline: bool = True, *, held: bool = True) -> None: ...
 
@@ -59,14 +62,28 @@ async def login(
     guard: LoginGuard | None = None,
     creations: CreationLimiter | None = None,
     is_command: Callable[[str], bool] | None = None,
+    resume: tuple[str, str] | None = None,
 ) -> Account | None:
     """Run the login conversation; the account, or None if the client left or failed.
 
     A name that exists logs in; a new one must pass ``valid_name`` (not a
-    word ``is_command`` says the game uses) before it is created.
+    word ``is_command`` says the game uses) before it is created.  ``resume``
+    takes the dialogue up where another engine process left it
+    (``session.login_stage``): at the name, password or new-account prompt.
     """
-    session.send(BANNER.format(name=config.server_name))
+    stage, name = resume or ("", "")
+    if resume is None:
+        session.send(BANNER.format(name=config.server_name))
+    if stage == "password":
+        return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
+    if stage in ("confirm", "new-password"):
+        account = await _create(
+            session, accounts, config, name, creations, confirmed=stage == "new-password"
+        )
+        if account is not None:
+            return account
     while True:
+        session.login_stage = ("name", "")
         session.prompt("By what name are you known? ")
         line = await session.readline()
         if line is None:
@@ -90,6 +107,7 @@ async def _existing(
 ) -> Account | None:
     """Ask for the password; failures back off per address and per account."""
     ip = session.peer.rpartition(":")[0]
+    session.login_stage = ("password", name)
     for attempt in range(1, config.max_password_tries + 1):
         password = await session.read_secret("Password: ")
         if password is None:
@@ -122,6 +140,7 @@ async def _create(
     config: Config,
     name: str,
     creations: CreationLimiter | None = None,
+    confirmed: bool = False,
 ) -> Account | None:
     """Offer a new account; None sends the player back to the name prompt."""
     ip = session.peer.rpartition(":")[0]
@@ -129,10 +148,13 @@ async def _create(
     if refusal:
         session.send(f"There is nobody called {name}. {refusal}")
         return None
-    session.prompt(f"There is nobody called {name}. Create a new character? (yes/no) ")
-    answer = await session.readline()
-    if answer is None or not answer.strip().lower().startswith("y"):
-        return None
+    if not confirmed:
+        session.login_stage = ("confirm", name)
+        session.prompt(f"There is nobody called {name}. Create a new character? (yes/no) ")
+        answer = await session.readline()
+        if answer is None or not answer.strip().lower().startswith("y"):
+            return None
+    session.login_stage = ("new-password", name)
     while True:
         password = await session.read_secret(
             f"Choose a password (at least {config.min_password} characters): "

@@ -209,7 +209,9 @@ class Supervisor:
         self._tell(current, {"kind": "handover", "reason": reason}, [ours.fileno()])
         ours.close()
 
-    def _tell(self, worker: Worker, message: dict[str, object], fds: list[int] | None = None) -> None:
+    def _tell(
+        self, worker: Worker, message: dict[str, object], fds: list[int] | None = None
+    ) -> None:
         with contextlib.suppress(OSError):
             wire.send(worker.control, message, fds or [])
 
@@ -221,7 +223,9 @@ class Supervisor:
         if waited > self.config.restart_timeout and (
             self.current is not None and not self.current.handed_over
         ):
-            incoming.error = f"the new engine was not ready within {self.config.restart_timeout:g} s"
+            incoming.error = (
+                f"the new engine was not ready within {self.config.restart_timeout:g} s"
+            )
             with contextlib.suppress(ProcessLookupError):
                 incoming.process.kill()
 

@@ -24,7 +24,9 @@ class WireClosed(ConnectionError):
     """The other end closed the socket."""
 
 
-def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+def send(
+    sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()
+) -> None:
     """Send ``message`` with ``fds`` (blocking)."""
     fds = list(fds)
     while len(fds) > MAX_FDS:

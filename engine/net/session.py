@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,14 @@ class Session:
         self.closed = False
         #: Set when another connection took this session's character over.
         self.superseded = False
+        #: Where the login dialogue stands (``engine.accounts.login``).
+        self.login_stage: tuple[str, str] = ("name", "")
+        #: Lines typed and not run yet (while a command runs, or a restart is under way).
+        self.queued: deque[str] = deque()
+        #: The read in progress, if any (a restart takes what it read).
+        self.reading: asyncio.Future[str | None] | None = None
+        #: What the previous engine process handed over about this connection, if it did.
+        self.adopted: dict[str, Any] | None = getattr(writer.protocol, "adopted", None)
         self.task: asyncio.Task[Any] | None = None
         self.connected_at = time.time()
         self.last_input = self.connected_at

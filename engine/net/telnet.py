@@ -514,9 +514,7 @@ def restore_state(protocol: MudTelnetServer, state: dict[str, Any]) -> None:
     protocol.gmcp_from_client = dict(state.get("gmcp_from_client") or {})
 
 
-async def adopt(
-    server: Any, sock: socket.socket, state: dict[str, Any]
-) -> MudTelnetServer:
+async def adopt(server: Any, sock: socket.socket, state: dict[str, Any]) -> MudTelnetServer:
     """Serve ``sock``, a connection handed over by the previous engine process."""
     loop = asyncio.get_running_loop()
     made: list[MudTelnetServer] = []

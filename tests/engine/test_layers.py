@@ -23,7 +23,7 @@ LAYERS = [
     {"services"},
     {"commands"},
     {"content"},
-    {"players", "play", "app", "api", "testing", "local", "__main__", "__init__"},
+    {"players", "play", "app", "api", "testing", "local", "hot", "__main__", "__init__"},
 ]
 
 #: The one place where modules name each other's types: a transaction records
