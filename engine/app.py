@@ -11,17 +11,21 @@ import contextlib
 import logging
 import os
 import signal
+import socket
+import subprocess
 import time
 from functools import partial
 from types import FrameType
 from typing import Any
+
+import watchfiles
 
 from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
 from engine.commands.base import Command
 from engine.commands.registry import Registry
-from engine.config import Config
+from engine.config import PROJECT_ROOT, Config
 from engine.content.crashes import CrashMarkers, trial_load
 from engine.content.errors import ContentError, ContentErrors
 from engine.content.guard import ContentFailed, ContentGuard
@@ -31,10 +35,13 @@ from engine.content.tasks import TaskScheduler
 from engine.content.typeclasses import TypeclassWatch
 from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG
+from engine.hot import handover
+from engine.hot.link import HotLink
 from engine.net import telnet
 from engine.net.session import Session
 from engine.play import PlayLoop
 from engine.players import Players
+from engine.services import Connection
 from engine.startup import DatabaseLock, StartupError, check_port
 from engine.world.durability import DurableOutput, SaveState
 from engine.world.model import World
@@ -47,19 +54,14 @@ log = logging.getLogger(__name__)
 class Game:
     """One running game: its services, its sessions and its lifetime."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, hot: HotLink | None = None) -> None:
         self.config = config
-        # First of all: one server per database (raises StartupError at once).
+        #: The supervisor's sockets, when this game runs as its worker.
+        self.hot = hot
+        # One server per database: the lock is taken (or handed over) in start(),
+        # and the store opened once it is held.
         self.db_lock = DatabaseLock(config.db_path)
-        self.db_lock.acquire()
-        try:
-            self.store = Store(config.db_path)
-        except UnusableDatabase as exc:
-            self.db_lock.release()
-            raise StartupError(str(exc)) from None
-        except BaseException:
-            self.db_lock.release()
-            raise
+        self.store = Store(config.db_path, open_now=False)
         # Each part is built with what it needs, in the order they need each other.
         self.players = Players()
         self.accounts = Accounts(self.store)
@@ -122,12 +124,26 @@ class Game:
         self._previous_factory: Any = None
         self._stop_signals = 0
         self._closed = False
+        self._engine_watcher: asyncio.Task[None] | None = None
+        #: What players are told before a restart the admin gave a reason for.
+        self.restart_message = ""
+        #: Who asked for the restart under way, to hear if it fails.
+        self._restart_requester: Connection | None = None
+        #: The connections went to a newer worker: nothing is closed or saved here.
+        self._handed_over = False
+        self.version = _version()
 
     # -- lifetime ---------------------------------------------------------------
 
     async def start(self) -> None:
-        # A busy port costs one line, before anything is loaded.
-        check_port(self.config.host, self.config.port)
+        hot = self.hot
+        taking_over = hot is not None and hot.handover is not None
+        if hot is None:
+            # A busy port costs one line, before anything is loaded.
+            check_port(self.config.host, self.config.port)
+        if not taking_over:
+            self.db_lock.acquire()  # raises StartupError at once if another server has it
+            self._open_store()
         loop = asyncio.get_running_loop()
         self._previous_factory = loop.get_task_factory()
         loop.set_task_factory(self.tasks.factory)
@@ -147,6 +163,13 @@ class Game:
             len(self.content.tree.live),
             len(self.registry.commands()),
         )
+        adopted: list[tuple[dict[str, Any], int]] = []
+        if hot is not None and hot.handover is not None:
+            # Engine and content are loaded: the old worker stops and hands over.
+            message, fds = await handover.receive(hot.handover)
+            self.db_lock.adopt(fds[0])
+            self._open_store()
+            adopted = list(zip(message["sessions"], fds[1:], strict=True))
         self._open_world()
         # From here on every change is committed before the output that follows it.
         self.world.on_change = self.durable.changed
@@ -158,11 +181,34 @@ class Game:
             self.durable.after_commit,
             self.mssp_status,
             self.durable.unless_troubled,
+            sock=hot.listener.dup() if hot is not None else None,
         )
+        for state, fd in adopted:
+            try:
+                await telnet.adopt(self.server, socket.socket(fileno=fd), state)
+            except OSError as exc:
+                log.warning("a handed-over connection could not be served: %s", exc)
+        if adopted:
+            log.info("took over %d connections", len(adopted))
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
+        if hot is not None:
+            hot.on_message = self._supervisor_says
+            hot.listen()
+            hot.tell({"kind": "ready"})
+            if self.config.reload:
+                self._engine_watcher = asyncio.create_task(
+                    self._watch_engine(), name="engine watcher"
+                )
+
+    def _open_store(self) -> None:
+        try:
+            self.store.open()
+        except UnusableDatabase as exc:
+            self.db_lock.release()
+            raise StartupError(str(exc)) from None
 
     @property
     def port(self) -> int:
@@ -260,18 +306,22 @@ class Game:
             return
         self._closed = True
         self._stop.set()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watcher
-        # Live hooks are torn down once, while the store is still open.
-        for problem in self.content.retire_hooks():
-            log.warning("%s", problem)
-        self.tasks.retire_all()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.durable.wait(), 5)
-        for session in list(self.players.sessions):
-            session.close()
+        for watcher in (self._watcher, self._engine_watcher):
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
+        if self.hot is not None:
+            self.hot.close()
+        if not self._handed_over:
+            # Live hooks are torn down once, while the store is still open.
+            for problem in self.content.retire_hooks():
+                log.warning("%s", problem)
+            self.tasks.retire_all()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.durable.wait(), 5)
+            for session in list(self.players.sessions):
+                session.close()
         tasks = [s.task for s in self.players.sessions if s.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=2)
@@ -279,14 +329,138 @@ class Game:
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
-        self.world.commit_now()
-        self.store.close()
-        self.db_lock.release()
+        if self.store.is_open and not self._handed_over:
+            self.world.commit_now()
+            self.store.close()
+            self.db_lock.release()
         loop = asyncio.get_running_loop()
         if loop.get_task_factory() == self.tasks.factory:
             loop.set_task_factory(self._previous_factory)
-        if self.server is not None:
+        if self._handed_over:
+            log.info("handed the game over to the new engine; this one stops")
+        elif self.server is not None:
             log.info("server stopped")
+
+    # -- hot restart ------------------------------------------------------------------
+
+    def restart(self, message: str = "", requester: Connection | None = None) -> str:
+        """Ask the supervisor for a hot restart; the line to show whoever asked."""
+        if self.hot is None:
+            return (
+                "This game runs without its supervisor, so it cannot restart itself; "
+                "start it with python -m engine (make run) to restart without "
+                "disconnecting anyone."
+            )
+        self.restart_message = message
+        self._restart_requester = requester
+        who = requester.name if requester is not None else "an admin"
+        self.hot.tell({"kind": "restart", "reason": f"asked by {who}"})
+        return "Restarting: the new engine is starting beside this one."
+
+    def status(self) -> dict[str, str]:
+        """Facts about this server for the ``status`` command."""
+        hot = self.hot
+        started = hot.started_at if hot is not None else self.started_at
+        supervisor = os.environ.get("HOTMUD_SUPERVISOR")
+        process = f"{supervisor} (engine worker {os.getpid()})" if supervisor else str(os.getpid())
+        return {
+            "process id": process,
+            "version": self.version,
+            "started at": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+            "uptime": _duration(time.time() - started),
+            "hot restarts": str(hot.restarts if hot is not None else 0),
+            "players online": str(len(self.online())),
+        }
+
+    def _supervisor_says(self, message: dict[str, Any], fds: list[int]) -> None:
+        kind = message.get("kind")
+        if kind == "handover" and fds:
+            asyncio.get_running_loop().create_task(
+                self._hand_over(socket.socket(fileno=fds[0])), name="handover"
+            )
+            return
+        for fd in fds:
+            os.close(fd)
+        if kind == "restart-failed":
+            error = str(message.get("error", "no reason given"))
+            self._restart_failed(f"The restart failed: {error}. The game goes on as it was.")
+        elif kind == "restart-busy":
+            self._restart_failed("A restart is under way already.")
+
+    def _restart_failed(self, line: str) -> None:
+        log.error("%s", line)
+        self.notify_builders(line, tag="restart")
+        requester, self._restart_requester = self._restart_requester, None
+        if requester is not None and requester.role < Role.BUILDER:
+            requester.send(f"[restart] {line}", held=False)
+        self.restart_message = ""
+
+    async def _hand_over(self, sock: socket.socket) -> None:
+        """Give every connection to the new worker, then stop (see ``engine.hot.handover``)."""
+        try:
+            paused = await handover.hand_over(self, sock)
+        except handover.HandoverFailed as exc:
+            log.warning("hot restart: %s", exc)
+            return
+        except Exception:
+            log.exception("hot restart: the handover failed")
+            return
+        finally:
+            sock.close()
+        log.info("handed over %d connections (input paused %.0f ms)",
+                 len(self.players.sessions), paused * 1000)  # fmt: skip
+        self._handed_over = True
+        if self.hot is not None:
+            self.hot.tell({"kind": "handed-over"})
+        for session in list(self.players.sessions):
+            session.abort()  # this process's hold only: the new one has the socket
+        self.store.close()
+        self.db_lock.forget()
+        self._stop.set()
+
+    def stop_accepting(self) -> None:
+        """No new connections here (a handover is under way); the open ones stay.
+
+        telnetlib3's ``Server.close`` would close every client too: only the
+        listening server beneath it is closed.
+        """
+        if self.server is not None:
+            self.server._server.close()
+
+    def resume_serving(self, sessions: list[Session]) -> None:
+        """A handover that failed midway: accept, read and run commands again."""
+        if self.hot is not None:
+            asyncio.get_running_loop().create_task(self._serve_again(), name="serve again")
+        for session in sessions:
+            transport = session.writer.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        self.play.resume()
+
+    async def _serve_again(self) -> None:
+        assert self.hot is not None
+        self.server = await telnet.serve(
+            self.config,
+            self.play.handle,
+            self.durable.after_commit,
+            self.mssp_status,
+            self.durable.unless_troubled,
+            sock=self.hot.listener.dup(),
+        )
+
+    async def _watch_engine(self) -> None:
+        """A save under engine/ asks the supervisor for a hot restart."""
+        engine_dir = PROJECT_ROOT / "engine"
+        async for changes in watchfiles.awatch(
+            engine_dir,
+            watch_filter=watchfiles.PythonFilter(),
+            stop_event=self._stop,
+            step=self.config.reload_step_ms,
+        ):
+            names = sorted({os.path.relpath(path, PROJECT_ROOT) for _, path in changes})
+            log.info("engine code changed (%s): restarting", ", ".join(names))
+            if self.hot is not None:
+                self.hot.tell({"kind": "restart", "reason": f"{', '.join(names)} changed"})
 
     def _saving_fails(self, reason: str) -> None:
         self.notify_builders(
@@ -406,3 +580,33 @@ class Game:
                 "type 'errors' to see them."
             )
         return lines
+
+
+def _version() -> str:
+    """``git describe`` of the checkout the engine runs from, or ``unknown``."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def _duration(seconds: float) -> str:
+    """``3 d 4 h``, ``2 h 5 min``, ``12 min 3 s``, ``42 s``."""
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"

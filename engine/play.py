@@ -68,6 +68,7 @@ class PlayLoop:
         self.builder_briefing = builder_briefing
         #: Set while a hot restart hands the connections over: no command starts.
         self.paused = asyncio.Event()
+        self.resumed = asyncio.Event()
         #: Commands running now.
         self.running: set[asyncio.Future[None]] = set()
 
@@ -122,7 +123,10 @@ class PlayLoop:
             self.leave(session)
             session.close()
             self.players.discard(session)
-            log.info("disconnect %r", session)
+            if self.paused.is_set() and not session.writer.transport:
+                log.debug("handed over %r", session)
+            else:
+                log.info("disconnect %r", session)
 
     async def _adopted_account(self, session: Session) -> Account | None:
         """The account of a connection handed over in the game, or None if it was logging in."""
@@ -137,7 +141,13 @@ class PlayLoop:
 
     def pause(self) -> None:
         """Run no more commands (a hot restart is under way); lines read are kept queued."""
+        self.resumed.clear()
         self.paused.set()
+
+    def resume(self) -> None:
+        """Run commands again (a handover failed midway)."""
+        self.paused.clear()
+        self.resumed.set()
 
     async def settle(self, timeout: float) -> None:
         """Wait (up to ``timeout`` s) for the commands running now to finish."""
@@ -191,6 +201,8 @@ class PlayLoop:
         character = session.character
         if character is None or session.superseded:
             return
+        if self.paused.is_set():
+            return  # handed over to a new engine process: the player has not left
         session.character = None
         character.session = None
         self.players.broadcast_except(session, f"{character.name} has left the game.")
@@ -217,7 +229,8 @@ class PlayLoop:
                     line = typed
                 if self.paused.is_set():
                     queued.appendleft(line)
-                    await asyncio.Event().wait()  # until the process ends
+                    await self.resumed.wait()  # or the process ends, handed over
+                    continue
                 running = asyncio.ensure_future(self.execute(session, clean_line(line)))
                 self.running.add(running)
                 running.add_done_callback(self.running.discard)

@@ -157,6 +157,18 @@ class GameServices(Protocol):
         """Reload content modules now (every module when None); builders hear the outcome."""
         ...
 
+    def restart(self, message: str = "", requester: Connection | None = None) -> str:
+        """Start a hot restart: a new engine takes every connection over (``message`` to players).
+
+        Returns the line to show whoever asked; if the restart fails, builders
+        and the requester are told why, and the game goes on as it was.
+        """
+        ...
+
+    def status(self) -> dict[str, str]:
+        """Process id, version, started at, uptime, hot restarts so far, players online."""
+        ...
+
     def shutdown(self, message: str = "") -> None:
         """Tell every player, then stop the server."""
         ...

@@ -62,11 +62,34 @@ class DatabaseLock:
         self._file = handle
         self.note()
 
+    def adopt(self, fd: int) -> None:
+        """Hold the lock through ``fd``, handed over by the process that held it.
+
+        ``flock`` locks belong to the open file, which the descriptor passed
+        over the Unix socket shares: the lock never lapses between the two
+        processes, so no other server can take the database meanwhile.
+        """
+        self._file = open(fd, "a+", encoding="utf-8", closefd=True)  # noqa: SIM115 - held for life
+        self.note()
+
+    def hand_over(self) -> int | None:
+        """The descriptor that holds the lock, for a new process (see ``adopt``)."""
+        return self._file.fileno() if self._file is not None else None
+
+    def forget(self) -> None:
+        """Close this process's hold without unlocking: the new process holds the lock now."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
     def note(self, port: int | None = None) -> None:
         """Write who holds the lock (and, once listening, on which port)."""
         if self._file is None:
             return
-        text = f"pid {os.getpid()}" + (f", port {port}" if port is not None else "")
+        # The server's pid: its supervisor's when it runs as a worker.
+        pid = os.environ.get("HOTMUD_SUPERVISOR") or str(os.getpid())
+        text = f"pid {pid}" + (f", port {port}" if port is not None else "")
         try:
             self._file.seek(0)
             self._file.truncate()

@@ -349,6 +349,12 @@ class CommandTestGame:
     def shutdown(self, message: str = "") -> None:
         self._needs_a_server("shutdown")
 
+    def restart(self, message: str = "", requester: Connection | None = None) -> str:
+        self._needs_a_server("restart")
+
+    def status(self) -> dict[str, str]:
+        self._needs_a_server("status")
+
 
 async def call_command(
     line: str,

@@ -39,6 +39,41 @@ class CmdShutdown(Command):
         ctx.game.shutdown(ctx.args)
 
 
+class CmdRestart(Command):
+    """Restart the engine with the code now on disk, without disconnecting anyone.
+
+    Usage: restart [message]
+    A new engine starts beside this one; once it is ready, every connection
+    moves to it (players at the login prompt too) and nothing typed is lost.
+    The message, if given, is what players are told just before. If the new
+    engine fails to start, you are told why and the game goes on as it was.
+    """
+
+    key = "restart"
+    prefix = False
+    permission = Role.ADMIN
+    category = "Admin"
+
+    def run(self, ctx: Context) -> None:
+        ctx.msg(ctx.game.restart(ctx.args.strip(), requester=ctx.session))
+
+
+class CmdStatus(Command):
+    """Show the server's process, version, uptime, hot restarts and players.
+
+    Usage: status
+    """
+
+    key = "status"
+    permission = Role.ADMIN
+    category = "Admin"
+
+    def run(self, ctx: Context) -> None:
+        facts = ctx.game.status()
+        width = max(len(k) for k in facts) + 1
+        ctx.msg("\n".join(f"{key + ':':<{width}} {value}" for key, value in facts.items()))
+
+
 class CmdGrant(Command):
     """Give an account a role.
 

@@ -162,7 +162,7 @@ class Supervisor:
         theirs.close()
         worker = Worker(process, control, generation)
         self.selector.register(control, selectors.EVENT_READ, worker)
-        log.info("started game worker %d (pid %d)", generation, process.pid)
+        log.debug("started game worker %d (pid %d)", generation, process.pid)
         return worker
 
     def _message(self, worker: Worker) -> None:
@@ -249,7 +249,7 @@ class Supervisor:
                 # The game stopped (shutdown, a signal, a crash): so does the server,
                 # with the game's status, for the service manager to act on.
                 self.current = None
-                if status != 0 and not self.stopping:
+                if status != 0 and not self.stopping and not worker.error:
                     log.error("the game worker ended with status %d", status)
                 return status
         return None

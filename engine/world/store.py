@@ -66,11 +66,19 @@ class Store:
     cannot be written, or has a schema newer than this code knows.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    _db: sqlite3.Connection
+
+    def __init__(self, path: str | Path, open_now: bool = True) -> None:
         self.path = Path(path)
+        self._lock = threading.Lock()
+        if open_now:
+            self.open()
+
+    def open(self) -> None:
+        """Connect, check and migrate (a game opens its store once it holds the lock)."""
+        path = self.path if str(self.path) != ":memory:" else ":memory:"
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         try:
@@ -164,6 +172,11 @@ class Store:
         with self._lock:
             return fn(self._db)
 
+    @property
+    def is_open(self) -> bool:
+        return hasattr(self, "_db")
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self.is_open:
+                self._db.close()

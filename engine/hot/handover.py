@@ -1,0 +1,169 @@
+"""Handing the game's connections from a worker to its replacement.
+
+The old worker, told by the supervisor, waits until the new one says it is
+prepared (engine imported, content loaded).  Only then does it stop: players
+are told, no command starts, input stops being read, running commands get a
+moment to finish, lifecycle hooks are torn down, every change is committed
+and every byte of output sent (an MCCP2 stream is ended cleanly).  It then
+sends the database lock's descriptor, every connection's socket and each
+session's state: account, where a login stood, telnet options and client
+facts, and input received but not yet run.  The new worker holds the lock
+from that moment, opens the world and serves the connections.
+
+If the new worker fails before it takes the state, the old one takes up
+serving again where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from engine.hot import wire
+from engine.net.telnet import MudTelnetServer, export_state
+
+if TYPE_CHECKING:
+    from engine.config import Config
+    from engine.content.manager import ContentManager
+    from engine.content.tasks import TaskScheduler
+    from engine.net.session import Session
+    from engine.play import PlayLoop
+    from engine.players import Players
+    from engine.startup import DatabaseLock
+    from engine.world.durability import DurableOutput
+    from engine.world.model import World
+
+
+class Handing(Protocol):
+    """The parts of a running game a handover stops and collects (``engine.app.Game``)."""
+
+    config: Config
+    players: Players
+    play: PlayLoop
+    content: ContentManager
+    tasks: TaskScheduler
+    world: World
+    durable: DurableOutput[Any]
+    db_lock: DatabaseLock
+    #: What players are told just before (the admin's words, if any).
+    restart_message: str
+
+    def stop_accepting(self) -> None: ...
+
+    def resume_serving(self, sessions: list[Session]) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+#: Longest wait for running commands, and then for output to drain, in a handover.
+SETTLE = 2.0
+
+
+class HandoverFailed(Exception):
+    """The new worker went away before it took the connections."""
+
+
+async def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The new worker's side: say it is prepared, then take the state and descriptors."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wire.send, sock, {"kind": "prepared"}, [])
+    message, fds = await loop.run_in_executor(None, wire.recv, sock)
+    if message.get("kind") != "state" or not fds:
+        raise HandoverFailed(f"unexpected handover message {message.get('kind')!r}")
+    return message, fds
+
+
+async def hand_over(game: Handing, sock: socket.socket) -> float:
+    """The old worker's side; how long input was paused, in seconds.
+
+    Raises ``HandoverFailed`` (having resumed serving) if the new worker goes
+    away before it has the state.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        message, _ = await loop.run_in_executor(None, wire.recv, sock)
+    except (OSError, ValueError) as exc:
+        raise HandoverFailed(f"the new engine went away before it was ready ({exc})") from None
+    if message.get("kind") != "prepared":
+        raise HandoverFailed(f"unexpected handover message {message.get('kind')!r}")
+    paused = time.monotonic()
+    sessions = [s for s in game.players.sessions if not s.closed]
+    notice = game.restart_message or game.config.restart_notice
+    if notice:
+        game.players.broadcast(notice)
+    game.stop_accepting()
+    game.play.pause()
+    for session in sessions:
+        _transport(session).pause_reading()
+    await game.play.settle(SETTLE)
+    for problem in game.content.retire_hooks():
+        log.warning("%s", problem)
+    game.tasks.retire_all()
+    game.world.commit_now()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(game.durable.wait(), SETTLE)
+    for session in sessions:
+        _protocol(session).end_compression()
+    await _drain(sessions)
+    states = []
+    fds: list[int] = [game.db_lock.hand_over() or -1]
+    for session in sessions:
+        if session.closed:
+            continue
+        states.append(_state_of(session))
+        fds.append(_transport(session).get_extra_info("socket").fileno())
+    state = {"kind": "state", "sessions": states}
+    try:
+        await loop.run_in_executor(None, wire.send, sock, state, fds)
+    except OSError as exc:
+        game.resume_serving(sessions)
+        raise HandoverFailed(f"the new engine went away during the handover ({exc})") from None
+    return time.monotonic() - paused
+
+
+def _state_of(session: Session) -> dict[str, Any]:
+    """What the new worker needs to go on with ``session`` as if nothing happened."""
+    reader = session.reader
+    unread = bytes(getattr(reader, "_buffer", b""))
+    if unread:
+        reader._buffer.clear()
+    lines, partial = session.lines.take_buffered(unread.decode("utf-8", "replace"))
+    waiting = list(session.queued)
+    reading = session.reading
+    finished = reading is not None and reading.done() and not reading.cancelled()
+    if finished and reading is not None and reading.exception() is None:
+        line = reading.result()
+        if line is not None:
+            waiting.append(line)
+    playing = session.account is not None and session.character is not None
+    return {
+        "account_id": session.account.id if playing and session.account else None,
+        "login": list(session.login_stage),
+        "input": waiting + lines,
+        "partial": partial,
+        "connected_at": session.connected_at,
+        "telnet": export_state(_protocol(session)),
+    }
+
+
+async def _drain(sessions: list[Session]) -> None:
+    """Wait (up to ``SETTLE`` s) until every byte queued for the clients is sent."""
+    for session in sessions:
+        session.flush()
+    deadline = time.monotonic() + SETTLE
+    while time.monotonic() < deadline:
+        if all(_transport(s).get_write_buffer_size() == 0 for s in sessions if not s.closed):
+            return
+        await asyncio.sleep(0.01)
+
+
+def _protocol(session: Session) -> MudTelnetServer:
+    return cast(MudTelnetServer, session.writer.protocol)
+
+
+def _transport(session: Session) -> asyncio.Transport:
+    return cast(asyncio.Transport, session.writer.transport)
