@@ -141,6 +141,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     log_path: Path = field(init=False)
+    #: Where the engine's code is run from (``copy_engine`` makes a copy to edit).
+    root: Path = PROJECT_ROOT
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / "server.log"
@@ -161,6 +163,22 @@ class ServerProcess:
         )
         return cls(workdir, extra_args or [], env or {})
 
+    def copy_engine(self) -> Path:
+        """Run the engine from a copy of its code in the work directory; the copy's root.
+
+        A test can then break the engine's code, as a maintainer's save would,
+        without touching the project's.
+        """
+        root = self.workdir / "code"
+        for package in ("engine", "reloader"):
+            shutil.copytree(
+                PROJECT_ROOT / package,
+                root / package,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        self.root = root
+        return root
+
     def start(self, timeout: float = 20.0) -> int:
         """Start the server and wait for its "listening" log line; return the port."""
         args = [
@@ -175,7 +193,7 @@ class ServerProcess:
             args,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
+            cwd=self.root,
             env={**_child_env(), **self.env},
         )
         log.close()

@@ -106,7 +106,8 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
     game.world.commit_now()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(game.durable.wait(), SETTLE)
-    for session in sessions:
+    compressed = {s for s in sessions if _protocol(s)._mccp2_compressor is not None}
+    for session in compressed:
         _protocol(session).end_compression()
     await _drain(sessions)
     states = []
@@ -114,7 +115,7 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
     for session in sessions:
         if session.closed:
             continue
-        states.append(_state_of(session))
+        states.append(_state_of(session, session in compressed))
         fds.append(_transport(session).get_extra_info("socket").fileno())
     state = {"kind": "state", "sessions": states}
     try:
@@ -125,7 +126,7 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
     return time.monotonic() - paused
 
 
-def _state_of(session: Session) -> dict[str, Any]:
+def _state_of(session: Session, compressed: bool) -> dict[str, Any]:
     """What the new worker needs to go on with ``session`` as if nothing happened."""
     reader = session.reader
     unread = bytes(getattr(reader, "_buffer", b""))
@@ -146,7 +147,7 @@ def _state_of(session: Session) -> dict[str, Any]:
         "input": waiting + lines,
         "partial": partial,
         "connected_at": session.connected_at,
-        "telnet": export_state(_protocol(session)),
+        "telnet": {**export_state(_protocol(session)), "mccp2": compressed},
     }
 
 

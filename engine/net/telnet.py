@@ -167,8 +167,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: Bytes queued for a client before it is dropped (``Config.max_output_buffer``).
     max_output_buffer: ClassVar[int] = 1 << 20
 
-    #: A connection handed over by the previous engine process: its telnet state
-    #: (``export_state``).  Nothing is negotiated again; MCCP2 is offered anew.
+    #: A connection handed over by the previous engine process: its session state,
+    #: with the telnet state (``export_state``) under ``telnet``.  Nothing is
+    #: negotiated again; an MCCP2 stream is started anew.
     adopted: dict[str, Any] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -261,11 +262,13 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         if state is None:
             super().begin_negotiation()
             return
-        restore_state(self, state)
-        if type(self).offer_mccp2 and state.get("mccp2"):
-            # The old process ended its compressed stream; the client may start a new one.
+        telnet = state.get("telnet", {})
+        restore_state(self, telnet)
+        if type(self).offer_mccp2 and telnet.get("mccp2"):
+            # MCCP2 stays agreed; the old process ended its compressed stream, and
+            # a new one starts here (IAC SB COMPRESS2 IAC SE), as the option allows.
             self._mccp2_enabled = True
-            self.mud_writer.iac(WILL, MCCP2_COMPRESS)
+            self._mccp2_start()
         if not self._waiter_connected.done():
             self._waiter_connected.set_result(None)  # the shell starts at once
 
@@ -487,7 +490,7 @@ def export_state(protocol: MudTelnetServer) -> dict[str, Any]:
     writer = protocol.mud_writer
     plain = (str, int, float, bool)
     return {
-        "local": {k.hex(): v for k, v in writer.local_option.items() if k != MCCP2_COMPRESS},
+        "local": {k.hex(): v for k, v in writer.local_option.items()},
         "remote": {k.hex(): v for k, v in writer.remote_option.items()},
         "extra": {
             k: v

@@ -1,0 +1,172 @@
+"""Hot restart over real sockets: ``python -m engine`` hands every connection to a new engine.
+
+Each test runs the real server (supervisor and workers) in a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from engine.testing import MudClient, ServerProcess
+
+PASSWORD = "secret1"
+NOTICE = "The game is restarting with new code; hold on a moment."
+BACK = "The game is back, running the new code."
+
+
+@pytest.fixture
+async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess.with_copied_content(["--no-reload"])
+    await asyncio.to_thread(process.start)
+    yield process
+    await asyncio.to_thread(process.cleanup)
+
+
+async def player(port: int, name: str) -> MudClient:
+    client = await MudClient.connect(port)
+    await client.create_account(name, PASSWORD)
+    return client
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    """The supervisor's live children (the game workers)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children}
+
+
+async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("not within the time allowed")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_restart_keeps_every_player_and_loses_no_line(server: ServerProcess) -> None:
+    alice = await player(server.port, "Alice")  # the first account: an admin
+    bob = await player(server.port, "Bob")
+    await alice.expect("Bob has entered the game.")
+    await bob.command("dig Den", "You are not allowed")  # Bob is a player
+    await alice.command("dig Den = west, east", "back here.")
+    old = worker_pids(server)
+    assert len(old) == 1
+
+    alice.send("restart Mind the gap.")
+    await alice.expect("Restarting: the new engine is starting beside this one.")
+    await bob.expect("Mind the gap.", timeout=10)
+    # Typed while the connections move: run by the new engine, in order.
+    for word in ("one", "two", "three"):
+        bob.send(f"say {word}")
+    seen = await bob.expect('You say, "three"', timeout=10)
+    assert seen.index(BACK) < seen.index('"one"') < seen.index('"two"')
+    await alice.expect(BACK)
+    await alice.expect('Bob says, "three"')
+    await until(lambda: worker_pids(server) != old and len(worker_pids(server)) == 1)
+
+    # Same characters, same world, nobody left or entered.
+    await alice.command("west", "Den")
+    await bob.command("west", "Den")
+    await alice.expect("Bob arrives.")
+    transcript = "".join(alice.transcript + bob.transcript)
+    assert "has left the game" not in transcript
+    assert transcript.count("has entered the game") == 1  # Bob's own entry, before
+    status = await alice.command("status", "players online:")
+    assert "hot restarts:   1" in status
+    assert f"process id:     {server.process.pid} (engine worker " in status  # type: ignore[union-attr]
+
+
+async def test_connections_at_the_login_prompts_stay_where_they_were(
+    server: ServerProcess,
+) -> None:
+    admin = await player(server.port, "Alice")
+    await player(server.port, "Carol")
+    at_name = await MudClient.connect(server.port)
+    await at_name.expect("By what name")
+    at_password = await MudClient.connect(server.port)
+    await at_password.expect("By what name")
+    await at_password.command("Carol", "Password:")
+    new = await MudClient.connect(server.port)
+    await new.expect("By what name")
+    await new.command("Dora", "Create a new character?")
+
+    await admin.command("restart", "Restarting")
+    await admin.expect(BACK, timeout=10)
+    # Each goes on from the prompt it stood at.
+    at_password.send(PASSWORD)
+    await at_password.expect("The Village Square", timeout=5)
+    await new.command("yes", "Choose a password")
+    await new.command(PASSWORD, "Type it again")
+    await new.command(PASSWORD, "Welcome, Dora!")
+    await at_name.command("Erin", "Create a new character?")
+
+
+async def test_a_compressed_client_is_compressed_again_after_the_restart(
+    server: ServerProcess,
+) -> None:
+    alice = await player(server.port, "Alice")  # telnetlib3 takes the MCCP2 offered
+    protocol = alice.writer.protocol
+    assert protocol._mccp2_decompressor is not None
+    await alice.command("restart", "Restarting")
+    await alice.expect(BACK, timeout=10)
+    await alice.command("say still readable", 'You say, "still readable"')
+    await until(lambda: protocol._mccp2_decompressor is not None)
+    await alice.command("look", "The Village Square")
+
+
+async def test_a_new_engine_that_does_not_start_changes_nothing(
+    watchdog: None, tmp_path: Path
+) -> None:
+    server = ServerProcess.with_copied_content(["--no-reload"])
+    root = server.copy_engine()
+    await asyncio.to_thread(server.start)
+    try:
+        alice = await player(server.port, "Alice")
+        bob = await player(server.port, "Bob")
+        old = worker_pids(server)
+        app = root / "engine" / "app.py"
+        source = app.read_text()
+        app.write_text(source.replace("class Game:", "class Game(:", 1))
+        line = next(i for i, text in enumerate(source.splitlines(), 1) if text == "class Game:")
+
+        await alice.command("restart", "Restarting")
+        failed = await alice.expect("The game goes on as it was.", timeout=15)
+        assert f"[restart] The restart failed: engine/app.py:{line}: SyntaxError:" in failed
+        assert NOTICE not in "".join(bob.transcript)
+        await bob.command("say still here", 'You say, "still here"')
+        await alice.expect('Bob says, "still here"')
+        assert worker_pids(server) == old
+
+        # Fixed, it goes through; SIGHUP from outside asks for the same.
+        app.write_text(source)
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGHUP)
+        await bob.expect(BACK, timeout=15)
+        await bob.command("say new engine", 'You say, "new engine"')
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
+async def test_restarts_leave_no_process_or_descriptor_behind(server: ServerProcess) -> None:
+    alice = await player(server.port, "Alice")
+    first = worker_pids(server)
+    baseline = len(os.listdir(f"/proc/{next(iter(first))}/fd"))
+    for _ in range(5):
+        await alice.command("restart", "Restarting")
+        await alice.expect(BACK, timeout=10)
+        await until(lambda: len(worker_pids(server)) == 1)
+        await alice.command("ping", "Pong.")
+    (worker,) = worker_pids(server)
+    assert worker not in first
+    # A handed-over connection and the lock are the same descriptors again, not more.
+    assert len(os.listdir(f"/proc/{worker}/fd")) <= baseline + 2
+    status = await alice.command("status", "players online:")
+    assert "hot restarts:   5" in status
