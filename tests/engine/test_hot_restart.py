@@ -170,3 +170,20 @@ async def test_restarts_leave_no_process_or_descriptor_behind(server: ServerProc
     assert len(os.listdir(f"/proc/{worker}/fd")) <= baseline + 2
     status = await alice.command("status", "players online:")
     assert "hot restarts:   5" in status
+
+
+async def test_a_save_under_engine_restarts_the_game_when_reload_is_on(watchdog: None) -> None:
+    server = ServerProcess.with_copied_content([])
+    root = server.copy_engine()
+    await asyncio.to_thread(server.start)
+    try:
+        alice = await player(server.port, "Alice")
+        old = worker_pids(server)
+        play = root / "engine" / "play.py"
+        play.write_text(play.read_text() + "\n# edited while the game runs\n")
+        await alice.expect(NOTICE, timeout=15)
+        await alice.expect(BACK, timeout=15)
+        await until(lambda: len(worker_pids(server)) == 1 and worker_pids(server) != old)
+        await alice.command("ping", "Pong.")
+    finally:
+        await asyncio.to_thread(server.cleanup)
