@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_load.py
 	$(BIN)/python scripts/bench_guard.py
 	$(BIN)/python scripts/bench_login.py
+	$(BIN)/python scripts/bench_restart.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

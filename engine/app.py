@@ -167,6 +167,8 @@ class Game:
         if hot is not None and hot.handover is not None:
             # Engine and content are loaded: the old worker stops and hands over.
             message, fds = await handover.receive(hot.handover)
+            hot.handover.close()
+            hot.handover = None
             self.db_lock.adopt(fds[0])
             self._open_store()
             adopted = list(zip(message["sessions"], fds[1:], strict=True))

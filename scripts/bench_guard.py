@@ -124,7 +124,7 @@ async def cost_section(seconds: float, rounds: int) -> list[tuple[str, ...]]:
 
 def cpu_seconds(server: Server) -> float:
     """User and system CPU time the server process has used so far."""
-    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = Path(f"/proc/{server.game_pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

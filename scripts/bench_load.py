@@ -76,8 +76,18 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
 
+    @property
+    def game_pid(self) -> int:
+        """The process that runs the game: the supervisor's worker (or the server itself)."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return int(children[0]) if children else pid
+
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.game_pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
