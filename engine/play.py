@@ -123,8 +123,8 @@ class PlayLoop:
             self.leave(session)
             session.close()
             self.players.discard(session)
-            if self.paused.is_set() and not session.writer.transport:
-                log.debug("handed over %r", session)
+            if self.paused.is_set():
+                log.debug("%r ends here: handed over to the new engine", session)
             else:
                 log.info("disconnect %r", session)
 
