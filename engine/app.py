@@ -372,6 +372,7 @@ class Game:
             "uptime": _duration(time.time() - started),
             "hot restarts": str(hot.restarts if hot is not None else 0),
             "players online": str(len(self.online())),
+            "world changes saved": str(self.durable.committed),
         }
 
     def _supervisor_says(self, message: dict[str, Any], fds: list[int]) -> None:
