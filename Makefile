@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_guard.py
 	$(BIN)/python scripts/bench_login.py
 	$(BIN)/python scripts/bench_restart.py
+	$(BIN)/python scripts/bench_play.py --players 100,500 --seconds 15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -37,6 +37,7 @@ from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG
 from engine.hot import handover
 from engine.hot.link import HotLink
+from engine.longlived import LongLived
 from engine.net import telnet
 from engine.net.session import Session
 from engine.play import PlayLoop
@@ -132,6 +133,8 @@ class Game:
         #: The connections went to a newer worker: nothing is closed or saved here.
         self._handed_over = False
         self.version = _version()
+        #: Start-up's objects kept out of full garbage collections (engine.longlived).
+        self.long_lived = LongLived()
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -196,6 +199,7 @@ class Game:
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
+        self.long_lived.start()
         if hot is not None:
             hot.on_message = self._supervisor_says
             hot.listen()
@@ -315,6 +319,7 @@ class Game:
                     await watcher
         if self.hot is not None:
             self.hot.close()
+        self.long_lived.stop()
         if not self._handed_over:
             # Live hooks are torn down once, while the store is still open.
             for problem in self.content.retire_hooks():
@@ -479,6 +484,7 @@ class Game:
 
     def _content_committed(self, modules: list[str]) -> list[str]:
         """After a reload, objects of the reloaded type classes run the new code."""
+        self.long_lived.reloaded()
         return self.typeclasses.reloaded(modules)
 
     def typeclass_problem(self, path: str, kind: str) -> str | None:

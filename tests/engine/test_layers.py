@@ -23,7 +23,18 @@ LAYERS = [
     {"services"},
     {"commands"},
     {"content"},
-    {"players", "play", "app", "api", "testing", "local", "hot", "__main__", "__init__"},
+    {
+        "players",
+        "play",
+        "app",
+        "api",
+        "testing",
+        "local",
+        "hot",
+        "longlived",
+        "__main__",
+        "__init__",
+    },
 ]
 
 #: The one place where modules name each other's types: a transaction records

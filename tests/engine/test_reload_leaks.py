@@ -116,9 +116,13 @@ def rss_kb() -> int:
 
 
 def settle() -> None:
+    # The game freezes what survives a full collection (engine.longlived); frozen
+    # objects are neither collected nor listed by gc.get_objects(), so thaw first.
+    gc.unfreeze()
     gc.collect()
     gc.collect()
     exocet.purgeCollected()
+    gc.unfreeze()
 
 
 def stale_entries(current: ModuleType) -> list[str]:

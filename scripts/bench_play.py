@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Real play at scale: N simulated players in a generated world, and how the server holds.
+
+The world (a grid of ``--rooms`` rooms with exits each way) and the
+accounts are written to a new database before the server starts, so the
+run measures play, not account creation.  The accounts' password hashes
+use a cheap scrypt cost (the stored parameters are what a login verifies
+with): thousands of logins at the real cost would take minutes of CPU and
+say nothing about play.
+
+Each player is a real telnet connection that answers negotiation as a MUD
+client does (terminal type, window size; no compression), driven from
+load-generator processes of its own (their CPU time is reported).  Every
+``--interval`` seconds (with jitter) a player acts: about 35 % look, 25 %
+move, 15 % say, 10 % get or drop, 5 % who, 5 % inventory, 5 % emote; 1 % of
+players are builders who dig, describe and create.  A latency is the time
+from sending a line to the prompt that ends its answer.  A probe connection
+pings every 100 ms: its latency stands for the event loop's lag.
+
+Reported for each N: p50/p99 per action, the probe's p99, the server's CPU
+and memory, world changes saved per second, the load generator's CPU.  The
+last line reads ``players held: N (every action p99 < 100 ms)``.
+
+Usage: python scripts/bench_play.py [--players 100,200] [--rooms 400] [--interval 5]
+                                    [--seconds 20] [--generators 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import random
+import re
+import resource
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_load import Server
+from bench_reload import machine, print_table
+
+from engine.accounts.passwords import SCRYPT_P, SCRYPT_R, PasswordHash
+from engine.config import PROJECT_ROOT
+from engine.world.model import World
+from engine.world.store import Store
+
+PASSWORD = "benchpass1"
+#: A cheap scrypt cost for the bench's accounts (see the module docstring).
+BENCH_SCRYPT_N = 2**8
+MIX = {"look": 35, "move": 25, "say": 15, "getdrop": 10, "who": 5, "inventory": 5, "emote": 5}
+BUILDER_MIX = {"dig": 40, "describe": 40, "create": 20}
+IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+TTYPE, NAWS = 24, 31
+PROMPT = b"> "
+EXITS = re.compile(rb"Exits: ([^.\r\n]*)\.")
+GOAL_MS = 100.0
+
+
+# -- the world ---------------------------------------------------------------------
+
+
+def player_name(number: int) -> str:
+    letters = ""
+    number += 26 * 26
+    while number:
+        number, digit = divmod(number, 26)
+        letters = chr(ord("a") + digit) + letters
+    return "Pl" + letters
+
+
+def build_world(db_path: Path, rooms: int, players: int) -> None:
+    """A grid of rooms, and ``players`` accounts whose characters stand spread over it."""
+    store = Store(db_path)
+    world = World(store)
+    side = max(2, int(rooms**0.5))
+    grid = [world.create_room(f"Room {n}", f"Room number {n} of the bench.") for n in range(rooms)]
+    world.set_start(grid[0])
+    for n, room in enumerate(grid):
+        if (n + 1) % side and n + 1 < rooms:
+            world.link(room, "east", grid[n + 1], back="west")
+        if n + side < rooms:
+            world.link(room, "south", grid[n + side], back="north")
+    for n in range(0, rooms, 7):
+        world.create("thing", "pebble", location=grid[n])
+    salt = os.urandom(16)
+    key = hashlib.scrypt(
+        PASSWORD.encode(), salt=salt, n=BENCH_SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    hashed = PasswordHash(key, salt, BENCH_SCRYPT_N, SCRYPT_R, SCRYPT_P).encode()
+    now = time.time()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO accounts (name, password, role, created) VALUES (?, ?, 'admin', ?)",
+            ("Probe", hashed, now),
+        )
+        for n in range(players):
+            role = "builder" if n % 100 == 99 else "player"
+            db.execute(
+                "INSERT INTO accounts (name, password, role, created) VALUES (?, ?, ?, ?)",
+                (player_name(n), hashed, role, now),
+            )
+    for n in range(players):
+        world.create("character", player_name(n), location=random.choice(grid), account_id=n + 2)
+    world.commit_now()
+    store.close()
+
+
+# -- one player ----------------------------------------------------------------------
+
+
+class Client:
+    """A telnet connection that answers negotiation like a MUD client and reads to prompts."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.text = b""
+
+    @classmethod
+    async def open(cls, port: int) -> Client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    def _answer(self, data: bytes) -> bytes:
+        """Answer the telnet commands in ``data``; the text that remains."""
+        out = bytearray()
+        i = 0
+        while i < len(data):
+            byte = data[i]
+            if byte != IAC or i + 1 >= len(data):
+                out.append(byte)
+                i += 1
+                continue
+            command = data[i + 1]
+            if command in (DO, DONT, WILL, WONT) and i + 2 < len(data):
+                option = data[i + 2]
+                if command == DO:
+                    agree = option in (TTYPE, NAWS)
+                    self.writer.write(bytes([IAC, WILL if agree else WONT, option]))
+                    if option == NAWS:
+                        self.writer.write(bytes([IAC, SB, NAWS, 0, 200, 0, 40, IAC, SE]))
+                elif command == WILL:
+                    self.writer.write(bytes([IAC, DONT, option]))
+                i += 3
+            elif command == SB:
+                end = data.find(bytes([IAC, SE]), i)
+                if end < 0:
+                    break
+                if data[i + 2] == TTYPE:
+                    self.writer.write(bytes([IAC, SB, TTYPE, 0]) + b"bench" + bytes([IAC, SE]))
+                i = end + 2
+            else:
+                i += 2
+        return bytes(out)
+
+    async def until(self, marker: bytes, timeout: float = 60) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.text:
+            chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
+            if not chunk:
+                raise ConnectionError("closed")
+            self.text += self._answer(chunk)
+        end = self.text.index(marker) + len(marker)
+        seen, self.text = self.text[:end], self.text[end:]
+        return seen
+
+    def send(self, line: str) -> None:
+        self.writer.write(line.encode() + b"\r\n")
+
+    async def login(self, name: str) -> bytes:
+        await self.until(b"known? ")
+        self.send(name)
+        await self.until(b"Password: ")
+        self.send(PASSWORD)
+        return await self.until(PROMPT)
+
+
+def choose(mix: dict[str, int]) -> str:
+    return random.choices(list(mix), weights=list(mix.values()))[0]
+
+
+async def act(client: Client, action: str, exits: list[str], name: str) -> bytes:
+    if action == "look":
+        client.send("look")
+    elif action == "move":
+        client.send(random.choice(exits) if exits else "look")
+    elif action == "say":
+        client.send("say hello there")
+    elif action == "getdrop":
+        client.send(random.choice(("get pebble", "drop pebble")))
+    elif action == "who":
+        client.send("who")
+    elif action == "inventory":
+        client.send("inventory")
+    elif action == "emote":
+        client.send("emote stretches.")
+    elif action == "dig":
+        client.send(f"dig Annex of {name} {secrets.token_hex(2)}")
+    elif action == "describe":
+        client.send(f"describe here = Rebuilt by {name} at {time.time():.0f}.")
+    elif action == "create":
+        client.send(f"create crate {secrets.token_hex(2)}")
+    return await client.until(PROMPT)
+
+
+async def one_player(
+    port: int, number: int, start: float, stop: float, interval: float,
+    gate: asyncio.Semaphore, results: dict[str, list[float]], errors: list[str],
+) -> None:  # fmt: skip
+    name = player_name(number)
+    builder = number % 100 == 99
+    try:
+        async with gate:
+            client = await Client.open(port)
+            text = await client.login(name)
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        errors.append(f"login {name}: {exc}")
+        return
+    exits = [e.strip() for e in (EXITS.findall(text) or [b""])[-1].decode().split(",") if e.strip()]
+    await asyncio.sleep(max(0.0, start - time.monotonic()) + random.uniform(0, interval))
+    while time.monotonic() < stop:
+        action = choose(BUILDER_MIX if builder and random.random() < 0.3 else MIX)
+        began = time.monotonic()
+        try:
+            answer = await act(client, action, exits, name)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            errors.append(f"{action} {name}: {exc}")
+            return
+        results.setdefault(action, []).append((time.monotonic() - began) * 1000)
+        found = EXITS.findall(answer)
+        if found:
+            exits = [e.strip() for e in found[-1].decode().split(",") if e.strip()]
+        await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+    client.writer.close()
+
+
+def generator(
+    port: int, numbers: list[int], start_wall: float, seconds: float, interval: float, queue: object
+) -> None:
+    """One load-generator process: its players, then their latencies and its CPU time."""
+
+    async def run() -> tuple[dict[str, list[float]], list[str]]:
+        results: dict[str, list[float]] = {}
+        errors: list[str] = []
+        gate = asyncio.Semaphore(50)  # logins at a time, well within the server's pending cap
+        start = time.monotonic() + (start_wall - time.time())
+        stop = start + seconds
+        await asyncio.gather(
+            *(one_player(port, n, start, stop, interval, gate, results, errors) for n in numbers)
+        )
+        return results, errors
+
+    results, errors = asyncio.run(run())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put((results, errors, usage.ru_utime + usage.ru_stime))  # type: ignore[attr-defined]
+
+
+# -- the server side ---------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def probe(port: int, stop: asyncio.Event, lags: list[float], saved: list[int]) -> None:
+    client = Client(*await asyncio.open_connection("127.0.0.1", port))
+    await client.login("Probe")
+    saved.append(await changes_saved(client))
+    while not stop.is_set():
+        began = time.monotonic()
+        client.send("ping")
+        await client.until(b"Pong.")
+        await client.until(PROMPT)
+        lags.append((time.monotonic() - began) * 1000)
+        await asyncio.sleep(0.1)
+    saved.append(await changes_saved(client))
+    client.writer.close()
+
+
+async def changes_saved(client: Client) -> int:
+    client.send("status")
+    text = await client.until(PROMPT)
+    match = re.search(rb"world changes saved: +(\d+)", text)
+    return int(match.group(1)) if match else 0
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+def run_one(players: int, rooms: int, interval: float, seconds: float, generators: int) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-play-"))
+    shutil.copytree(
+        PROJECT_ROOT / "content", workdir / "content", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    build_world(workdir / "db.sqlite3", rooms, players)
+    env = {"MUD_MAX_CONNECTIONS": str(players + 100), "MUD_LOG_LEVEL": "INFO"}
+    args = ["-m", "engine", "--port", "0", "--no-reload", "--content-dir",
+            str(workdir / "content"), "--db-path", str(workdir / "db.sqlite3")]  # fmt: skip
+    server = Server.start(args, env=env, workdir=workdir)
+    try:
+        login_time = max(10.0, players / 100)
+        start_wall = time.time() + login_time
+        queue: multiprocessing.Queue[object] = multiprocessing.Queue()
+        slices = [list(range(players))[g::generators] for g in range(generators)]
+        processes = [
+            multiprocessing.Process(
+                target=generator, args=(server.port, s, start_wall, seconds, interval, queue)
+            )
+            for s in slices
+        ]
+        for process in processes:
+            process.start()
+
+        async def measure() -> tuple[list[float], list[int], float, float]:
+            lags: list[float] = []
+            saved: list[int] = []
+            stop = asyncio.Event()
+            task = asyncio.create_task(probe(server.port, stop, lags, saved))
+            await asyncio.sleep(max(0.0, start_wall - time.time()))
+            pid = server.game_pid
+            cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0) * 100
+            stop.set()
+            await task
+            return lags, saved, cpu, float(server.rss_kib())
+
+        lags, saved, cpu, rss = asyncio.run(measure())
+        merged: dict[str, list[float]] = {}
+        errors: list[str] = []
+        generator_cpu = 0.0
+        for _ in processes:
+            results, errs, used = queue.get(timeout=seconds + login_time + 120)
+            for action, values in results.items():
+                merged.setdefault(action, []).extend(values)
+            errors += errs
+            generator_cpu += used
+        for process in processes:
+            process.join(10)
+        return {
+            "players": players,
+            "actions": merged,
+            "lag_p99": p99(lags),
+            "cpu": cpu,
+            "rss_mib": rss / 1024,
+            "saved_per_s": (saved[-1] - saved[0]) / seconds if len(saved) == 2 else 0.0,
+            "errors": errors,
+            "generator_cpu": generator_cpu,
+        }
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--players", default="100,200", help="comma-separated N to run")
+    parser.add_argument("--rooms", type=int, default=400)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--generators", type=int, default=2)
+    parser.add_argument("--mix", default="", help="look=35,move=25,... to change the mix")
+    args = parser.parse_args()
+    if args.mix:
+        MIX.clear()
+        MIX.update({k: int(v) for k, v in (p.split("=") for p in args.mix.split(","))})
+    print(f"machine: {machine()}")
+    held = 0
+    for n in (int(x) for x in args.players.split(",")):
+        outcome = run_one(n, args.rooms, args.interval, args.seconds, args.generators)
+        rows = []
+        worst = 0.0
+        for action in sorted(outcome["actions"]):
+            values = outcome["actions"][action]
+            worst = max(worst, p99(values))
+            rows.append(
+                (action, str(len(values)), f"{statistics.median(values):.1f} ms",
+                 f"{p99(values):.1f} ms")
+            )  # fmt: skip
+        print_table(
+            f"{n} players, {args.rooms} rooms, an action every {args.interval:g} s "
+            f"for {args.seconds:g} s",
+            ("action", "count", "p50", "p99"),
+            rows,
+        )
+        print(
+            f"probe (event loop lag) p99 {outcome['lag_p99']:.1f} ms; server CPU "
+            f"{outcome['cpu']:.0f} %, RSS {outcome['rss_mib']:.0f} MiB; world changes saved "
+            f"{outcome['saved_per_s']:.0f}/s; load generator CPU {outcome['generator_cpu']:.1f} s; "
+            f"errors {len(outcome['errors'])}"
+        )
+        for error in outcome["errors"][:5]:
+            print(f"  {error}")
+        if worst < GOAL_MS and not outcome["errors"]:
+            held = max(held, n)
+    print(f"players held: {held} (every action p99 < {GOAL_MS:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
