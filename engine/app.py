@@ -188,13 +188,8 @@ class Game:
             self.durable.unless_troubled,
             sock=hot.listener.dup() if hot is not None else None,
         )
-        for state, fd in adopted:
-            try:
-                await telnet.adopt(self.server, socket.socket(fileno=fd), state)
-            except OSError as exc:
-                log.warning("a handed-over connection could not be served: %s", exc)
         if adopted:
-            log.info("took over %d connections", len(adopted))
+            await self._adopt(adopted)
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
@@ -208,6 +203,27 @@ class Game:
                 self._engine_watcher = asyncio.create_task(
                     self._watch_engine(), name="engine watcher"
                 )
+
+    async def _adopt(self, adopted: list[tuple[dict[str, Any], int]]) -> None:
+        """Serve the connections handed over; their input runs once every player is back.
+
+        A line typed during the restart must not run before the players it
+        speaks to are back in their characters, or they would miss it.
+        """
+        self.play.pause()
+        playing = 0
+        for state, fd in adopted:
+            try:
+                await telnet.adopt(self.server, socket.socket(fileno=fd), state)
+            except OSError as exc:
+                log.warning("a handed-over connection could not be served: %s", exc)
+                continue
+            playing += state.get("account_id") is not None
+        deadline = time.monotonic() + 5.0
+        while self.play.returned < playing and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        self.play.resume()
+        log.info("took over %d connections", len(adopted))
 
     def _open_store(self) -> None:
         try:

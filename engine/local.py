@@ -133,7 +133,8 @@ class LocalGame:
         object.__setattr__(character, "session", session)
         player = LocalPlayer(self, character, session)
         for other in self._players:
-            other.session.send(f"{name} has entered the game.")
+            if other.character.location is character.location:
+                other.session.send(f"{name} has entered the game.")
         self._players.append(player)
         await self.execute(player, "look")
         return player
@@ -188,4 +189,5 @@ class LocalGame:
         object.__setattr__(player.character, "session", None)
         self._players.remove(player)
         for other in self._players:
-            other.session.send(f"{player.name} has left the game.")
+            if other.character.location is player.character.location:
+                other.session.send(f"{player.name} has left the game.")

@@ -29,6 +29,7 @@ from engine.net.text import clean_line
 from engine.players import Players
 from engine.services import GameServices
 from engine.world.model import World
+from engine.world.objects import GameObject
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class PlayLoop:
         #: Set while a hot restart hands the connections over: no command starts.
         self.paused = asyncio.Event()
         self.resumed = asyncio.Event()
+        #: Players back in the game after a hot restart handed their connections here.
+        self.returned = 0
         #: Commands running now.
         self.running: set[asyncio.Future[None]] = set()
 
@@ -86,6 +89,7 @@ class PlayLoop:
             account = await self._adopted_account(session) if adopted else None
             if account is not None:
                 self.enter(session, account, returning=True)
+                self.returned += 1
                 if self.config.restart_done:
                     session.send(self.config.restart_done)
             else:
@@ -187,7 +191,7 @@ class PlayLoop:
             session.send("You take over your character from your other connection.")
         elif not returning:
             log.info("login %s (%s) from %s", account.name, account.role, session.peer)
-            self.players.broadcast_except(session, f"{account.name} has entered the game.")
+            _tell_room(character, f"{account.name} has entered the game.")
         if session.role >= Role.BUILDER and not returning:
             briefing = self.builder_briefing()
             if briefing:
@@ -205,7 +209,7 @@ class PlayLoop:
             return  # handed over to a new engine process: the player has not left
         session.character = None
         character.session = None
-        self.players.broadcast_except(session, f"{character.name} has left the game.")
+        _tell_room(character, f"{character.name} has left the game.")
 
     async def _play(self, session: Session) -> None:
         """Read lines and run them one at a time, in the order they were typed.
@@ -298,3 +302,18 @@ def _stage(adopted: dict[str, Any] | None) -> tuple[str, str] | None:
         return None
     stage, name = [*(adopted.get("login") or []), "name", ""][:2]
     return str(stage), str(name)
+
+
+def _tell_room(character: GameObject, text: str) -> None:
+    """Arrivals and departures are told to the room they happen in (``who`` lists everyone).
+
+    Telling the whole game made every login cost as many messages as there
+    are players: a login storm of N players cost N squared (65 s of logins
+    for 2,000 players in ``scripts/bench_play.py``).
+    """
+    room = character.location
+    if room is None:
+        return
+    for other in room.contents:
+        if other is not character and other.session is not None:
+            other.session.send(text)

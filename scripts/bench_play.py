@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -212,20 +213,27 @@ async def act(client: Client, action: str, exits: list[str], name: str) -> bytes
     return await client.until(PROMPT)
 
 
-async def one_player(
-    port: int, number: int, start: float, stop: float, interval: float,
-    gate: asyncio.Semaphore, results: dict[str, list[float]], errors: list[str],
-) -> None:  # fmt: skip
+async def log_in(
+    port: int, number: int, gate: asyncio.Semaphore, errors: list[str]
+) -> tuple[Client, list[str]] | None:
     name = player_name(number)
-    builder = number % 100 == 99
     try:
         async with gate:
             client = await Client.open(port)
             text = await client.login(name)
     except (OSError, ConnectionError, TimeoutError) as exc:
         errors.append(f"login {name}: {exc}")
-        return
-    exits = [e.strip() for e in (EXITS.findall(text) or [b""])[-1].decode().split(",") if e.strip()]
+        return None
+    found = EXITS.findall(text) or [b""]
+    return client, [e.strip() for e in found[-1].decode().split(",") if e.strip()]
+
+
+async def one_player(
+    client: Client, exits: list[str], number: int, start: float, stop: float, interval: float,
+    results: dict[str, list[float]], errors: list[str],
+) -> None:  # fmt: skip
+    name = player_name(number)
+    builder = number % 100 == 99
     await asyncio.sleep(max(0.0, start - time.monotonic()) + random.uniform(0, interval))
     while time.monotonic() < stop:
         action = choose(BUILDER_MIX if builder and random.random() < 0.3 else MIX)
@@ -244,24 +252,34 @@ async def one_player(
 
 
 def generator(
-    port: int, numbers: list[int], start_wall: float, seconds: float, interval: float, queue: object
-) -> None:
-    """One load-generator process: its players, then their latencies and its CPU time."""
+    port: int, numbers: list[int], seconds: float, interval: float,
+    logged_in: Any, start_at: Any, queue: Any,
+) -> None:  # fmt: skip
+    """One load-generator process: log its players in, wait for the others, then play."""
 
     async def run() -> tuple[dict[str, list[float]], list[str]]:
         results: dict[str, list[float]] = {}
         errors: list[str] = []
         gate = asyncio.Semaphore(50)  # logins at a time, well within the server's pending cap
-        start = time.monotonic() + (start_wall - time.time())
+        joined = await asyncio.gather(*(log_in(port, n, gate, errors) for n in numbers))
+        with logged_in.get_lock():
+            logged_in.value += 1
+        while start_at.value == 0.0:
+            await asyncio.sleep(0.05)
+        start = time.monotonic() + (start_at.value - time.time())
         stop = start + seconds
         await asyncio.gather(
-            *(one_player(port, n, start, stop, interval, gate, results, errors) for n in numbers)
+            *(
+                one_player(j[0], j[1], n, start, stop, interval, results, errors)
+                for n, j in zip(numbers, joined, strict=True)
+                if j is not None
+            )
         )
         return results, errors
 
     results, errors = asyncio.run(run())
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    queue.put((results, errors, usage.ru_utime + usage.ru_stime))  # type: ignore[attr-defined]
+    queue.put((results, errors, usage.ru_utime + usage.ru_stime))
 
 
 # -- the server side ---------------------------------------------------------------------
@@ -272,9 +290,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def probe(port: int, stop: asyncio.Event, lags: list[float], saved: list[int]) -> None:
+async def probe(
+    port: int, started: asyncio.Event, stop: asyncio.Event, lags: list[float], saved: list[int]
+) -> None:
     client = Client(*await asyncio.open_connection("127.0.0.1", port))
     await client.login("Probe")
+    await started.wait()
     saved.append(await changes_saved(client))
     while not stop.is_set():
         began = time.monotonic()
@@ -310,25 +331,35 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             str(workdir / "content"), "--db-path", str(workdir / "db.sqlite3")]  # fmt: skip
     server = Server.start(args, env=env, workdir=workdir)
     try:
-        login_time = max(10.0, players / 100)
-        start_wall = time.time() + login_time
-        queue: multiprocessing.Queue[object] = multiprocessing.Queue()
+        queue: multiprocessing.Queue[Any] = multiprocessing.Queue()
+        logged_in = multiprocessing.Value("i", 0)
+        start_at = multiprocessing.Value("d", 0.0)
         slices = [list(range(players))[g::generators] for g in range(generators)]
         processes = [
             multiprocessing.Process(
-                target=generator, args=(server.port, s, start_wall, seconds, interval, queue)
+                target=generator,
+                args=(server.port, s, seconds, interval, logged_in, start_at, queue),
             )
             for s in slices
         ]
+        began = time.monotonic()
         for process in processes:
             process.start()
+        while logged_in.value < generators:
+            if time.monotonic() - began > 600:
+                raise RuntimeError("the players did not all log in within 10 minutes")
+            time.sleep(0.1)
+        login_seconds = time.monotonic() - began
+        start_at.value = time.time() + 1.0
 
         async def measure() -> tuple[list[float], list[int], float, float]:
             lags: list[float] = []
             saved: list[int] = []
             stop = asyncio.Event()
-            task = asyncio.create_task(probe(server.port, stop, lags, saved))
-            await asyncio.sleep(max(0.0, start_wall - time.time()))
+            started = asyncio.Event()
+            task = asyncio.create_task(probe(server.port, started, stop, lags, saved))
+            await asyncio.sleep(max(0.0, start_at.value - time.time()))
+            started.set()
             pid = server.game_pid
             cpu0, wall0 = cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(seconds)
@@ -342,7 +373,7 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
         errors: list[str] = []
         generator_cpu = 0.0
         for _ in processes:
-            results, errs, used = queue.get(timeout=seconds + login_time + 120)
+            results, errs, used = queue.get(timeout=seconds + 120)
             for action, values in results.items():
                 merged.setdefault(action, []).extend(values)
             errors += errs
@@ -358,6 +389,7 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             "saved_per_s": (saved[-1] - saved[0]) / seconds if len(saved) == 2 else 0.0,
             "errors": errors,
             "generator_cpu": generator_cpu,
+            "login_seconds": login_seconds,
         }
     finally:
         server.stop()
@@ -398,7 +430,7 @@ def main() -> None:
             f"probe (event loop lag) p99 {outcome['lag_p99']:.1f} ms; server CPU "
             f"{outcome['cpu']:.0f} %, RSS {outcome['rss_mib']:.0f} MiB; world changes saved "
             f"{outcome['saved_per_s']:.0f}/s; load generator CPU {outcome['generator_cpu']:.1f} s; "
-            f"errors {len(outcome['errors'])}"
+            f"logins took {outcome['login_seconds']:.1f} s; errors {len(outcome['errors'])}"
         )
         for error in outcome["errors"][:5]:
             print(f"  {error}")

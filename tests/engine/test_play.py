@@ -92,9 +92,11 @@ async def test_a_returning_player_stands_where_they_left(
     await bob.command("down", "A Damp Cellar")
     bob.send("quit")
     await bob.expect_closed()
+    await alice.command("down", "A Damp Cellar")
     again = await make_client()
     text = await again.login("Bob")
     assert "A Damp Cellar" in text
+    # Arrivals are told to the room they happen in: Alice is there now.
     await alice.expect("Bob has entered the game.")
 
 
@@ -185,3 +187,15 @@ async def test_a_second_login_takes_the_character_over(game: Game, make_client: 
     assert "Bob has left the game." not in alice.transcript
     assert alice.transcript.count("Bob has entered the game.") == 1
     assert len(game.world.online()) == 2
+
+
+async def test_arrivals_and_departures_are_told_to_their_room_only(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
+    await alice.command("north", "The Quiet Library")
+    carol = await local.player("Carol")
+    await bob.expect("Carol has entered the game.")
+    carol.send("quit")
+    await carol.expect_closed()
+    await bob.expect("Carol has left the game.")
+    assert "Carol" not in alice.transcript
+    await alice.command("who", "2 players online:")
