@@ -183,6 +183,7 @@ class PlayLoop:
         session.logged_in(account)
         session.character = character
         character.session = session
+        self.players.changed()
         if previous is not None:
             previous.superseded = True
             previous.character = None
@@ -209,6 +210,7 @@ class PlayLoop:
             return  # handed over to a new engine process: the player has not left
         session.character = None
         character.session = None
+        self.players.changed()
         _tell_room(character, f"{character.name} has left the game.")
 
     async def _play(self, session: Session) -> None:

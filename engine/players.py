@@ -11,19 +11,30 @@ class Players:
 
     def __init__(self) -> None:
         self.sessions: set[Session] = set()
+        #: ``online()``, kept until someone enters or leaves (``who`` asks often).
+        self._online: list[Session] | None = None
 
     def add(self, session: Session) -> None:
         self.sessions.add(session)
+        self.changed()
 
     def discard(self, session: Session) -> None:
         self.sessions.discard(session)
+        self.changed()
+
+    def changed(self) -> None:
+        """Someone entered or left the game: the list of who is online is made again."""
+        self._online = None
 
     def online(self) -> list[Session]:
         """The sessions of players in the game (past login), by name."""
-        return sorted(
-            (s for s in self.sessions if s.character is not None and not s.closed),
-            key=lambda s: s.name.lower(),
-        )
+        listed = self._online
+        if listed is None or any(s.closed for s in listed):
+            listed = self._online = sorted(
+                (s for s in self.sessions if s.character is not None and not s.closed),
+                key=lambda s: s.name.lower(),
+            )
+        return list(listed)
 
     def of_account(self, name: str) -> list[Session]:
         """The sessions logged in to the account ``name`` (any case)."""

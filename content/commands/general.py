@@ -74,18 +74,28 @@ class CmdEmote(Command):
 
 
 class CmdWho(Command):
-    """List the players in the game.
+    """List the players in the game, or those whose name starts with what you type.
 
-    Usage: who
+    Usage: who [name]
+    In a busy game the list shows the first 50 names; give the start of a
+    name to find someone.
     """
 
     key = "who"
+    #: Names shown at most: a list of thousands helps nobody (and costs the game).
+    LIMIT = 50
 
     def run(self, ctx: Context) -> None:
         sessions = ctx.game.online()
+        wanted = ctx.args.strip().lower()
+        if wanted:
+            sessions = [s for s in sessions if s.name.lower().startswith(wanted)]
+            if not sessions:
+                ctx.msg(f"Nobody online has a name starting with '{ctx.args.strip()}'.")
+                return
         now = time.time()
         lines = [f"{plural(len(sessions), 'player')} online:"]
-        for session in sessions:
+        for session in sessions[: self.LIMIT]:
             if ctx.role < Role.BUILDER:
                 # Players see who is on; idle times and roles are for staff.
                 lines.append(f"  {session.name}")
@@ -93,6 +103,9 @@ class CmdWho(Command):
             idle = int(now - session.last_input)
             role = "" if session.role == Role.PLAYER else f" [{session.role}]"
             lines.append(f"  {session.name:<20} idle {idle:>4}s{role}")
+        more = len(sessions) - self.LIMIT
+        if more > 0:
+            lines.append(f"  ... and {more:,} more. Type 'who <start of a name>' to find someone.")
         ctx.msg("\n".join(lines))
 
 

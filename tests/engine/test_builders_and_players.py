@@ -226,3 +226,17 @@ def named_in(local: LocalGame, name: str, carried_by: str):  # type: ignore[no-u
     """The object called ``name`` that ``carried_by`` holds."""
     holder = named(local, carried_by)
     return next(o for o in holder.contents if o.name == name)
+
+
+async def test_who_shows_at_most_fifty_names_and_finds_by_the_start_of_a_name(
+    local: LocalGame,
+) -> None:
+    names = [f"Pl{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(60)]
+    players = await local.players(*names)
+    first = players[0]
+    text = await first.command("who", "to find someone.")
+    assert "60 players online:" in text
+    assert "... and 10 more. Type 'who <start of a name>' to find someone." in text
+    assert text.count("\r\n  Pl") == 50
+    await first.command("who plb", "26 players online:")
+    await first.command("who zz", "Nobody online has a name starting with 'zz'.")
