@@ -32,23 +32,3 @@ def test_frozen_at_start_freed_after_a_reload_and_frozen_again() -> None:
     finally:
         keeper.stop()
     assert gc.get_freeze_count() == 0
-
-
-def test_what_survives_a_full_collection_is_frozen_and_thawed_in_time() -> None:
-    keeper = LongLived(thaw_every=3600)
-    keeper.start()
-    try:
-        frozen = gc.get_freeze_count()
-        later = [Node() for _ in range(100)]
-        gc.collect()
-        assert gc.get_freeze_count() >= frozen + 100, "survivors of a full collection are frozen"
-        gone = weakref.ref(later[0])
-        later.clear()
-        gc.collect()
-        assert gone() is not None, "frozen: not walked until the next thaw"
-        keeper.thaw_every = 0
-        gc.collect()  # past the period: this full collection thaws ...
-        gc.collect()  # ... and this one frees what was garbage
-        assert gone() is None
-    finally:
-        keeper.stop()
