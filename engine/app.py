@@ -180,14 +180,7 @@ class Game:
         self.world.on_change = self.durable.changed
         for problem in self.content.start_hooks():
             log.warning("%s", problem)
-        self.server = await telnet.serve(
-            self.config,
-            self.play.handle,
-            self.durable.after_commit,
-            self.mssp_status,
-            self.durable.unless_troubled,
-            sock=hot.listener.dup() if hot is not None else None,
-        )
+        await self._serve()
         if adopted:
             await self._adopt(adopted)
         self.db_lock.note(self.port)
@@ -454,22 +447,23 @@ class Game:
     def resume_serving(self, sessions: list[Session]) -> None:
         """A handover that failed midway: accept, read and run commands again."""
         if self.hot is not None:
-            asyncio.get_running_loop().create_task(self._serve_again(), name="serve again")
+            asyncio.get_running_loop().create_task(self._serve(), name="serve again")
         for session in sessions:
             transport = session.writer.transport
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
         self.play.resume()
 
-    async def _serve_again(self) -> None:
-        assert self.hot is not None
+    async def _serve(self) -> None:
+        """Accept connections: on the supervisor's listener (a copy, which closing
+        leaves open for a handover that fails), or on a socket of our own."""
         self.server = await telnet.serve(
             self.config,
             self.play.handle,
             self.durable.after_commit,
             self.mssp_status,
             self.durable.unless_troubled,
-            sock=self.hot.listener.dup(),
+            sock=self.hot.listener.dup() if self.hot is not None else None,
         )
 
     async def _watch_engine(self) -> None:
