@@ -18,7 +18,9 @@ from sending a line to the prompt that ends its answer.  A probe connection
 pings every 100 ms: its latency stands for the event loop's lag.
 
 Reported for each N: p50/p99 per action, the probe's p99, the server's CPU
-and memory, world changes saved per second, the load generator's CPU.  The
+and memory, world changes saved per second, the load generator's CPU, and
+how soon a builder's save is live: every 2 s the answer of ``ping`` is
+edited in content and the time until a player gets the new one measured.  The
 last line reads ``players held: N (every action p99 < 100 ms)``.
 
 Usage: python scripts/bench_play.py [--players 100,200] [--rooms 400] [--interval 5]
@@ -99,10 +101,11 @@ def build_world(db_path: Path, rooms: int, players: int) -> None:
     hashed = PasswordHash(key, salt, BENCH_SCRYPT_N, SCRYPT_R, SCRYPT_P).encode()
     now = time.time()
     with store.transaction() as db:
-        db.execute(
-            "INSERT INTO accounts (name, password, role, created) VALUES (?, ?, 'admin', ?)",
-            ("Probe", hashed, now),
-        )
+        for special in ("Probe", "Saver"):
+            db.execute(
+                "INSERT INTO accounts (name, password, role, created) VALUES (?, ?, 'admin', ?)",
+                (special, hashed, now),
+            )
         for n in range(players):
             role = "builder" if n % 100 == 99 else "player"
             db.execute(
@@ -300,7 +303,7 @@ async def probe(
     while not stop.is_set():
         began = time.monotonic()
         client.send("ping")
-        await client.until(b"Pong.")
+        await client.until(b"Pong")  # "Pong." or "Pong!": the builder edits it
         await client.until(PROMPT)
         lags.append((time.monotonic() - began) * 1000)
         await asyncio.sleep(0.1)
@@ -315,6 +318,32 @@ async def changes_saved(client: Client) -> int:
     return int(match.group(1)) if match else 0
 
 
+async def builder_saves(
+    port: int, content: Path, started: asyncio.Event, stop: asyncio.Event, saves: list[float]
+) -> None:
+    """A builder's saves under the load: each edits ``ping``'s answer; how soon it is live."""
+    general = content / "commands" / "general.py"
+    client = Client(*await asyncio.open_connection("127.0.0.1", port))
+    await client.login("Saver")
+    await started.wait()
+    replies = ["Pong.", "Pong!"]
+    while not stop.is_set():
+        await asyncio.sleep(2.0)
+        old, new = replies
+        source = general.read_text()
+        began = time.monotonic()
+        general.write_text(source.replace(f'ctx.msg("{old}")', f'ctx.msg("{new}")'))
+        while time.monotonic() - began < 10:
+            client.send("ping")
+            answer = await client.until(PROMPT)
+            if new.encode() in answer:
+                saves.append((time.monotonic() - began) * 1000)
+                break
+            await asyncio.sleep(0.005)
+        replies.reverse()
+    client.writer.close()
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
@@ -327,7 +356,7 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
     )
     build_world(workdir / "db.sqlite3", rooms, players)
     env = {"MUD_MAX_CONNECTIONS": str(players + 100), "MUD_LOG_LEVEL": "INFO"}
-    args = ["-m", "engine", "--port", "0", "--no-reload", "--content-dir",
+    args = ["-m", "engine", "--port", "0", "--content-dir",
             str(workdir / "content"), "--db-path", str(workdir / "db.sqlite3")]  # fmt: skip
     server = Server.start(args, env=env, workdir=workdir)
     try:
@@ -352,12 +381,16 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
         login_seconds = time.monotonic() - began
         start_at.value = time.time() + 1.0
 
-        async def measure() -> tuple[list[float], list[int], float, float]:
+        async def measure() -> tuple[list[float], list[int], float, float, list[float]]:
             lags: list[float] = []
             saved: list[int] = []
+            saves: list[float] = []
             stop = asyncio.Event()
             started = asyncio.Event()
             task = asyncio.create_task(probe(server.port, started, stop, lags, saved))
+            builder = asyncio.create_task(
+                builder_saves(server.port, workdir / "content", started, stop, saves)
+            )
             await asyncio.sleep(max(0.0, start_at.value - time.time()))
             started.set()
             pid = server.game_pid
@@ -366,9 +399,10 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0) * 100
             stop.set()
             await task
-            return lags, saved, cpu, float(server.rss_kib())
+            await builder
+            return lags, saved, cpu, float(server.rss_kib()), saves
 
-        lags, saved, cpu, rss = asyncio.run(measure())
+        lags, saved, cpu, rss, saves = asyncio.run(measure())
         merged: dict[str, list[float]] = {}
         errors: list[str] = []
         generator_cpu = 0.0
@@ -390,6 +424,7 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             "errors": errors,
             "generator_cpu": generator_cpu,
             "login_seconds": login_seconds,
+            "saves": saves,
         }
     finally:
         server.stop()
@@ -432,6 +467,12 @@ def main() -> None:
             f"{outcome['saved_per_s']:.0f}/s; load generator CPU {outcome['generator_cpu']:.1f} s; "
             f"logins took {outcome['login_seconds']:.1f} s; errors {len(outcome['errors'])}"
         )
+        saves = outcome["saves"]
+        if saves:
+            print(
+                f"a builder's save is live in {statistics.median(saves):.0f} ms "
+                f"(median of {len(saves)}; slowest {max(saves):.0f} ms)"
+            )
         for error in outcome["errors"][:5]:
             print(f"  {error}")
         if worst < GOAL_MS and not outcome["errors"]:
