@@ -45,13 +45,9 @@ class Players:
 
     def broadcast(self, text: str) -> None:
         """One line to every player in the game."""
-        self.broadcast_except(None, text)
-
-    def broadcast_except(self, session: Session | None, text: str) -> None:
-        """One line to every player in the game but ``session``'s."""
-        for other in list(self.sessions):
-            if other is not session and other.character is not None:
-                other.send(text)
+        for session in list(self.sessions):
+            if session.character is not None:
+                session.send(text)
 
     def notify_builders(self, text: str, tag: str = "reload") -> None:
         """One engine notice to every builder and admin in the game.

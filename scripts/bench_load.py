@@ -147,10 +147,14 @@ class Conn:
             chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
             if not chunk:
                 raise ConnectionError(f"closed while waiting for {marker!r}")
-            self.buffer += chunk
+            self.buffer += self.received(chunk)
         index = self.buffer.index(marker) + len(marker)
         seen, self.buffer = self.buffer[:index], self.buffer[index:]
         return seen
+
+    def received(self, data: bytes) -> bytes:
+        """What of ``data`` to keep as text (a subclass may answer telnet commands first)."""
+        return data
 
     def send(self, line: str) -> None:
         self.writer.write(line.encode() + b"\r\n")

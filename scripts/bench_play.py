@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_load import Server
+from bench_load import Conn, Server
 from bench_reload import machine, print_table
 
 from engine.accounts.passwords import SCRYPT_P, SCRYPT_R, PasswordHash
@@ -121,20 +121,10 @@ def build_world(db_path: Path, rooms: int, players: int) -> None:
 # -- one player ----------------------------------------------------------------------
 
 
-class Client:
+class Client(Conn):
     """A telnet connection that answers negotiation like a MUD client and reads to prompts."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.text = b""
-
-    @classmethod
-    async def open(cls, port: int) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    def _answer(self, data: bytes) -> bytes:
+    def received(self, data: bytes) -> bytes:
         """Answer the telnet commands in ``data``; the text that remains."""
         out = bytearray()
         i = 0
@@ -166,26 +156,12 @@ class Client:
                 i += 2
         return bytes(out)
 
-    async def until(self, marker: bytes, timeout: float = 60) -> bytes:
-        deadline = time.monotonic() + timeout
-        while marker not in self.text:
-            chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
-            if not chunk:
-                raise ConnectionError("closed")
-            self.text += self._answer(chunk)
-        end = self.text.index(marker) + len(marker)
-        seen, self.text = self.text[:end], self.text[end:]
-        return seen
-
-    def send(self, line: str) -> None:
-        self.writer.write(line.encode() + b"\r\n")
-
     async def login(self, name: str) -> bytes:
-        await self.until(b"known? ")
+        await self.until(b"known? ", timeout=60)
         self.send(name)
-        await self.until(b"Password: ")
+        await self.until(b"Password: ", timeout=60)
         self.send(PASSWORD)
-        return await self.until(PROMPT)
+        return await self.until(PROMPT, timeout=60)
 
 
 def choose(mix: dict[str, int]) -> str:
@@ -251,7 +227,7 @@ async def one_player(
         if found:
             exits = [e.strip() for e in found[-1].decode().split(",") if e.strip()]
         await asyncio.sleep(interval * random.uniform(0.5, 1.5))
-    client.writer.close()
+    client.close()
 
 
 def generator(
@@ -296,7 +272,7 @@ def cpu_seconds(pid: int) -> float:
 async def probe(
     port: int, started: asyncio.Event, stop: asyncio.Event, lags: list[float], saved: list[int]
 ) -> None:
-    client = Client(*await asyncio.open_connection("127.0.0.1", port))
+    client = await Client.open(port)
     await client.login("Probe")
     await started.wait()
     saved.append(await changes_saved(client))
@@ -308,7 +284,7 @@ async def probe(
         lags.append((time.monotonic() - began) * 1000)
         await asyncio.sleep(0.1)
     saved.append(await changes_saved(client))
-    client.writer.close()
+    client.close()
 
 
 async def changes_saved(client: Client) -> int:
@@ -323,7 +299,7 @@ async def builder_saves(
 ) -> None:
     """A builder's saves under the load: each edits ``ping``'s answer; how soon it is live."""
     general = content / "commands" / "general.py"
-    client = Client(*await asyncio.open_connection("127.0.0.1", port))
+    client = await Client.open(port)
     await client.login("Saver")
     await started.wait()
     replies = ["Pong.", "Pong!"]
@@ -341,7 +317,7 @@ async def builder_saves(
                 break
             await asyncio.sleep(0.005)
         replies.reverse()
-    client.writer.close()
+    client.close()
 
 
 def p99(values: list[float]) -> float:
