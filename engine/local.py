@@ -130,7 +130,7 @@ class LocalGame:
             character.location = self.world.start_room
         session = RecordingSession(name, role)
         session.account = account
-        object.__setattr__(character, "session", session)
+        character.session = session
         player = LocalPlayer(self, character, session)
         for other in self._players:
             if other.character.location is character.location:
@@ -186,7 +186,7 @@ class LocalGame:
 
     def _leave(self, player: LocalPlayer) -> None:
         """The player quit: the character stays, asleep, and the others are told."""
-        object.__setattr__(player.character, "session", None)
+        player.character.session = None
         self._players.remove(player)
         for other in self._players:
             if other.character.location is player.character.location:

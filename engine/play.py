@@ -9,20 +9,21 @@ services (``engine.services.GameServices``) and nothing more.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.accounts.login import login
-from engine.commands.base import Context
+from engine.commands.base import Command, Context
 from engine.commands.dispatch import DIRECTIONS, parse, resolve
 from engine.commands.registry import Registry
 from engine.config import Config
 from engine.content.guard import ContentGuard
-from engine.content.run import run_command
+from engine.content.run import run_command, start_command
 from engine.net.lines import LineTooLong
 from engine.net.session import Flooding, Session
 from engine.net.text import clean_line
@@ -237,7 +238,10 @@ class PlayLoop:
                     queued.appendleft(line)
                     await self.resumed.wait()  # or the process ends, handed over
                     continue
-                running = asyncio.ensure_future(self.execute(session, clean_line(line)))
+                rest = self.start(session, clean_line(line))
+                if rest is None:
+                    continue  # done already: a plain command, the common case
+                running = asyncio.ensure_future(rest)
                 self.running.add(running)
                 running.add_done_callback(self.running.discard)
                 told = False
@@ -268,25 +272,52 @@ class PlayLoop:
         return session.reading
 
     async def _read(self, session: Session) -> str | None:
-        """The next line, from the read in progress if there is one."""
-        reading = session.reading or self._start_read(session)
+        """The next line, from the read in progress if there is one.
+
+        With none in progress the line is awaited here, not in a task of its
+        own: a task per line read costs more than the read.
+        """
+        reading = session.reading
+        if reading is None:
+            return await session.readline()
         try:
             return await reading
         finally:
             session.reading = None
 
     async def execute(self, session: Session, line: str) -> None:
-        """Dispatch one line typed by a logged-in player."""
+        """Dispatch one line typed by a logged-in player, and run it to the end."""
+        prepared = self._prepare(session, line)
+        if prepared is not None:
+            await run_command(*prepared, self.guard)
+
+    def start(self, session: Session, line: str) -> Coroutine[Any, Any, None] | None:
+        """Dispatch one line: run a plain command now; return the rest to await, or None.
+
+        An ``async`` command comes back whole, resolved again when it is
+        awaited: dispatched now and run a loop turn later, its command class
+        and the content it uses could come from two sides of a reload.
+        """
+        prepared = self._prepare(session, line)
+        if prepared is None:
+            return None
+        command, ctx = prepared
+        if inspect.iscoroutinefunction(command.run):
+            return self.execute(session, line)
+        return start_command(command, ctx, self.guard)
+
+    def _prepare(self, session: Session, line: str) -> tuple[Command, Context] | None:
+        """The command ``line`` names and its context; None once the player was told why not."""
         character = session.character
         if character is None:
-            return
+            return None
         verb, args = parse(line)
         if not verb:
-            return
+            return None
         found = resolve(self.registry, verb, args, session.role, character.location)
         if found.command is None:
             session.send(found.error)
-            return
+            return None
         ctx = Context(
             caller=character,
             session=session,
@@ -295,7 +326,7 @@ class PlayLoop:
             args=found.args,
             switches=found.switches,
         )
-        await run_command(found.command, ctx, self.guard)
+        return found.command, ctx
 
 
 def _stage(adopted: dict[str, Any] | None) -> tuple[str, str] | None:

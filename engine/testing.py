@@ -406,7 +406,7 @@ async def call_command(
         if isinstance(obj, Character) and obj.session is None:
             recorder = RecordingSession(obj.name, role if obj is caller else Role.PLAYER)
             # A stand-in for a connection: it has what commands use of one.
-            object.__setattr__(obj, "session", recorder)
+            obj.session = recorder
             recorders[obj] = recorder
     try:
         session = recorders.get(caller)
@@ -423,4 +423,4 @@ async def call_command(
         return {character.name: list(r.sent) for character, r in recorders.items()}
     finally:
         for obj in recorders:
-            object.__setattr__(obj, "session", None)
+            obj.session = None

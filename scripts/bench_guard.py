@@ -92,9 +92,7 @@ async def cost_section(seconds: float, rounds: int) -> list[tuple[str, ...]]:
                     for which, server in (("off", off), ("on", on)):
                         before = cpu_seconds(server)
                         started = time.perf_counter()
-                        rate, _p50, _p99 = await throughput(
-                            conns[which][:clients], command, seconds
-                        )
+                        rate = (await throughput(conns[which][:clients], command, seconds)).rate
                         commands = rate * (time.perf_counter() - started)
                         rates[which].append(rate)
                         cpu[which].append((cpu_seconds(server) - before) / commands * 1e6)

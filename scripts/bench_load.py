@@ -15,7 +15,7 @@ after telnetlib3's 0.5 s connect_maxwait).  The game's per-connection input
 rate limit is lifted for the run: it would measure the limiter, not the
 engine.
 
-Usage: python scripts/bench_load.py [--seconds 3] [--clients 1,10,50,200]
+Usage: python scripts/bench_load.py [--seconds 3] [--rounds 3] [--clients 1,10,50,200]
 """
 
 from __future__ import annotations
@@ -206,7 +206,24 @@ async def closed_loop(
     return count
 
 
-async def throughput(conns: list[Conn], command: str, seconds: float) -> tuple[float, float, float]:
+@dataclass
+class Measured:
+    """One closed-loop run: commands per second and latency percentiles (ms)."""
+
+    rate: float
+    p50: float
+    p99: float
+
+
+def median_of(runs: list[Measured]) -> Measured:
+    return Measured(
+        statistics.median(r.rate for r in runs),
+        statistics.median(r.p50 for r in runs),
+        statistics.median(r.p99 for r in runs),
+    )
+
+
+async def throughput(conns: list[Conn], command: str, seconds: float) -> Measured:
     latencies: list[float] = []
     started = time.perf_counter()
     until = started + seconds
@@ -214,12 +231,18 @@ async def throughput(conns: list[Conn], command: str, seconds: float) -> tuple[f
         *(closed_loop(c, command, lambda: time.perf_counter() > until, latencies) for c in conns)
     )
     elapsed = time.perf_counter() - started
-    return sum(counts) / elapsed, statistics.median(latencies), p99(latencies)
+    return Measured(sum(counts) / elapsed, statistics.median(latencies), p99(latencies))
 
 
 async def load_section(
-    game: Server, echo: Server, sizes: list[int], seconds: float
+    game: Server, echo: Server, sizes: list[int], seconds: float, rounds: int
 ) -> list[tuple[str, ...]]:
+    """Echo, ping and look measured in turn, ``rounds`` times: medians of the rounds.
+
+    The machine's speed drifts from one second to the next (a shared VM);
+    taking echo, ping and look in turns, each ratio within its own round,
+    keeps the drift out of the ratios.
+    """
     rows: list[tuple[str, ...]] = []
     game_conns: list[Conn] = []
     echo_conns: list[Conn] = []
@@ -227,21 +250,25 @@ async def load_section(
         fresh = range(len(game_conns), size)
         game_conns += await asyncio.gather(*(game_login(game.port, name_for(i)) for i in fresh))
         echo_conns += await asyncio.gather(*(echo_login(echo.port, "") for _ in fresh))
-        echo_rate, echo_p50, echo_p99 = await throughput(echo_conns[:size], "ping", seconds)
-        ping_rate, ping_p50, ping_p99 = await throughput(game_conns[:size], "ping", seconds)
-        look_rate, look_p50, look_p99 = await throughput(game_conns[:size], "look", seconds)
+        runs: list[tuple[Measured, Measured, Measured]] = []
+        for _ in range(rounds):
+            echo_run = await throughput(echo_conns[:size], "ping", seconds)
+            ping_run = await throughput(game_conns[:size], "ping", seconds)
+            look_run = await throughput(game_conns[:size], "look", seconds)
+            runs.append((echo_run, ping_run, look_run))
+        echo_m, ping_m, look_m = (median_of([run[i] for run in runs]) for i in range(3))
         rows.append(
             (
                 str(size),
-                f"{echo_rate:,.0f}",
-                f"{echo_p50:.2f}/{echo_p99:.2f}",
-                f"{ping_rate:,.0f}",
-                f"{ping_p50:.2f}/{ping_p99:.2f}",
-                f"{ping_rate / echo_rate:.0%}",
-                f"{ping_p99 / echo_p99:.1f}x",
-                f"{look_rate:,.0f}",
-                f"{look_p50:.2f}/{look_p99:.2f}",
-                f"{look_rate / echo_rate:.0%}",
+                f"{echo_m.rate:,.0f}",
+                f"{echo_m.p50:.2f}/{echo_m.p99:.2f}",
+                f"{ping_m.rate:,.0f}",
+                f"{ping_m.p50:.2f}/{ping_m.p99:.2f}",
+                f"{statistics.median(p.rate / e.rate for e, p, _ in runs):.0%}",
+                f"{ping_m.p99 / echo_m.p99:.1f}x",
+                f"{look_m.rate:,.0f}",
+                f"{look_m.p50:.2f}/{look_m.p99:.2f}",
+                f"{statistics.median(lk.rate / e.rate for e, _, lk in runs):.0%}",
             )
         )
     for conn in game_conns + echo_conns:
@@ -307,6 +334,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", default="1,10,50,200")
+    parser.add_argument("--rounds", type=int, default=3, help="echo/ping/look turns per size")
     parser.add_argument("--logins", type=int, default=50)
     parser.add_argument("--idle", default="1000,5000")
     args = parser.parse_args()
@@ -315,10 +343,10 @@ def main() -> int:
     print(f"machine: {machine()}")
     game, echo = start_game(), start_echo()
     try:
-        rows = asyncio.run(load_section(game, echo, sizes, args.seconds))
+        rows = asyncio.run(load_section(game, echo, sizes, args.seconds, args.rounds))
         print_table(
-            f"Closed-loop commands, all clients in one room ({args.seconds:.0f} s each; "
-            "latency ms p50/p99)",
+            f"Closed-loop commands, all clients in one room (median of {args.rounds} rounds of "
+            f"{args.seconds:.0f} s each; latency ms p50/p99)",
             (
                 "clients",
                 "echo cmd/s",

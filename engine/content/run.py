@@ -8,6 +8,8 @@ to builders, the player gets a short line, and the session goes on.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 from engine.commands.base import Command, Context
 from engine.content.guard import ContentFailed, ContentGuard
@@ -23,11 +25,43 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
     label = f"'{command.key}'"
     context = f"running '{command.key}' for {ctx.caller.name}"
     try:
-        # Called, not awaited through guard.run: most commands are plain
-        # functions, and this is the path every command takes.
         result = guard.step(label, ctx.session, context, command.run, ctx)
         if result is not None and inspect.isawaitable(result):
             await guard.awaitable(result, label, ctx.session, context)
+    except ContentFailed as failure:
+        ctx.msg(failure.message)
+
+
+def start_command(
+    command: Command, ctx: Context, guard: ContentGuard | None = None
+) -> Coroutine[Any, Any, None] | None:
+    """Run a plain command now; return what is left to await (if it returned an awaitable).
+
+    Most commands are plain functions: they run to the end here, with no
+    task and no trip through the event loop, which is most of what a
+    command costs under load (see README, "How many players one process
+    holds").  An ``async`` command is returned whole and unstarted.
+    """
+    if inspect.iscoroutinefunction(command.run):
+        return run_command(command, ctx, guard)
+    guard = guard if guard is not None else _PLAIN
+    label = f"'{command.key}'"
+    context = f"running '{command.key}' for {ctx.caller.name}"
+    try:
+        result = guard.step(label, ctx.session, context, command.run, ctx)
+    except ContentFailed as failure:
+        ctx.msg(failure.message)
+        return None
+    if result is not None and inspect.isawaitable(result):
+        return _finish(result, ctx, guard, label, context)
+    return None
+
+
+async def _finish(
+    result: Awaitable[Any], ctx: Context, guard: ContentGuard, label: str, context: str
+) -> None:
+    try:
+        await guard.awaitable(result, label, ctx.session, context)
     except ContentFailed as failure:
         ctx.msg(failure.message)
 

@@ -153,6 +153,8 @@ def _in_effect(text: str) -> str:
 
 #: What starts every continuation piece of a wrapped line.
 CONTINUATION = "  "
+#: Where a line may break: a single space between two visible characters.
+_BREAK = re.compile(r"(?<=\S) (?=\S)")
 
 
 def wrap(text: str, width: int) -> str:
@@ -169,25 +171,73 @@ def wrap(text: str, width: int) -> str:
         return text
     out: list[str] = []
     for line in text.split("\n"):
+        if "|" not in line:
+            out.append(line if len(line) <= width else _wrap_plain(line, width))
+            continue
         if visible_length(line) <= width:
             out.append(line)
             continue
-        current = ""
-        current_len = 0
-        for word in re.split(r"(?<=\S) (?=\S)", line):
+        words = _BREAK.split(line)
+        current = words[0]
+        current_len = visible_length(current)
+        for word in words[1:]:
             size = visible_length(word)
-            if current and current_len + 1 + size > width:
+            if current_len + 1 + size > width:
                 out.append(current)
-                word = CONTINUATION + word
-                size += len(CONTINUATION)
                 # ``render`` ends every line with a reset: the markup in effect
                 # carries over to the next piece, so a narrow window shows the
                 # colours a wide one does.
-                current, current_len = _in_effect(current) + word, size
-            elif current:
+                current = _in_effect(current) + CONTINUATION + word
+                current_len = size + len(CONTINUATION)
+            else:
                 current += " " + word
                 current_len += 1 + size
-            else:
-                current, current_len = word, size
         out.append(current)
     return "\n".join(out)
+
+
+def _wrap_plain(line: str, width: int) -> str:
+    """``wrap`` for one line without markup: the same pieces, found a piece at a time.
+
+    Every character shows, so a piece is a slice: the last break within the
+    width is found with ``rfind`` instead of adding up words one by one
+    (the text of every ``look`` goes through here).
+    """
+    pieces: list[str] = []
+    start = 0
+    room = width
+    end = len(line)
+    while end - start > room:
+        cut = _last_break(line, start, start + room)
+        if cut < 0:  # a word longer than the width: kept whole
+            cut = _next_break(line, start + room + 1)
+            if cut < 0:
+                break
+        pieces.append(line[start:cut])
+        start = cut + 1
+        room = width - len(CONTINUATION)
+    pieces.append(line[start:])
+    return ("\n" + CONTINUATION).join(pieces)
+
+
+def _breaks_at(line: str, index: int) -> bool:
+    """True if the space at ``index`` stands alone between visible characters (``_BREAK``)."""
+    if not 0 < index < len(line) - 1:
+        return False
+    return not (line[index - 1].isspace() or line[index + 1].isspace())
+
+
+def _last_break(line: str, start: int, limit: int) -> int:
+    """The last break after ``start`` and at or before ``limit``; -1 if none."""
+    cut = line.rfind(" ", start + 1, limit + 1)
+    while cut > start and not _breaks_at(line, cut):
+        cut = line.rfind(" ", start + 1, cut)
+    return cut if cut > start else -1
+
+
+def _next_break(line: str, begin: int) -> int:
+    """The first break at or after ``begin``; -1 if none."""
+    cut = line.find(" ", begin)
+    while cut >= 0 and not _breaks_at(line, cut):
+        cut = line.find(" ", cut + 1)
+    return cut

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from engine.world import atomic, grammar
@@ -42,6 +43,15 @@ class Listener(Protocol):
     def room_changed(self, room: GameObject | None) -> None:
         """The character now stands in ``room`` (clients with a mapper are told)."""
         ...
+
+
+@dataclass(slots=True)
+class Present:
+    """What is in a room, as ``look`` shows it: things, exits and the characters played now."""
+
+    things: list[GameObject]
+    exits: list[GameObject]
+    awake: list[GameObject]
 
 
 class WorldError(Exception):
@@ -116,6 +126,8 @@ class GameObject:
     attributes: Attributes
     #: The connection playing this object (characters only), None while offline.
     session: Listener | None
+    #: What ``Room.appearance`` sorted out of ``contents``, until it changes (``_sorted``).
+    _seen: tuple[list[GameObject], int, Present] | None
 
     def __init__(
         self,
@@ -142,6 +154,7 @@ class GameObject:
         set_(self, "contents", [])
         set_(self, "attributes", Attributes(self, attributes))
         set_(self, "session", None)
+        set_(self, "_seen", None)
         set_(self, "_world", world)
 
     # -- persistence ------------------------------------------------------------
@@ -155,6 +168,8 @@ class GameObject:
             self._changed()
         else:
             object.__setattr__(self, name, value)
+            if name == "session" and self._location is not None:
+                object.__setattr__(self._location, "_seen", None)  # woke or fell asleep
 
     def _changed(self) -> None:
         world = self._world
@@ -177,10 +192,14 @@ class GameObject:
                 atomic.touch(old)
             if where is not None:
                 atomic.touch(where)
-        if old is not None and self in old.contents:
-            old.contents.remove(self)
-        object.__setattr__(self, "_location", where)
+        set_ = object.__setattr__
+        if old is not None:
+            set_(old, "_seen", None)
+            if self in old.contents:
+                old.contents.remove(self)
+        set_(self, "_location", where)
         if where is not None:
+            set_(where, "_seen", None)
             where.contents.append(self)
         self._changed()
         self._moved(where)
@@ -329,30 +348,45 @@ class Room(GameObject):
         lines = [self.display_name(looker)]
         if self.description:
             lines.append(self.description)
-        # One pass over the contents: in a crowded room (sleeping characters
-        # stay where they logged out) three passes were most of a look's cost.
-        things: list[GameObject] = []
-        exits: list[GameObject] = []
-        others: list[GameObject] = []
-        for item in self.contents:
-            kind = item.kind
-            if kind == "thing":
-                things.append(item)
-            elif kind == "exit":
-                exits.append(item)
-            elif kind == "character" and item is not looker and item.session is not None:
-                others.append(item)
-        if things:
-            lines.append(f"You see: {', '.join(t.a_name(looker) for t in things)}.")
-        names = ", ".join(e.display_name(looker) for e in exits)
+        present = self._sorted()
+        if present.things:
+            lines.append(f"You see: {', '.join(t.a_name(looker) for t in present.things)}.")
+        names = ", ".join(e.display_name(looker) for e in present.exits)
         lines.append(f"Exits: {names}." if names else "There is no obvious way out.")
-        if others:
+        awake = present.awake
+        # The looker is among them exactly when it is here and played now.
+        count = len(awake) - (looker.location is self and looker.session is not None)
+        if count > 0:
             # A crowd is summed up: a list of 200 names helps nobody, and the
             # cost of a look should not grow with the room's population.
-            shown = ", ".join(c.display_name(looker) for c in others[: self.CROWD])
-            more = len(others) - self.CROWD
-            lines.append(f"Here: {shown}" + (f" and {more} others." if more > 0 else "."))
+            shown = [c for c in awake[: self.CROWD + 1] if c is not looker][: self.CROWD]
+            names = ", ".join(c.display_name(looker) for c in shown)
+            more = count - len(shown)
+            lines.append(f"Here: {names}" + (f" and {more} others." if more > 0 else "."))
         return "\n".join(lines)
+
+    def _sorted(self) -> Present:
+        """The contents sorted out for ``appearance``, kept until they change.
+
+        Moving in or out and a character here waking or falling asleep clear
+        it; a transaction undone puts back a new contents list, which the
+        check against the list itself catches.  Every ``look`` in a crowded
+        room would otherwise walk the whole crowd: most of its cost.
+        """
+        contents = self.contents
+        seen = self._seen
+        if seen is not None and seen[0] is contents and seen[1] == len(contents):
+            return seen[2]
+        present = Present([], [], [])
+        for item in contents:
+            if item.session is not None:  # only a character played now has one
+                present.awake.append(item)
+            elif item.kind == "thing":
+                present.things.append(item)
+            elif item.kind == "exit":
+                present.exits.append(item)
+        object.__setattr__(self, "_seen", (contents, len(contents), present))
+        return present
 
 
 class Exit(GameObject):

@@ -231,6 +231,29 @@ def test_wrap_only_turns_spaces_into_line_breaks_and_fills_greedily(text: str, w
             assert visible_length(piece) + 1 + len(first_word) > width
 
 
+def greedy_by_words(line: str, width: int) -> list[str]:
+    """The rule ``wrap`` follows, word by word: a piece takes words while they fit."""
+    words = BREAK.split(line)
+    pieces = [words[0]]
+    for word in words[1:]:
+        if len(pieces[-1]) + 1 + len(word) > width:
+            pieces.append(CONTINUATION + word)
+        else:
+            pieces[-1] += " " + word
+    return pieces
+
+
+#: Plain text with the spaces that make breaking hard: runs of them, tabs, no-break spaces.
+plain_text = st.text(alphabet=st.sampled_from("ab \t\u00a0\u3000xyz"), max_size=120)
+
+
+@settings(max_examples=500, deadline=None)
+@given(plain_text, st.integers(min_value=1, max_value=40))
+def test_wrap_of_text_without_markup_is_the_greedy_rule(line: str, width: int) -> None:
+    """Text without markup is wrapped a slice at a time; the pieces are the word-by-word ones."""
+    assert wrap(line, width).split("\n") == greedy_by_words(line, width)
+
+
 # -- clientinfo: TTYPE, MTTS, window size ------------------------------------------------------
 
 

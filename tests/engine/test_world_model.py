@@ -11,6 +11,7 @@ import pytest
 
 from engine.accounts.account import Role
 from engine.commands.base import Context
+from engine.content.guard import ContentFailed, ContentGuard
 from engine.world import objectstore
 from engine.world.durability import DurableOutput
 from engine.world.model import World, WorldError
@@ -96,9 +97,57 @@ def test_room_appearance_lists_things_exits_and_online_people_only() -> None:
     bob = world.create("character", "Bob", location=square, account_id=2)
     text = square.appearance(alice)
     assert text.splitlines() == ["Square", "A square.", "You see: a lamp.", "Exits: north."]
-    object.__setattr__(bob, "session", object())  # online
+    bob.session = Listening()  # online
     assert square.appearance(alice).endswith("Here: Bob.")
     assert "Here:" not in square.appearance(bob)  # nobody sees themselves; Alice is offline
+
+
+class Listening:
+    """A stand-in for the connection playing a character."""
+
+    def send(self, text: str) -> None:
+        pass
+
+    def room_changed(self, room: GameObject | None) -> None:
+        pass
+
+
+def test_what_look_shows_follows_every_change_of_who_and_what_is_here() -> None:
+    """``look`` keeps what it sorted out of a room until it changes: it must change with it."""
+    world, square, library, alice = small_world()
+    alice.session = Listening()
+    crowd = [
+        world.create("character", f"P{i}", location=square, account_id=10 + i) for i in range(20)
+    ]
+    for person in crowd:
+        person.session = Listening()
+    shown = ", ".join(p.name for p in crowd[: Room.CROWD])
+    assert square.appearance(alice).endswith(f"Here: {shown} and 5 others.")
+
+    crowd[0].location = library  # leaves
+    crowd[1].session = None  # falls asleep
+    shown = ", ".join(p.name for p in crowd[2 : 2 + Room.CROWD])
+    assert square.appearance(alice).endswith(f"Here: {shown} and 3 others.")
+    assert library.appearance(alice).endswith("Here: P0.")
+
+    lamp = world.create("thing", "lamp", location=square)
+    assert "You see: a lamp." in square.appearance(alice)
+    alice.location = library  # looking in from elsewhere: still 18 others
+    assert square.appearance(alice).endswith(f"Here: {shown} and 3 others.")
+
+    # A move undone by a failed transaction puts the old contents lists back.
+    guard = ContentGuard()
+
+    def moves_then_fails() -> None:
+        lamp.location = library
+        crowd[2].location = library
+        raise ValueError("undone")
+
+    with pytest.raises(ContentFailed):
+        guard.call("'fails'", moves_then_fails)
+    assert "You see: a lamp." in square.appearance(alice)
+    assert square.appearance(alice).endswith(f"Here: {shown} and 3 others.")
+    assert library.appearance(alice).endswith("Here: P0.")
 
 
 def test_attributes_take_json_data_only_and_stage_every_change() -> None:
