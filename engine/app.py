@@ -387,6 +387,10 @@ class Game:
             "hot restarts": str(hot.restarts if hot is not None else 0),
             "players online": str(len(self.online())),
             "world changes saved": str(self.durable.committed),
+            "garbage collection": (
+                f"{self.long_lived.full_collections} full passes, "
+                f"longest pause {self.long_lived.longest_pause * 1000:.0f} ms"
+            ),
         }
 
     def _supervisor_says(self, message: dict[str, Any], fds: list[int]) -> None:

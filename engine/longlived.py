@@ -7,12 +7,23 @@ with this).  What start-up made is frozen out of those passes
 (``gc.freeze``).  A reload makes old content versions garbage, so it
 unfreezes everything; the next full collection frees them, and what
 survives it is frozen again.
+
+Every collection is timed: how many full ones there were and the longest
+pause any collection made are in ``status``, and one that holds the game
+past ``SLOW`` seconds is logged.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import time
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: A collection longer than this is logged: every player waited that long.
+SLOW = 0.1
 
 
 class LongLived:
@@ -21,6 +32,10 @@ class LongLived:
     def __init__(self) -> None:
         self._thawed = False
         self._active = False
+        self._began = 0.0
+        #: Full collections since start, and the longest pause of any collection (s).
+        self.full_collections = 0
+        self.longest_pause = 0.0
 
     def start(self) -> None:
         gc.freeze()
@@ -40,6 +55,20 @@ class LongLived:
             gc.unfreeze()
 
     def _collected(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info.get("generation") == 2 and self._thawed:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._began
+        self.longest_pause = max(self.longest_pause, pause)
+        if info.get("generation") != 2:
+            return
+        self.full_collections += 1
+        if pause > SLOW:
+            log.warning(
+                "a full garbage collection held the game for %.0f ms (%d objects frozen)",
+                pause * 1000,
+                gc.get_freeze_count(),
+            )
+        if self._thawed:
             self._thawed = False
             gc.freeze()

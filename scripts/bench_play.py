@@ -270,12 +270,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def probe(
-    port: int, started: asyncio.Event, stop: asyncio.Event, lags: list[float], saved: list[int]
+    port: int,
+    started: asyncio.Event,
+    stop: asyncio.Event,
+    lags: list[float],
+    facts: list[dict[str, str]],
 ) -> None:
     client = await Client.open(port)
     await client.login("Probe")
     await started.wait()
-    saved.append(await changes_saved(client))
+    facts.append(await status_of(client))
     while not stop.is_set():
         began = time.monotonic()
         client.send("ping")
@@ -283,15 +287,15 @@ async def probe(
         await client.until(PROMPT)
         lags.append((time.monotonic() - began) * 1000)
         await asyncio.sleep(0.1)
-    saved.append(await changes_saved(client))
+    facts.append(await status_of(client))
     client.close()
 
 
-async def changes_saved(client: Client) -> int:
+async def status_of(client: Client) -> dict[str, str]:
+    """What the ``status`` command says, as a dict."""
     client.send("status")
-    text = await client.until(PROMPT)
-    match = re.search(rb"world changes saved: +(\d+)", text)
-    return int(match.group(1)) if match else 0
+    text = (await client.until(PROMPT)).decode(errors="replace")
+    return dict(re.findall(r"^([a-z][a-z ]+): +(.*?)\r?$", text, re.MULTILINE))
 
 
 async def builder_saves(
@@ -318,6 +322,15 @@ async def builder_saves(
             await asyncio.sleep(0.005)
         replies.reverse()
     client.close()
+
+
+def saved(facts: dict[str, str]) -> int:
+    return int(facts.get("world changes saved", "0"))
+
+
+def full_passes(facts: dict[str, str]) -> int:
+    match = re.match(r"(\d+) full passes", facts.get("garbage collection", ""))
+    return int(match.group(1)) if match else 0
 
 
 def p99(values: list[float]) -> float:
@@ -359,11 +372,11 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
 
         async def measure() -> tuple[list[float], list[int], float, float, list[float]]:
             lags: list[float] = []
-            saved: list[int] = []
+            facts: list[dict[str, str]] = []
             saves: list[float] = []
             stop = asyncio.Event()
             started = asyncio.Event()
-            task = asyncio.create_task(probe(server.port, started, stop, lags, saved))
+            task = asyncio.create_task(probe(server.port, started, stop, lags, facts))
             builder = asyncio.create_task(
                 builder_saves(server.port, workdir / "content", started, stop, saves)
             )
@@ -376,9 +389,9 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             stop.set()
             await task
             await builder
-            return lags, saved, cpu, float(server.rss_kib()), saves
+            return lags, facts, cpu, float(server.rss_kib()), saves
 
-        lags, saved, cpu, rss, saves = asyncio.run(measure())
+        lags, facts, cpu, rss, saves = asyncio.run(measure())
         merged: dict[str, list[float]] = {}
         errors: list[str] = []
         generator_cpu = 0.0
@@ -396,7 +409,9 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             "lag_p99": p99(lags),
             "cpu": cpu,
             "rss_mib": rss / 1024,
-            "saved_per_s": (saved[-1] - saved[0]) / seconds if len(saved) == 2 else 0.0,
+            "saved_per_s": (saved(facts[-1]) - saved(facts[0])) / seconds,
+            "collections": full_passes(facts[-1]) - full_passes(facts[0]),
+            "gc": facts[-1].get("garbage collection", "?"),
             "errors": errors,
             "generator_cpu": generator_cpu,
             "login_seconds": login_seconds,
@@ -442,6 +457,10 @@ def main() -> None:
             f"{outcome['cpu']:.0f} %, RSS {outcome['rss_mib']:.0f} MiB; world changes saved "
             f"{outcome['saved_per_s']:.0f}/s; load generator CPU {outcome['generator_cpu']:.1f} s; "
             f"logins took {outcome['login_seconds']:.1f} s; errors {len(outcome['errors'])}"
+        )
+        print(
+            f"garbage collection: {outcome['collections']} full passes while playing; "
+            f"since start {outcome['gc']}"
         )
         saves = outcome["saves"]
         if saves:
