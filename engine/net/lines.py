@@ -84,6 +84,10 @@ def _next_break(text: str, start: int) -> int:
     return min(cr, lf)
 
 
+async def _nothing(_size: int) -> str:
+    return ""
+
+
 class LineTooLong(Exception):
     """Raised by ``BoundedLineReader`` when a client keeps sending overlong lines."""
 
@@ -116,6 +120,16 @@ class BoundedLineReader:
     @property
     def limit(self) -> int:
         return self._splitter.limit
+
+    def release(self) -> None:
+        """The connection is gone: read nothing more, and let go of the callbacks.
+
+        They are bound methods of the session and the telnet reader, which
+        hold this reader in turn: a cycle only a full collection would free.
+        """
+        self._read = _nothing
+        self._on_overlong = None
+        self._eof = True
 
     @property
     def pending(self) -> int:

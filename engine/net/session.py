@@ -346,6 +346,19 @@ class Session:
         except Exception:
             log.debug("closing %r failed", self, exc_info=True)
 
+    def release(self) -> None:
+        """The connection is gone and its play loop has ended: let go of what links back here.
+
+        The session and its line reader refer to each other (through bound
+        methods); undone here, both are freed as soon as the last reference
+        goes, instead of waiting for a full garbage collection, which
+        ``engine.longlived`` keeps rare.
+        """
+        self.closed = True
+        self.lines.release()
+        self.reading = None
+        self.task = None
+
     def abort(self) -> None:
         """Drop the connection at once, discarding queued output."""
         self.closed = True

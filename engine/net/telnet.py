@@ -172,6 +172,13 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: negotiated again; an MCCP2 stream is started anew.
     adopted: dict[str, Any] | None = None
 
+    #: The session the shell made of this connection, until both have ended.
+    session: Session | None = None
+    #: The shell has ended (it closed the session); the connection may still be open.
+    shell_ended = False
+    #: The connection is lost and its objects released: a shell started late stays away.
+    released = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("writer_factory_encoding", MudWriter)
         super().__init__(*args, **kwargs)
@@ -256,6 +263,58 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             limiter.release(self.admitted_ip, key=self)
             self.admitted_ip = None
         super().connection_lost(exc)
+        if self.session is None or self.shell_ended:
+            self._release()
+
+    def end_shell(self) -> None:
+        """The shell is done with this connection (it closed its session)."""
+        self.shell_ended = True
+        if self._closing:
+            self._release()
+
+    def _release(self) -> None:
+        """Both the connection and its shell have ended: undo the cycles among their objects.
+
+        The session, its line reader and telnetlib3's protocol, reader and
+        writer refer to each other in cycles.  Undone, they are freed by
+        reference counting the moment the last reference goes; otherwise only
+        a full garbage collection would, and ``engine.longlived`` freezes
+        what lives long out of those (a closed connection would stay frozen).
+        telnetlib3's ``close`` clears the writer's callback tables; what it
+        leaves are the option tables' change callbacks, the encoding callback
+        the reader and writer share with this protocol, and MCCP2's wrapper of
+        the transport's ``write``, which closes over this protocol
+        (``tests/engine/test_release.py`` finds any cycle left).
+        """
+        if self.released:
+            return
+        self.released = True
+        if self.session is not None:
+            self.session.release()
+            self.session = None
+        # Any: telnetlib3 types these as its base classes, without fn_encoding.
+        writer: Any = self.writer
+        reader: Any = self.reader
+        if writer is None:
+            return
+        encoding = str(writer.fn_encoding(outgoing=True))
+        with contextlib.suppress(Exception):
+            writer.close()
+        for option in (writer.local_option, writer.remote_option, writer.pending_option):
+            option._on_change = None
+
+        def closed_encoding(**_: Any) -> str:
+            return encoding
+
+        writer.fn_encoding = closed_encoding
+        writer._reader = None
+        if reader is not None:
+            reader.fn_encoding = closed_encoding
+        original_write = self._mccp2_orig_write
+        if original_write is not None:
+            vars(original_write.__self__).pop("write", None)
+            self._mccp2_orig_write = None
+            self._mccp2_compressor = None
 
     def begin_negotiation(self) -> None:
         state = self.adopted
@@ -407,8 +466,12 @@ async def serve(
     """
 
     async def shell(reader: Any, writer: Any) -> None:
+        protocol = cast(MudTelnetServer, writer.protocol)
+        if protocol is None or protocol.released:
+            return  # the connection was lost before the shell's first step
         session = Session(reader, writer, config, deliver, deliver_unchanged)
         session.task = asyncio.current_task()
+        protocol.session = session
         try:
             await handle(session)
         except asyncio.CancelledError:
@@ -419,6 +482,7 @@ async def serve(
             # Every exit path closes the connection (an escaped exception
             # would otherwise leave it open until the idle timeout).
             session.close()
+            protocol.end_shell()
 
     # A subnegotiation is buffered as a deque of one-byte objects, about 8.5
     # bytes of memory per byte received, for as long as the client leaves it
