@@ -133,8 +133,8 @@ class Game:
         #: The connections went to a newer worker: nothing is closed or saved here.
         self._handed_over = False
         self.version = _version()
-        #: Start-up's objects kept out of full garbage collections (engine.longlived).
-        self.long_lived = LongLived()
+        #: What lives long is kept out of full garbage collections (engine.longlived).
+        self.long_lived = LongLived(config.gc_interval, config.gc_max_interval)
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -388,7 +388,8 @@ class Game:
             "players online": str(len(self.online())),
             "world changes saved": str(self.durable.committed),
             "garbage collection": (
-                f"{self.long_lived.full_collections} full passes, "
+                f"{self.long_lived.full_collections} full passes "
+                f"({self.long_lived.thaws} of everything), "
                 f"longest pause {self.long_lived.longest_pause * 1000:.0f} ms"
             ),
         }

@@ -1,20 +1,29 @@
 """Keeping the cyclic garbage collector off what lives as long as the game.
 
-A full (generation 2) collection walks every tracked object: with the
-world, the loaded content and thousands of sessions that is long enough to
-hold the game (measured: action p99 of 180 ms at 1,000 players, against 5 ms
-with this).  What start-up made is frozen out of those passes
-(``gc.freeze``).  A reload makes old content versions garbage, so it
-unfreezes everything; the next full collection frees them, and what
-survives it is frozen again.
+A full (generation 2) collection walks every tracked object.  With the
+world, the loaded content and thousands of sessions (telnetlib3 makes about
+150 tracked objects per connection) that holds the game: 570 ms at 5,000
+players on the 2-core machine of ``scripts/bench_play.py``.  So what
+survives a full collection is frozen out of the next ones (``gc.freeze``),
+and full collections walk only what is new since.
+
+Frozen objects that become garbage in reference cycles are not freed until
+they are thawed.  The engine keeps such cycles out of its own long-lived
+objects: a closed connection undoes its cycles (``engine.net.telnet``), so
+reference counting frees it.  What remains is what a reload retires (the old
+versions of content modules, their classes and functions, all cyclic) and
+what content itself leaves in cycles.  For those, everything is thawed and
+collected in one full pass, at most once every ``interval`` seconds after a
+reload, and at the latest ``most`` seconds after the previous one: a pause
+at a bounded rate, instead of one at every save a builder makes.
 
 Every collection is timed: how many full ones there were and the longest
-pause any collection made are in ``status``, and one that holds the game
-past ``SLOW`` seconds is logged.
+pause any collection made are in ``status``; one past ``SLOW`` is logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -27,32 +36,64 @@ SLOW = 0.1
 
 
 class LongLived:
-    """Freeze at start, thaw at each reload, freeze again after the next full collection."""
+    """Freeze what survives each full collection; thaw and collect all at a bounded rate."""
 
-    def __init__(self) -> None:
-        self._thawed = False
+    def __init__(self, interval: float = 600.0, most: float = 3600.0) -> None:
+        #: Seconds between two thaws at the least (a reload waits for the next turn).
+        self.interval = interval
+        #: Seconds after which everything is thawed and collected even without a reload.
+        self.most = most
         self._active = False
+        self._retired = False
         self._began = 0.0
-        #: Full collections since start, and the longest pause of any collection (s).
+        self._last_thaw = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        #: Full collections since start, thaws among them, the longest pause (s).
         self.full_collections = 0
+        self.thaws = 0
         self.longest_pause = 0.0
 
     def start(self) -> None:
         gc.freeze()
         gc.callbacks.append(self._collected)
         self._active = True
+        self._last_thaw = time.monotonic()
+        self._schedule()
 
     def reloaded(self) -> None:
-        """Old content versions may now be garbage: let the next full collection see them."""
-        if self._active:
-            gc.unfreeze()
-            self._thawed = True
+        """A reload retired module versions: collect them at the next turn."""
+        self._retired = True
+
+    def collect_all(self) -> None:
+        """Thaw everything and collect it in one full pass; what survives is frozen again."""
+        self._retired = False
+        self._last_thaw = time.monotonic()
+        self.thaws += 1
+        gc.unfreeze()
+        gc.collect()  # ``_collected`` freezes the survivors
 
     def stop(self) -> None:
         if self._active:
             self._active = False
             gc.callbacks.remove(self._collected)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             gc.unfreeze()
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test driving it by hand): thaws are asked for
+        self._timer = loop.call_later(self.interval, self._turn)
+
+    def _turn(self) -> None:
+        if not self._active:
+            return
+        if self._retired or time.monotonic() - self._last_thaw >= self.most:
+            self.collect_all()
+        self._schedule()
 
     def _collected(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -65,10 +106,8 @@ class LongLived:
         self.full_collections += 1
         if pause > SLOW:
             log.warning(
-                "a full garbage collection held the game for %.0f ms (%d objects frozen)",
+                "a full garbage collection held the game for %.0f ms (%d objects frozen before)",
                 pause * 1000,
                 gc.get_freeze_count(),
             )
-        if self._thawed:
-            self._thawed = False
-            gc.freeze()
+        gc.freeze()
