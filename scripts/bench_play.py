@@ -40,6 +40,7 @@ import resource
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -338,7 +339,22 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
 
 
-def run_one(players: int, rooms: int, interval: float, seconds: float, generators: int) -> dict:
+def start_profile(
+    pid: int, seconds: float, profile: str, players: int
+) -> subprocess.Popen[bytes] | None:
+    """Sample the server with py-spy for the measured window (``--profile``)."""
+    if not profile:
+        return None
+    target = profile.replace("{n}", str(players))
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+               "--duration", str(int(seconds)), "--rate", "100", "--format", "raw",
+               "--output", target, "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_one(
+    players: int, rooms: int, interval: float, seconds: float, generators: int, profile: str = ""
+) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-play-"))
     shutil.copytree(
         PROJECT_ROOT / "content", workdir / "content", ignore=shutil.ignore_patterns("__pycache__")
@@ -383,9 +399,12 @@ def run_one(players: int, rooms: int, interval: float, seconds: float, generator
             await asyncio.sleep(max(0.0, start_at.value - time.time()))
             started.set()
             pid = server.game_pid
+            spy = start_profile(pid, seconds, profile, players)
             cpu0, wall0 = cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(seconds)
             cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0) * 100
+            if spy is not None:
+                await asyncio.to_thread(spy.wait)
             stop.set()
             await task
             await builder
@@ -429,6 +448,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--generators", type=int, default=2)
     parser.add_argument("--mix", default="", help="look=35,move=25,... to change the mix")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="py-spy samples of the server while it is measured, to this file ({n}: players)",
+    )
     args = parser.parse_args()
     if args.mix:
         MIX.clear()
@@ -436,7 +460,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     held = 0
     for n in (int(x) for x in args.players.split(",")):
-        outcome = run_one(n, args.rooms, args.interval, args.seconds, args.generators)
+        outcome = run_one(n, args.rooms, args.interval, args.seconds, args.generators, args.profile)
         rows = []
         worst = 0.0
         for action in sorted(outcome["actions"]):
