@@ -67,6 +67,11 @@ TTYPE, NAWS = 24, 31
 PROMPT = b"> "
 EXITS = re.compile(rb"Exits: ([^.\r\n]*)\.")
 GOAL_MS = 100.0
+#: Evennia's dummyrunner as it comes in Evennia 5.0.1 (``evennia --dummyrunner 50``; its
+#: ``dummyrunner_settings.py``): a tick every second with an even chance of acting (an
+#: action every 2 s on average), the "looker" profile: 80 % look, 20 % a timed echo (its
+#: lag measure; ``ping`` here); every account a builder, as its settings mixin makes them.
+DUMMYRUNNER = {"players": "50", "interval": 2.0, "mix": "look=80,ping=20"}
 
 
 # -- the world ---------------------------------------------------------------------
@@ -81,7 +86,7 @@ def player_name(number: int) -> str:
     return "Pl" + letters
 
 
-def build_world(db_path: Path, rooms: int, players: int) -> None:
+def build_world(db_path: Path, rooms: int, players: int, all_builders: bool = False) -> None:
     """A grid of rooms, and ``players`` accounts whose characters stand spread over it."""
     store = Store(db_path)
     world = World(store)
@@ -108,7 +113,7 @@ def build_world(db_path: Path, rooms: int, players: int) -> None:
                 (special, hashed, now),
             )
         for n in range(players):
-            role = "builder" if n % 100 == 99 else "player"
+            role = "builder" if all_builders or n % 100 == 99 else "player"
             db.execute(
                 "INSERT INTO accounts (name, password, role, created) VALUES (?, ?, ?, ?)",
                 (player_name(n), hashed, role, now),
@@ -184,6 +189,10 @@ async def act(client: Client, action: str, exits: list[str], name: str) -> bytes
         client.send("inventory")
     elif action == "emote":
         client.send("emote stretches.")
+    elif action == "ping":
+        client.send("ping")
+    elif action == "help":
+        client.send(random.choice(("help", "help look", "help dig", "help teleport")))
     elif action == "dig":
         client.send(f"dig Annex of {name} {secrets.token_hex(2)}")
     elif action == "describe":
@@ -353,13 +362,14 @@ def start_profile(
 
 
 def run_one(
-    players: int, rooms: int, interval: float, seconds: float, generators: int, profile: str = ""
-) -> dict:
+    players: int, rooms: int, interval: float, seconds: float, generators: int,
+    profile: str = "", all_builders: bool = False,
+) -> dict:  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="bench-play-"))
     shutil.copytree(
         PROJECT_ROOT / "content", workdir / "content", ignore=shutil.ignore_patterns("__pycache__")
     )
-    build_world(workdir / "db.sqlite3", rooms, players)
+    build_world(workdir / "db.sqlite3", rooms, players, all_builders)
     env = {"MUD_MAX_CONNECTIONS": str(players + 100), "MUD_LOG_LEVEL": "INFO"}
     args = ["-m", "engine", "--port", "0", "--content-dir",
             str(workdir / "content"), "--db-path", str(workdir / "db.sqlite3")]  # fmt: skip
@@ -449,11 +459,22 @@ def main() -> None:
     parser.add_argument("--generators", type=int, default=2)
     parser.add_argument("--mix", default="", help="look=35,move=25,... to change the mix")
     parser.add_argument(
+        "--dummyrunner",
+        action="store_true",
+        help="Evennia's dummyrunner scale: 50 players, an action every 2 s, its mix",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="py-spy samples of the server while it is measured, to this file ({n}: players)",
     )
     args = parser.parse_args()
+    if args.dummyrunner:
+        args.players, args.interval, args.mix = (
+            DUMMYRUNNER["players"],
+            DUMMYRUNNER["interval"],
+            DUMMYRUNNER["mix"],
+        )
     if args.mix:
         MIX.clear()
         MIX.update({k: int(v) for k, v in (p.split("=") for p in args.mix.split(","))})
