@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_login.py
 	$(BIN)/python scripts/bench_restart.py
 	$(BIN)/python scripts/bench_play.py --players 100,500 --seconds 15
+	$(BIN)/python scripts/bench_play.py --dummyrunner --seconds 20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
