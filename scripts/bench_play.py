@@ -60,8 +60,18 @@ from engine.world.store import Store
 PASSWORD = "benchpass1"
 #: A cheap scrypt cost for the bench's accounts (see the module docstring).
 BENCH_SCRYPT_N = 2**8
-MIX = {"look": 35, "move": 25, "say": 15, "getdrop": 10, "who": 5, "inventory": 5, "emote": 5}
+MIX: dict[str, float] = {
+    "look": 35,
+    "move": 25,
+    "say": 15,
+    "getdrop": 10,
+    "who": 5,
+    "inventory": 5,
+    "emote": 5,
+}
 BUILDER_MIX = {"dig": 40, "describe": 40, "create": 20}
+#: Every action ``act`` knows, for ``--mix``.
+ACTIONS = (*MIX, "ping", "help", *BUILDER_MIX)
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 TTYPE, NAWS = 24, 31
 PROMPT = b"> "
@@ -170,7 +180,7 @@ class Client(Conn):
         return await self.until(PROMPT, timeout=60)
 
 
-def choose(mix: dict[str, int]) -> str:
+def choose(mix: dict[str, float]) -> str:
     return random.choices(list(mix), weights=list(mix.values()))[0]
 
 
@@ -476,8 +486,18 @@ def main() -> None:
             DUMMYRUNNER["mix"],
         )
     if args.mix:
+        try:
+            mix = {k.strip(): float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+        except ValueError:
+            parser.error(f"--mix takes action=weight pairs, like look=35,move=25; not {args.mix!r}")
+        unknown = sorted(set(mix) - set(ACTIONS))
+        if unknown or not any(mix.values()):
+            parser.error(
+                f"--mix: unknown action {', '.join(unknown) or '(all weights 0)'}; "
+                f"the actions are {', '.join(ACTIONS)}"
+            )
         MIX.clear()
-        MIX.update({k: int(v) for k, v in (p.split("=") for p in args.mix.split(","))})
+        MIX.update(mix)
     print(f"machine: {machine()}")
     held = 0
     for n in (int(x) for x in args.players.split(",")):
