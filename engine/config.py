@@ -74,8 +74,9 @@ class Config:
     #: What players are told just before and just after a hot restart ("" says nothing).
     restart_notice: str = "The game is restarting with new code; hold on a moment."
     restart_done: str = "The game is back, running the new code."
-    #: Seconds between two full garbage collections of everything at the least (engine.longlived):
-    #: after a reload one is due at the next turn, and at the latest after ``gc_max_interval``.
+    #: Full garbage collections of everything (engine.longlived): after a reload one comes once
+    #: 0.1 % of the game's time allows it, at most ``gc_interval`` s later; without one, every
+    #: ``gc_max_interval`` s.
     gc_interval: float = 600.0
     gc_max_interval: float = 3600.0
     #: watchfiles step in milliseconds (a save is seen after about twice this).

@@ -13,9 +13,13 @@ objects: a closed connection undoes its cycles (``engine.net.telnet``), so
 reference counting frees it.  What remains is what a reload retires (the old
 versions of content modules, their classes and functions, all cyclic) and
 what content itself leaves in cycles.  For those, everything is thawed and
-collected in one full pass, at most once every ``interval`` seconds after a
-reload, and at the latest ``most`` seconds after the previous one: a pause
-at a bounded rate, instead of one at every save a builder makes.
+collected in one full pass, timed so that such passes take at most
+``share`` of the game's time: after a reload, once the time since the last
+pass is ``1 / share`` times what that pass took (a small game collects
+within seconds, a game of 5,000 players waits ten minutes, never longer than
+``interval``); without a reload, at the latest ``most`` seconds after the
+previous pass.  A pause at a bounded rate, instead of one at every save a
+builder makes.
 
 Every collection is timed: how many full ones there were and the longest
 pause any collection made are in ``status``; one past ``SLOW`` is logged.
@@ -33,16 +37,26 @@ log = logging.getLogger(__name__)
 
 #: A collection longer than this is logged: every player waited that long.
 SLOW = 0.1
+#: Share of the game's time that collections of everything may take.
+SHARE = 0.001
+#: Seconds a collection of everything takes per frozen object, until one was timed.
+PER_OBJECT = 5e-7
+#: Seconds between two checks whether a collection of everything is due.
+TURN = 1.0
 
 
 class LongLived:
     """Freeze what survives each full collection; thaw and collect all at a bounded rate."""
 
-    def __init__(self, interval: float = 600.0, most: float = 3600.0) -> None:
-        #: Seconds between two thaws at the least (a reload waits for the next turn).
+    def __init__(self, interval: float = 600.0, most: float = 3600.0, share: float = SHARE) -> None:
+        #: The longest a reload's retired versions wait to be collected (seconds).
         self.interval = interval
         #: Seconds after which everything is thawed and collected even without a reload.
         self.most = most
+        #: Share of the game's time collections of everything may take.
+        self.share = share
+        #: How long the last collection of everything took (None: not timed yet).
+        self.last_thaw_pause: float | None = None
         self._active = False
         self._retired = False
         self._began = 0.0
@@ -67,10 +81,22 @@ class LongLived:
     def collect_all(self) -> None:
         """Thaw everything and collect it in one full pass; what survives is frozen again."""
         self._retired = False
-        self._last_thaw = time.monotonic()
         self.thaws += 1
+        began = time.perf_counter()
         gc.unfreeze()
         gc.collect()  # ``_collected`` freezes the survivors
+        self.last_thaw_pause = time.perf_counter() - began
+        self._last_thaw = time.monotonic()
+
+    def due(self, now: float) -> bool:
+        """Whether a collection of everything is due at ``now`` (``time.monotonic``)."""
+        since = now - self._last_thaw
+        if not self._retired:
+            return since >= self.most
+        pause = self.last_thaw_pause
+        if pause is None:
+            pause = gc.get_freeze_count() * PER_OBJECT
+        return since >= min(self.interval, pause / self.share)
 
     def stop(self) -> None:
         if self._active:
@@ -86,12 +112,12 @@ class LongLived:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a test driving it by hand): thaws are asked for
-        self._timer = loop.call_later(self.interval, self._turn)
+        self._timer = loop.call_later(TURN, self._turn)
 
     def _turn(self) -> None:
         if not self._active:
             return
-        if self._retired or time.monotonic() - self._last_thaw >= self.most:
+        if self.due(time.monotonic()):
             self.collect_all()
         self._schedule()
 

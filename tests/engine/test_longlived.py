@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 
 from engine.longlived import LongLived
@@ -34,21 +35,48 @@ def test_what_survives_a_full_collection_is_frozen_out_of_the_next() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_a_reload_waits_for_the_next_turn_then_everything_is_collected_once() -> None:
+def test_after_a_reload_everything_is_collected_once_its_share_of_time_allows() -> None:
     gc.collect()
     old = Node()
     gone = weakref.ref(old)
-    keeper = LongLived(interval=600.0)
+    keeper = LongLived(interval=600.0, share=0.001)
     keeper.start()  # no running loop: turns are taken by hand below
     try:
         del old
+        now = time.monotonic()
+        assert not keeper.due(now), "nothing was retired yet"
         keeper.reloaded()
+        assert not keeper.due(now), "a reload thawed at once: every save would pause the game"
         gc.collect()
-        assert gone() is not None, "a reload thawed at once: every save would pause the game"
-        keeper._turn()
-        assert gone() is None, "the turn after a reload collects what the reload retired"
-        assert keeper.thaws == 1
+        assert gone() is not None
+        assert keeper.due(now + 600.0), "past the interval a reload's garbage is always due"
+        keeper.collect_all()
+        assert gone() is None, "the collection of everything frees what the reload retired"
         assert gc.get_freeze_count() > 0, "what survived the collection is frozen again"
+        pause = keeper.last_thaw_pause
+        assert pause is not None and pause > 0
+        keeper.reloaded()
+        later = time.monotonic()
+        wait = min(600.0, pause / 0.001)  # 0.1 % of the time, and never past the interval
+        assert not keeper.due(later + wait - 0.01)
+        assert keeper.due(later + wait + 0.01)
+    finally:
+        keeper.stop()
+
+
+def test_a_turn_collects_when_due_and_not_before() -> None:
+    gc.collect()
+    old = Node()
+    gone = weakref.ref(old)
+    keeper = LongLived(share=1e9)  # any pause is a negligible share: due at once
+    keeper.start()
+    try:
+        del old
+        keeper._turn()
+        assert gone() is not None and keeper.thaws == 0, "no reload, not past `most`: not due"
+        keeper.reloaded()
+        keeper._turn()
+        assert gone() is None and keeper.thaws == 1
         keeper._turn()
         assert keeper.thaws == 1, "no reload since: nothing to thaw for"
     finally:
@@ -73,12 +101,12 @@ async def test_with_the_game_running_the_turns_come_by_themselves() -> None:
     gc.collect()
     old = Node()
     gone = weakref.ref(old)
-    keeper = LongLived(interval=0.05)
+    keeper = LongLived(share=1e9)
     keeper.start()
     try:
         del old
         keeper.reloaded()
-        for _ in range(100):
+        for _ in range(150):  # a turn comes every second
             if gone() is None:
                 break
             await asyncio.sleep(0.02)
