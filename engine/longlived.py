@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 import time
 from typing import Any
 
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 SLOW = 0.1
 #: Share of the game's time that collections of everything may take.
 SHARE = 0.001
-#: Seconds a collection of everything takes per frozen object, until one was timed.
-PER_OBJECT = 5e-7
+#: Seconds a collection of everything takes per MiB of the process's peak memory, until
+#: one was timed (0.6 s at 195 MiB in ``scripts/bench_play.py --players 5000``).  Not
+#: ``gc.get_freeze_count()``: it walks every frozen object, a stall of its own.
+PER_MIB = 0.003
 #: Seconds between two checks whether a collection of everything is due.
 TURN = 1.0
 
@@ -95,7 +98,7 @@ class LongLived:
             return since >= self.most
         pause = self.last_thaw_pause
         if pause is None:
-            pause = gc.get_freeze_count() * PER_OBJECT
+            pause = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 * PER_MIB
         return since >= min(self.interval, pause / self.share)
 
     def stop(self) -> None:
@@ -131,9 +134,5 @@ class LongLived:
             return
         self.full_collections += 1
         if pause > SLOW:
-            log.warning(
-                "a full garbage collection held the game for %.0f ms (%d objects frozen before)",
-                pause * 1000,
-                gc.get_freeze_count(),
-            )
+            log.warning("a full garbage collection held the game for %.0f ms", pause * 1000)
         gc.freeze()
