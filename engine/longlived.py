@@ -63,7 +63,8 @@ class LongLived:
         self._active = False
         self._retired = False
         self._began = 0.0
-        self._last_thaw = 0.0
+        #: When (``time.monotonic``) everything was last collected, or the start.
+        self.last_thaw_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         #: Full collections since start, thaws among them, the longest pause (s).
         self.full_collections = 0
@@ -74,7 +75,7 @@ class LongLived:
         gc.freeze()
         gc.callbacks.append(self._collected)
         self._active = True
-        self._last_thaw = time.monotonic()
+        self.last_thaw_at = time.monotonic()
         self._schedule()
 
     def reloaded(self) -> None:
@@ -89,11 +90,11 @@ class LongLived:
         gc.unfreeze()
         gc.collect()  # ``_collected`` freezes the survivors
         self.last_thaw_pause = time.perf_counter() - began
-        self._last_thaw = time.monotonic()
+        self.last_thaw_at = time.monotonic()
 
     def due(self, now: float) -> bool:
         """Whether a collection of everything is due at ``now`` (``time.monotonic``)."""
-        since = now - self._last_thaw
+        since = now - self.last_thaw_at
         if not self._retired:
             return since >= self.most
         pause = self.last_thaw_pause
