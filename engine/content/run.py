@@ -35,15 +35,14 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
 def start_command(
     command: Command, ctx: Context, guard: ContentGuard | None = None
 ) -> Coroutine[Any, Any, None] | None:
-    """Run a plain command now; return what is left to await (if it returned an awaitable).
+    """Run a command now, up to what it returns to await; return that to await, or None.
 
     Most commands are plain functions: they run to the end here, with no
     task and no trip through the event loop, which is most of what a
     command costs under load (see README, "How many players one process
-    holds").  An ``async`` command is returned whole and unstarted.
+    holds").  An ``async`` command's coroutine comes back unstarted (the
+    play loop gives those a task of their own, see ``PlayLoop.start``).
     """
-    if inspect.iscoroutinefunction(command.run):
-        return run_command(command, ctx, guard)
     guard = guard if guard is not None else _PLAIN
     label = f"'{command.key}'"
     context = f"running '{command.key}' for {ctx.caller.name}"
