@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,44 @@ def as_sent(text: str, width: int, depth: Depth, newline: bool = True) -> str:
     if newline:
         text = wrap(text, width) + "\n"
     return to_wire(render(text, depth))
+
+
+class _TurnOutput:
+    """The sessions that have output this turn of the loop, written together at its end.
+
+    One callback per turn for every session, instead of one per session: a
+    command in a crowded room writes to many.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sessions: list[Session] = []
+
+    def add(self, session: Session) -> None:
+        if not self._sessions:
+            self._loop.call_soon(self._flush)
+        self._sessions.append(session)
+
+    def _flush(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            try:
+                session.flush()
+            except Exception:
+                log.exception("writing to %r failed", session)
+
+
+#: Each event loop's ``_TurnOutput`` (tests run many loops, one after another).
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TurnOutput] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _turn_of(loop: asyncio.AbstractEventLoop) -> _TurnOutput:
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = _TurnOutput(loop)
+    return turn
 
 
 class Flooding(Exception):
@@ -230,7 +269,7 @@ class Session:
         self._out.append(raw)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            _turn_of(asyncio.get_running_loop()).add(self)
 
     def _direct(self, write: Callable[..., Any], *args: Any) -> None:
         """A telnetlib3 call that writes itself (options, GMCP), after the text before it."""
