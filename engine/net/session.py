@@ -225,7 +225,11 @@ class Session:
         """
         if self.closed:
             return
-        data = as_sent(text, self.width, self.colour, newline)
+        # What the client can show is only asked when it matters: a prompt is
+        # not wrapped, and text without markup looks the same at every depth.
+        width = self.width if newline else 0
+        depth = self.colour if "|" in text else Depth.NONE
+        data = as_sent(text, width, depth, newline)
         if held:
             self._emit(lambda: self._write(data), "text")
         else:
