@@ -15,7 +15,7 @@ after telnetlib3's 0.5 s connect_maxwait).  The game's per-connection input
 rate limit is lifted for the run: it would measure the limiter, not the
 engine.
 
-Usage: python scripts/bench_load.py [--seconds 3] [--rounds 3] [--clients 1,10,50,200]
+Usage: python scripts/bench_load.py [--seconds 3] [--rounds 5] [--clients 1,10,50,200]
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", default="1,10,50,200")
-    parser.add_argument("--rounds", type=int, default=3, help="echo/ping/look turns per size")
+    parser.add_argument("--rounds", type=int, default=5, help="echo/ping/look turns per size")
     parser.add_argument("--logins", type=int, default=50)
     parser.add_argument("--idle", default="1000,5000")
     args = parser.parse_args()

@@ -156,6 +156,8 @@ class Session:
         #: Output of the current loop turn, written with one system call.
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        #: Where this session's output joins the turn's (its event loop's ``_TurnOutput``).
+        self._turn: _TurnOutput | None = None
 
     @property
     def role(self) -> Role:
@@ -273,7 +275,10 @@ class Session:
         self._out.append(raw)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            _turn_of(asyncio.get_running_loop()).add(self)
+            turn = self._turn
+            if turn is None:
+                turn = self._turn = _turn_of(asyncio.get_running_loop())
+            turn.add(self)
 
     def _direct(self, write: Callable[..., Any], *args: Any) -> None:
         """A telnetlib3 call that writes itself (options, GMCP), after the text before it."""
