@@ -21,15 +21,9 @@ async def run_command(command: Command, ctx: Context, guard: ContentGuard | None
     A command that raises or is stopped changes nothing (see
     ``engine.content.guard``); the caller gets one line saying so.
     """
-    guard = guard if guard is not None else _PLAIN
-    label = f"'{command.key}'"
-    context = f"running '{command.key}' for {ctx.caller.name}"
-    try:
-        result = guard.step(label, ctx.session, context, command.run, ctx)
-        if result is not None and inspect.isawaitable(result):
-            await guard.awaitable(result, label, ctx.session, context)
-    except ContentFailed as failure:
-        ctx.msg(failure.message)
+    rest = start_command(command, ctx, guard)
+    if rest is not None:
+        await rest
 
 
 def start_command(
