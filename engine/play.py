@@ -170,21 +170,13 @@ class PlayLoop:
         older connection is told and closed.  ``returning``: a connection
         handed over by a hot restart, which nobody else hears about.
         """
-        previous = next(
-            (
-                s
-                for s in self.players.sessions
-                if s is not session and s.account is not None and s.account.id == account.id
-            ),
-            None,
-        )
         character = self.world.character_for(account.id, account.name)
         if character.location is None:
             character.location = self.world.start_room
         session.logged_in(account)
+        previous = self.players.entered(session)
         session.character = character
         character.session = session
-        self.players.changed()
         if previous is not None:
             previous.superseded = True
             previous.character = None

@@ -11,6 +11,8 @@ class Players:
 
     def __init__(self) -> None:
         self.sessions: set[Session] = set()
+        #: The session playing each account (``entered``): a login looks it up, not every session.
+        self._by_account: dict[int, Session] = {}
         #: ``online()``, kept until someone enters or leaves (``who`` asks often).
         self._online: list[Session] | None = None
 
@@ -20,7 +22,18 @@ class Players:
 
     def discard(self, session: Session) -> None:
         self.sessions.discard(session)
+        account = session.account
+        if account is not None and self._by_account.get(account.id) is session:
+            del self._by_account[account.id]
         self.changed()
+
+    def entered(self, session: Session) -> Session | None:
+        """``session`` now plays its account; return the session that played it before, if any."""
+        assert session.account is not None
+        previous = self._by_account.get(session.account.id)
+        self._by_account[session.account.id] = session
+        self.changed()
+        return previous if previous is not session else None
 
     def changed(self) -> None:
         """Someone entered or left the game: the list of who is online is made again."""

@@ -161,6 +161,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     limiter: ClassVar[ConnectionLimiter | None] = None
     mssp: ClassVar[MsspProvider | None] = None
 
+    #: The server's list of connections (``ClientList``); set by ``serve``.
+    clients: ClassVar[ClientList | None] = None
+
     #: Offer MCCP2 (server-to-client compression); set by ``serve``.
     offer_mccp2: ClassVar[bool] = False
 
@@ -289,6 +292,9 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         if self.released:
             return
         self.released = True
+        clients = type(self).clients
+        if clients is not None:
+            clients.closed()
         if self.session is not None:
             self.session.release()
             self.session = None
@@ -500,11 +506,14 @@ async def serve(
         max_pending=config.max_pending,
         max_pending_per_ip=config.max_pending_per_ip,
     )
+    server = telnetlib3.server.Server(None)
+    clients = ClientList(server)
     protocol = type(
         "BoundMudTelnetServer",
         (MudTelnetServer,),
         {
             "limiter": limiter,
+            "clients": clients,
             "mssp": staticmethod(mssp) if mssp else None,
             "offer_mccp2": config.compression,
             "max_output_buffer": config.max_output_buffer,
@@ -524,11 +533,10 @@ async def serve(
         "limit": READER_LIMIT,
         "compression": None,
     }
-    server = telnetlib3.server.Server(None)
 
     def factory() -> MudTelnetServer:
         made = cast(MudTelnetServer, protocol(**options))
-        server._register_protocol(made)
+        clients.add(made)
         return made
 
     loop = asyncio.get_running_loop()
@@ -540,11 +548,6 @@ async def serve(
     # asyncio listens with a backlog of 100, and create_server cannot change
     # it: a burst of connects overflows it.  listen() again raises it.
     raise_backlog(server, config.backlog)
-    # telnetlib3's Server queues each negotiated connection (the last 1,000)
-    # for wait_for_client(), which the engine never calls: a closed connection
-    # must not stay in memory with all it held, so nothing is queued.
-    if isinstance(getattr(server, "_new_client", None), asyncio.Queue):
-        server._new_client = _Unqueued()
     server.limiter = limiter  # type: ignore[attr-defined]  # for tests and the game to read
     return server
 
@@ -596,8 +599,30 @@ async def adopt(server: Any, sock: socket.socket, state: dict[str, Any]) -> MudT
     return made[0]
 
 
-class _Unqueued(asyncio.Queue[Any]):
-    """A queue that keeps nothing: ``Server.wait_for_client()`` is not for this engine."""
+class ClientList:
+    """telnetlib3's ``Server.clients``, kept at a cost that does not grow with the game.
 
-    def put_nowait(self, item: Any) -> None:
-        return None
+    telnetlib3 registers a connection by first dropping every closed one
+    from its list: a look at every connection for each new one, so a storm
+    of N logins cost N squared (a sixth of the server's time while 3,000
+    players logged in).  Here a connection is appended, and closed ones are
+    dropped once they are half the list.  ``Server.clients`` still prunes
+    when asked.  Unlike telnetlib3's registration this queues nothing for
+    ``Server.wait_for_client()``, which the engine never calls: a closed
+    connection must not stay in memory, held by a queue, with all it held.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._closed = 0
+
+    def add(self, protocol: MudTelnetServer) -> None:
+        self._server._protocols.append(protocol)
+
+    def closed(self) -> None:
+        """One of the connections closed."""
+        self._closed += 1
+        listed = self._server._protocols
+        if self._closed * 2 > len(listed):
+            self._server._protocols = [p for p in listed if not getattr(p, "_closing", False)]
+            self._closed = 0

@@ -68,6 +68,8 @@ class World:
         self._dirty: dict[int, GameObject] = {}
         self._deleted: set[int] = set()
         self._meta: dict[str, str] = {}
+        #: account id -> its character, as last found (``character_of`` checks it).
+        self._characters: dict[int, Character] = {}
         #: Called after each staged change.  The game sets it once the world is
         #: open: from then on every change is committed before output that follows it.
         self.on_change: Callable[[], None] = lambda: None
@@ -308,11 +310,27 @@ class World:
     # -- characters -------------------------------------------------------------------
 
     def character_of(self, account_id: int) -> Character | None:
-        return next(
+        """The account's character, if it has one.
+
+        Remembered per account and checked before use (still in the world,
+        still that account's), so that a login does not look at every object:
+        a storm of N logins looked at N times N.
+        """
+        known = self._characters.get(account_id)
+        if (
+            known is not None
+            and self.objects.get(known.id) is known
+            and known.account_id == account_id
+        ):
+            return known
+        found = next(
             (o for o in self.objects.values()
              if isinstance(o, Character) and o.account_id == account_id),
             None,
         )  # fmt: skip
+        if found is not None:
+            self._characters[account_id] = found
+        return found
 
     def character_for(self, account_id: int, name: str) -> Character:
         """The account's character, created in the start room on first login."""

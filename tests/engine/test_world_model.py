@@ -476,3 +476,13 @@ async def test_a_failed_commit_is_retried_and_holds_its_output() -> None:
     await asyncio.wait_for(durable.wait(), 3)
     # The same snapshot is written again; nobody was told before it succeeded.
     assert attempts == ["rows", "rows"] and delivered == ["done"]
+
+
+def test_an_accounts_character_is_found_again_and_never_once_destroyed() -> None:
+    world, _, _, alice = small_world()
+    assert world.character_of(1) is alice
+    assert world.character_of(1) is alice  # remembered
+    world.destroy(alice)
+    assert world.character_of(1) is None, "a destroyed character was still found"
+    again = world.character_for(1, "Alice")
+    assert again is not alice and world.character_of(1) is again
