@@ -5,11 +5,15 @@ breaking builders' files::
 
     from engine.api import Command, Context, Role
     from engine.api import Thing  # base class of a thing type class
+
+A privileged act (a role granted, a player teleported, something destroyed)
+is logged with ``audit`` once it has happened; ``engine.audit`` lists them.
 """
 
 from __future__ import annotations
 
 from engine.accounts.account import Role
+from engine.audit import audit
 from engine.commands.base import Command, Context
 from engine.services import CommandInfo, GameServices
 from engine.world.grammar import definite, indefinite, join_names, plural, possessive
@@ -30,6 +34,7 @@ __all__ = [
     "Thing",
     "World",
     "WorldError",
+    "audit",
     "definite",
     "indefinite",
     "join_names",

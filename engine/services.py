@@ -160,8 +160,10 @@ class GameServices(Protocol):
     def restart(self, message: str = "", requester: Connection | None = None) -> str:
         """Start a hot restart: a new engine takes every connection over (``message`` to players).
 
-        Returns the line to show whoever asked; if the restart fails, builders
-        and the requester are told why, and the game goes on as it was.
+        Returns the line to show whoever asked, which begins with
+        ``Restarting`` when the restart has begun (``restart`` audits it
+        then); if the restart fails, builders and the requester are told why,
+        and the game goes on as it was.
         """
         ...
 

@@ -1,6 +1,17 @@
-"""Commands for those who run the game: reloading, shutting down, accounts and roles."""
+"""Commands for those who run the game: reloading, shutting down, accounts and roles.
 
-from engine.api import Command, Context, Role, plural
+Each act that changes the game or an account is written to the audit log
+(``audit``) once it has happened.
+"""
+
+import json
+
+from engine.api import Command, Context, Role, audit, plural
+
+
+def quoted(text: str) -> str:
+    """A message as an audit line shows it: ``"back soon"`` (nothing for no message)."""
+    return json.dumps(text, ensure_ascii=False) if text else ""
 
 
 class CmdReload(Command):
@@ -22,6 +33,8 @@ class CmdReload(Command):
             names = [name if name.startswith("content") else f"content.{name}"]
         # The outcome reaches every builder, the caller included, as one line.
         await ctx.game.reload(names)
+        shown = ctx.args.strip().removeprefix("content.") or "every module"
+        audit(ctx.session.name, "reloaded content by hand", detail=shown)
 
 
 class CmdShutdown(Command):
@@ -37,6 +50,8 @@ class CmdShutdown(Command):
 
     def run(self, ctx: Context) -> None:
         ctx.game.shutdown(ctx.args)
+        message = ctx.args.strip()
+        audit(ctx.session.name, "shut the game down", detail=quoted(message))
 
 
 class CmdRestart(Command):
@@ -55,7 +70,12 @@ class CmdRestart(Command):
     category = "Admin"
 
     def run(self, ctx: Context) -> None:
-        ctx.msg(ctx.game.restart(ctx.args.strip(), requester=ctx.session))
+        message = ctx.args.strip()
+        answer = ctx.game.restart(message, requester=ctx.session)
+        ctx.msg(answer)
+        # A game without its supervisor answers why it cannot restart instead.
+        if answer.startswith("Restarting"):
+            audit(ctx.session.name, "started a hot restart", detail=quoted(message))
 
 
 class CmdStatus(Command):
@@ -75,7 +95,7 @@ class CmdStatus(Command):
 
 
 class CmdGrant(Command):
-    """Give an account a role.
+    """Give an account a role (a lower one takes the higher away).
 
     Usage: grant <account> = player||builder||admin
     """
@@ -100,8 +120,16 @@ class CmdGrant(Command):
         if account.id == ctx.session.account.id and role < Role.ADMIN:
             ctx.msg("You cannot take your own admin role away.")
             return
-        await ctx.game.set_role(account.name, role)
+        before = account.role
+        changed = await ctx.game.set_role(account.name, role)
         ctx.msg(f"{account.name} is now {role.with_article()}.")
+        if not changed or role == before:
+            return
+        if role > before:
+            audit(ctx.session.name, f"granted the {role} role to", account.name)
+        else:
+            detail = f"now {role.with_article()}"
+            audit(ctx.session.name, f"revoked the {before} role from", account.name, detail)
 
 
 class CmdAccounts(Command):

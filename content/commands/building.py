@@ -1,8 +1,24 @@
-"""Building the world from inside the game: rooms, exits, things and their data."""
+"""Building the world from inside the game: rooms, exits, things and their data.
+
+What is privileged is written to the audit log (``audit``) once done: every
+``destroy``, a ``teleport`` of another player's character, and any change a
+builder makes to another player's character (``set``, ``typeclass``,
+``sethome``, ``describe``, ``alias``).
+"""
 
 import json
 
-from engine.api import Command, Context, GameObject, Role, WorldError, plural, possessive
+from engine.api import (
+    Command,
+    Context,
+    GameObject,
+    Role,
+    WorldError,
+    audit,
+    indefinite,
+    plural,
+    possessive,
+)
 
 
 class BuilderCommand(Command):
@@ -14,6 +30,17 @@ class BuilderCommand(Command):
 
 def _place_name(obj: GameObject | None) -> str:
     return f"{obj.name} ({obj.dbref})" if obj is not None else "nowhere"
+
+
+def _audited(obj: GameObject) -> str:
+    """An object as an audit line names it: ``a brass lamp (#17)``, ``Lee (#9)``."""
+    shown = indefinite(obj.name) if obj.kind == "thing" else obj.name
+    return f"{shown} ({obj.dbref})"
+
+
+def _someone_else(ctx: Context, obj: GameObject) -> bool:
+    """True if ``obj`` is another player's character (what a builder's change to is audited)."""
+    return obj.kind == "character" and obj.account_id is not None and obj is not ctx.caller
 
 
 def split_aliases(text: str) -> tuple[str, list[str]]:
@@ -155,6 +182,9 @@ class CmdDescribe(BuilderCommand):
             return
         target.description = line_breaks(ctx.rhs)
         ctx.msg(f"Described {ctx.label(target)}.")
+        if _someone_else(ctx, target):
+            text = json.dumps(target.description, ensure_ascii=False)
+            audit(ctx.session.name, "described", _audited(target), text)
 
 
 class CmdName(BuilderCommand):
@@ -236,6 +266,10 @@ class CmdDestroy(BuilderCommand):
             ctx.msg(f"{target.name} has players in it ({names}); it is not destroyed.")
             return
         shown = target.a_name()
+        where = target.location
+        forced = force and (
+            target.account_id is not None or (holder is not None and holder is not ctx.caller)
+        )
         try:
             gone = ctx.world.destroy(target)
         except WorldError as exc:
@@ -245,6 +279,21 @@ class CmdDestroy(BuilderCommand):
             holder.session.send(f"{shown[:1].upper()}{shown[1:]} vanishes from your hands.")
         listed = ", ".join(f"{o.kind} {o.name} ({o.dbref})" for o in gone)
         ctx.msg(f"Destroyed {plural(len(gone), 'object')}: {listed}.")
+        audit(ctx.session.name, "destroyed", _destruction(gone, where, forced))
+
+
+def _destruction(gone: list[GameObject], where: GameObject | None, forced: bool) -> str:
+    """``a brass lamp (#17) in The Market (#4)``, then what went with it: for the audit line."""
+
+    def named(obj: GameObject) -> str:
+        return _audited(obj) if obj.kind == "thing" else f"the {obj.kind} {_audited(obj)}"
+
+    what = named(gone[0])
+    if where is not None:
+        what += f" {'carried by' if where.kind == 'character' else 'in'} {_audited(where)}"
+    if len(gone) > 1:
+        what += ", with " + ", ".join(named(o) for o in gone[1:])
+    return what + (", by force" if forced else "")
 
 
 class CmdTeleport(BuilderCommand):
@@ -288,6 +337,13 @@ class CmdTeleport(BuilderCommand):
         _tell_room(place, f"{name} appears.", (target, ctx.caller))
         if target is not ctx.caller:
             ctx.msg(f"Teleported {shown} to {_place_name(place)}.")
+        if _someone_else(ctx, target):
+            origin = _audited(leaving) if leaving is not None else "nowhere"
+            audit(
+                ctx.session.name,
+                "teleported",
+                f"{_audited(target)} from {origin} to {_audited(place)}",
+            )
 
 
 def _tell_room(room: GameObject, text: str, exclude: tuple[GameObject, ...]) -> None:
@@ -363,6 +419,12 @@ class CmdSet(BuilderCommand):
             if attribute in target.attributes:
                 del target.attributes[attribute]
                 ctx.msg(f"Removed {attribute} from {ctx.label(target)}.")
+                if _someone_else(ctx, target):
+                    audit(
+                        ctx.session.name,
+                        f"removed the attribute {attribute} from",
+                        _audited(target),
+                    )
             else:
                 ctx.msg(f"{ctx.label(target)} has no attribute {attribute}.")
             return
@@ -372,6 +434,13 @@ class CmdSet(BuilderCommand):
             value = ctx.rhs
         target.attributes[attribute] = value
         ctx.msg(f"Set {attribute} on {ctx.label(target)} to {json.dumps(value)}.")
+        if _someone_else(ctx, target):
+            shown = json.dumps(value, ensure_ascii=False)
+            audit(
+                ctx.session.name,
+                f"set the attribute {attribute} of",
+                f"{_audited(target)} to {shown}",
+            )
 
 
 class CmdFind(BuilderCommand):
@@ -428,6 +497,8 @@ class CmdTypeclass(BuilderCommand):
         target.typeclass = ctx.rhs
         ctx.world.refresh(target)
         ctx.msg(f"{ctx.label(target)} now runs {ctx.rhs}.")
+        if _someone_else(ctx, target):
+            audit(ctx.session.name, "changed the type class of", f"{_audited(target)} to {ctx.rhs}")
 
 
 class CmdAlias(BuilderCommand):
@@ -458,6 +529,9 @@ class CmdAlias(BuilderCommand):
             ctx.msg(f"{ctx.label(target)} now also answers to {', '.join(target.aliases)}.")
         else:
             ctx.msg(f"{ctx.label(target)} has no aliases now.")
+        if _someone_else(ctx, target):
+            aliases = ", ".join(target.aliases) or "none"
+            audit(ctx.session.name, "set the aliases of", f"{_audited(target)} to {aliases}")
 
 
 class CmdSethome(BuilderCommand):
@@ -482,9 +556,13 @@ class CmdSethome(BuilderCommand):
         if not ctx.rhs:
             who.attributes.pop("home", None)
             ctx.msg(f"{possessive(who.name)} home is the start room again.")
+            if _someone_else(ctx, who):
+                audit(ctx.session.name, "set the home of", f"{_audited(who)} to the start room")
             return
         room = ctx.search(ctx.rhs, candidates=ctx.world.rooms(), where="in the world")
         if room is None:
             return
         who.attributes["home"] = room.id
         ctx.msg(f"{possessive(who.name)} home is now {_place_name(room)}.")
+        if _someone_else(ctx, who):
+            audit(ctx.session.name, "set the home of", f"{_audited(who)} to {_audited(room)}")

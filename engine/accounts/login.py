@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from engine.accounts.account import Account, NameTaken, normalise_name, valid_name
 from engine.accounts.guards import CreationLimiter, LoginGuard
+from engine.audit import audit
 from engine.world.durability import describe_failure
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ async def _create(
         return None
     if creations is not None:
         creations.created(ip)
-    log.info("account %s created (%s) from %s", account.name, account.role, session.peer)
+    audit(account.name, "created a new account from", ip, account.role.with_article())
     session.send(f"Welcome, {account.name}! You are {_article(account.role)} {account.role}.")
     return account
 

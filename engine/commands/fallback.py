@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.accounts.account import Role
+from engine.audit import audit
 from engine.commands.base import Command, Context
 from engine.world.grammar import plural
 
@@ -112,6 +113,8 @@ class FallbackReload(Command):
         name = ctx.args.strip()
         names = [name if name.startswith("content") else f"content.{name}"] if name else None
         await ctx.game.reload(names)
+        shown = name.removeprefix("content.") if name else "every module"
+        audit(ctx.session.name, "reloaded content by hand", detail=shown)
 
 
 class FallbackErrors(Command):

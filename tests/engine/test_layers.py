@@ -16,7 +16,7 @@ ENGINE = PROJECT_ROOT / "engine"
 
 #: Lowest first.  A module may import its own layer and the layers before it.
 LAYERS = [
-    {"config", "peers", "startup"},
+    {"config", "peers", "startup", "audit"},
     {"world"},
     {"accounts"},
     {"net"},
