@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test smoke bench lint format clean
+.PHONY: run check test smoke bench lint format clean
+
+# The game `make run` serves: made from the starter game (content/) on the first run,
+# so that what a newcomer edits there never changes the starter the tests play.
+GAME := var/game
+# Flags for the server, e.g. make run ARGS="--port 5000".
+ARGS ?=
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,8 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/python -m engine
+$(GAME)/hotmud.toml: | $(STAMP)
+	@mkdir -p $(dir $(GAME))
+	@$(BIN)/hotmud new $(GAME) >/dev/null
+
+run: $(STAMP) $(GAME)/hotmud.toml
+	@$(BIN)/hotmud run --game $(GAME) $(ARGS)
+
+check: $(STAMP) $(GAME)/hotmud.toml
+	@$(BIN)/hotmud check --game $(GAME)
 
 # Tests run in two worker processes (pytest-xdist); most wait on sockets, not the CPU.
 # A test that hangs ends its worker; its name and stacks are in var/test-hang-*.txt.

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from functools import partial
 from types import FrameType
@@ -20,12 +19,13 @@ from typing import Any
 
 import watchfiles
 
+from engine import paths
 from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
 from engine.commands.base import Command
 from engine.commands.registry import Registry
-from engine.config import PROJECT_ROOT, Config
+from engine.config import Config
 from engine.content.crashes import CrashMarkers, trial_load
 from engine.content.errors import ContentError, ContentErrors
 from engine.content.guard import ContentFailed, ContentGuard
@@ -132,7 +132,7 @@ class Game:
         self._restart_requester: Connection | None = None
         #: The connections went to a newer worker: nothing is closed or saved here.
         self._handed_over = False
-        self.version = _version()
+        self.version = paths.describe()
         #: What lives long is kept out of full garbage collections (engine.longlived).
         self.long_lived = LongLived(config.gc_interval, config.gc_max_interval)
 
@@ -192,7 +192,8 @@ class Game:
             hot.on_message = self._supervisor_says
             hot.listen()
             hot.tell({"kind": "ready"})
-            if self.config.reload:
+            if self.config.reload and paths.CHECKOUT is not None:
+                # Only a source checkout's engine is edited; an installed one is upgraded.
                 self._engine_watcher = asyncio.create_task(
                     self._watch_engine(), name="engine watcher"
                 )
@@ -473,14 +474,15 @@ class Game:
 
     async def _watch_engine(self) -> None:
         """A save under engine/ asks the supervisor for a hot restart."""
-        engine_dir = PROJECT_ROOT / "engine"
+        root = paths.CODE_ROOT
+        engine_dir = paths.ENGINE_DIR
         async for changes in watchfiles.awatch(
             engine_dir,
             watch_filter=watchfiles.PythonFilter(),
             stop_event=self._stop,
             step=self.config.reload_step_ms,
         ):
-            names = sorted({os.path.relpath(path, PROJECT_ROOT) for _, path in changes})
+            names = sorted({os.path.relpath(path, root) for _, path in changes})
             log.info("engine code changed (%s): restarting", ", ".join(names))
             if self.hot is not None:
                 self.hot.tell({"kind": "restart", "reason": f"{', '.join(names)} changed"})
@@ -604,21 +606,6 @@ class Game:
                 "type 'errors' to see them."
             )
         return lines
-
-
-def _version() -> str:
-    """``git describe`` of the checkout the engine runs from, or ``unknown``."""
-    try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def _duration(seconds: float) -> str:

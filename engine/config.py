@@ -1,128 +1,469 @@
-"""Every setting of the server in one place, from flags, environment or defaults.
+"""Every setting of the server in one place: hotmud.toml, then ``MUD_*`` variables, then flags.
 
 One ``Config`` object is built at start and handed to whoever needs it (the
-uvicorn pattern), so no module reads the environment on its own.
+uvicorn pattern), so no module reads the environment on its own.  Each
+setting is declared once below, with its group, its default and one line on
+what it does; the commented ``hotmud.toml`` of a new game, ``hotmud run
+--help`` and the environment variables are all made from those declarations,
+so none of them can leave a setting out.
+
+A typo must never silently do nothing: an unknown key or a value of the
+wrong type in ``hotmud.toml``, a bad ``MUD_*`` value or a bad flag stops the
+start with one line that names it (``ConfigError``).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
+import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The file that makes a folder a game folder, found by walking up as git finds ``.git``.
+GAME_FILE = "hotmud.toml"
+
+#: The groups of ``hotmud.toml`` and of ``--help``, in order, with a heading for each.
+GROUPS: dict[str, str] = {
+    "server": "Where the game listens and how it presents itself",
+    "files": "Where the game's files are (relative paths are inside the game folder)",
+    "reload": "Live reload and the content guard",
+    "logs": "Logging",
+    "limits": "Limits on what one connection may send and hold",
+    "login": "Logging in and creating accounts",
+    "restart": "Stopping and hot restarts",
+    "memory": "Garbage collection",
+}
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def setting(default: Any, group: str, text: str) -> Any:
+    """Declare a setting: its default, its group in hotmud.toml and one line on what it does."""
+    assert group in GROUPS, group
+    return field(default=default, metadata={"group": group, "help": text})
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is the one line to print."""
 
 
 @dataclass
 class Config:
-    """Server settings; each field can be set by flag and by ``MUD_<FIELD>``."""
+    """Server settings; each is a key of hotmud.toml, a ``MUD_<NAME>`` variable and a flag."""
 
-    host: str = "127.0.0.1"
-    port: int = 4000
-    content_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "content")
-    db_path: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "mud.sqlite3")
-    reload: bool = True
-    #: Longest input line accepted, in characters; longer ones are dropped.
-    max_line: int = 4096
-    #: Overlong lines tolerated before the connection is closed.
-    max_overlong: int = 3
-    #: Seconds from connecting to being logged in; past it the connection is closed.
-    login_timeout: float = 300.0
-    #: Seconds before the shell starts without complete negotiation.
-    connect_maxwait: float = 0.5
-    #: Minimum password length for new accounts.
-    min_password: int = 6
-    #: Wrong passwords before the connection is closed.
-    max_password_tries: int = 3
-    #: Bytes queued for one client before it is considered dead and closed.
-    max_output_buffer: int = 1 << 20
-    #: Connections open at once, in all and from one address (loopback exempt by default).
-    max_connections: int = 10000
-    max_per_ip: int = 20
-    limit_loopback: bool = False
-    #: Input lines a second per connection on average, and the burst allowed.
-    input_rate: float = 10.0
-    input_burst: float = 30.0
-    #: Unread lines a throttled client may have waiting before it is closed as a flood.
-    flood_limit: int = 100
-    #: Connections not logged in yet, in all and from one address (loopback exempt by
-    #: default); past either, the one waiting longest at the login prompt gives way.
-    max_pending: int = 200
-    max_pending_per_ip: int = 10
-    #: New accounts one address may create within ``account_creation_window`` seconds.
-    account_creations: int = 3
-    account_creation_window: float = 600.0
-    #: Back-off after a failed login, doubling per failure, per address and account.
-    login_backoff: float = 1.0
-    login_backoff_max: float = 60.0
-    #: Listening socket backlog (asyncio's default of 100 drops connection bursts).
-    backlog: int = 4096
-    #: Offer MCCP2 compression to clients.
-    compression: bool = True
-    #: Seconds content may hold the event loop before it is stopped (0 turns the guard off).
-    content_budget: float = 1.0
-    #: Seconds a stop (SIGTERM, Ctrl-C) may take before the process is ended outright.
-    stop_grace: float = 5.0
-    #: Seconds a new engine may take to be ready in a hot restart before it is given up.
-    restart_timeout: float = 30.0
-    #: What players are told just before and just after a hot restart ("" says nothing).
-    restart_notice: str = "The game is restarting with new code; hold on a moment."
-    restart_done: str = "The game is back, running the new code."
-    #: Full garbage collections of everything (engine.longlived): after a reload one comes once
-    #: 0.1 % of the game's time allows it, at most ``gc_interval`` s later; without one, every
-    #: ``gc_max_interval`` s.
-    gc_interval: float = 600.0
-    gc_max_interval: float = 3600.0
-    #: watchfiles step in milliseconds (a save is seen after about twice this).
-    reload_step_ms: int = 20
-    log_level: str = "INFO"
-    server_name: str = "HotMUD"
+    host: str = setting("127.0.0.1", "server", "Address to listen on (0.0.0.0: every address).")
+    port: int = setting(4000, "server", "Telnet port players connect to.")
+    server_name: str = setting("HotMUD", "server", "The game's name, as MUD listings show it.")
+    compression: bool = setting(True, "server", "Offer MCCP2 compression to clients.")
+    backlog: int = setting(4096, "server", "Connections the system queues before they are taken.")
+    connect_maxwait: float = setting(
+        0.5, "server", "Seconds to wait for a client's telnet negotiation before the login."
+    )
+    content_dir: Path = setting(Path("content"), "files", "The game's content: commands, types.")
+    db_path: Path = setting(
+        Path("var/mud.sqlite3"), "files", "The SQLite database of the world and the accounts."
+    )
+    reload: bool = setting(
+        True, "reload", "Put each save under content/ live (in a checkout, engine saves too)."
+    )
+    reload_step_ms: int = setting(
+        20, "reload", "How often the watcher looks for saves, in ms (a save is seen in ~2x)."
+    )
+    content_budget: float = setting(
+        1.0, "reload", "Seconds content may hold the game before it is stopped (0: no guard)."
+    )
+    log_level: str = setting("INFO", "logs", "DEBUG, INFO, WARNING or ERROR.")
+    log_file: str = setting(
+        "var/log/hotmud.log", "logs", 'The log file, beside the terminal ("": none).'
+    )
+    log_max_bytes: int = setting(
+        10_000_000, "logs", "Size at which the log file is rotated, in bytes."
+    )
+    log_backups: int = setting(5, "logs", "Rotated log files kept (hotmud.log.1 and on).")
+    max_line: int = setting(4096, "limits", "Longest input line, in characters; longer ones go.")
+    max_overlong: int = setting(3, "limits", "Overlong lines tolerated before disconnecting.")
+    max_output_buffer: int = setting(
+        1 << 20, "limits", "Bytes queued for a client that does not read before it is closed."
+    )
+    max_connections: int = setting(10000, "limits", "Connections open at once, in all.")
+    max_per_ip: int = setting(20, "limits", "Connections open at once from one address.")
+    limit_loopback: bool = setting(
+        False, "limits", "Apply the per-address limits to this machine's own addresses too."
+    )
+    input_rate: float = setting(10.0, "limits", "Input lines a second per connection, on average.")
+    input_burst: float = setting(30.0, "limits", "Input lines a connection may send in a burst.")
+    flood_limit: int = setting(
+        100, "limits", "Unread lines a throttled client may have waiting before it is closed."
+    )
+    login_timeout: float = setting(
+        300.0, "login", "Seconds from connecting to being logged in, then the line is closed."
+    )
+    min_password: int = setting(6, "login", "Shortest password of a new account.")
+    max_password_tries: int = setting(
+        3, "login", "Wrong passwords before the connection is closed."
+    )
+    max_pending: int = setting(
+        200, "login", "Connections not logged in yet, in all (the oldest gives way)."
+    )
+    max_pending_per_ip: int = setting(10, "login", "Connections not logged in yet, per address.")
+    account_creations: int = setting(
+        3, "login", "New accounts one address may create within the window below."
+    )
+    account_creation_window: float = setting(
+        600.0, "login", "The window for new accounts per address, in seconds."
+    )
+    login_backoff: float = setting(
+        1.0, "login", "Seconds of back-off after a failed login, doubling each failure."
+    )
+    login_backoff_max: float = setting(60.0, "login", "Longest back-off after failed logins.")
+    stop_grace: float = setting(
+        5.0, "restart", "Seconds a stop may take before the process is ended outright."
+    )
+    restart_timeout: float = setting(
+        30.0, "restart", "Seconds a new engine may take to be ready in a hot restart."
+    )
+    restart_notice: str = setting(
+        "The game is restarting with new code; hold on a moment.",
+        "restart",
+        'What players read just before a hot restart ("": nothing).',
+    )
+    restart_done: str = setting(
+        "The game is back, running the new code.",
+        "restart",
+        'What players read just after a hot restart ("": nothing).',
+    )
+    gc_interval: float = setting(
+        600.0, "memory", "Longest wait, in seconds, for a collection of everything after a reload."
+    )
+    gc_max_interval: float = setting(
+        3600.0, "memory", "Seconds between collections of everything without reloads."
+    )
+    #: The game folder served (the one holding hotmud.toml), or None for a server
+    #: started with explicit --content-dir and --db-path (the engine's own tests).
+    game_dir: Path | None = None
+
+    # -- where things are -------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path | None:
+        """The log file, or None: relative to the game folder, or to the database's folder."""
+        if not self.log_file:
+            return None
+        path = Path(self.log_file)
+        if path.is_absolute():
+            return path
+        base = self.game_dir if self.game_dir is not None else self.db_path.parent
+        return base / path
+
+    # -- sources ----------------------------------------------------------------------
 
     @classmethod
     def from_sources(
-        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        argv: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        prog: str = "hotmud run",
     ) -> Config:
-        """Defaults, overridden by ``MUD_*`` environment variables, overridden by flags."""
+        """hotmud.toml of the game found from ``cwd`` up, then ``MUD_*``, then flags.
+
+        Raises ``ConfigError`` with one line for anything it cannot use;
+        ``SystemExit`` for ``--help`` and for argparse's own usage errors.
+        """
         environ = os.environ if environ is None else environ
+        args = parser(prog).parse_args(argv)
+        given_game = args.game or environ.get("MUD_GAME_DIR")
+        if given_game:
+            game_dir: Path | None = Path(given_game).resolve()
+            assert game_dir is not None
+            if not (game_dir / GAME_FILE).is_file():
+                raise ConfigError(f"{given_game} is not a game folder: it has no {GAME_FILE}.")
+        else:
+            game_dir = find_game(cwd or Path.cwd())
         config = cls()
-        for f in fields(cls):
-            raw = environ.get(f"MUD_{f.name.upper()}")
-            if raw is not None:
-                setattr(config, f.name, _convert(f.type, raw))
-        parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
-        parser.add_argument("--host", help=f"address to listen on (default {config.host})")
-        parser.add_argument("--port", type=int, help=f"port to listen on (default {config.port})")
-        parser.add_argument("--content-dir", type=Path, help="directory of the game content")
-        parser.add_argument("--db-path", type=Path, help="SQLite database file")
-        parser.add_argument(
-            "--no-reload",
-            dest="reload",
-            action="store_false",
-            default=None,
-            help="do not watch content (or engine code) for changes",
-        )
-        parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-        args = parser.parse_args(argv)
+        if game_dir is not None:
+            config.game_dir = game_dir
+            read_toml(config, game_dir / GAME_FILE)
+        read_environment(config, environ)
         for name, value in vars(args).items():
-            if value is not None:
+            if value is not None and name != "game":
                 setattr(config, name, value)
+        explicit = {"content_dir", "db_path"} <= {
+            name for name, value in vars(args).items() if value is not None
+        } | {f.name for f in settings() if f"MUD_{f.name.upper()}" in environ}
+        if game_dir is None and not explicit:
+            here = cwd or Path.cwd()
+            raise ConfigError(
+                f"No game here: {here} and the folders above it have no {GAME_FILE}. "
+                "Make a game with 'hotmud new mygame', then 'cd mygame' and 'hotmud run'."
+            )
+        config._resolve_paths()
         return config
 
+    def _resolve_paths(self) -> None:
+        """Relative content and database paths are inside the game folder."""
+        if self.game_dir is None:
+            return
+        if not self.content_dir.is_absolute():
+            self.content_dir = self.game_dir / self.content_dir
+        if not self.db_path.is_absolute():
+            self.db_path = self.game_dir / self.db_path
 
-def _convert(kind: object, raw: str) -> object:
-    kind = str(kind)
-    if kind.startswith("bool"):
-        return _flag(raw)
-    if kind.startswith("int"):
-        return int(raw)
-    if kind.startswith("float"):
-        return float(raw)
-    if kind.startswith("Path"):
+
+def settings() -> list[Field[Any]]:
+    """Every setting (the fields with a group), in declaration order."""
+    return [f for f in fields(Config) if "group" in f.metadata]
+
+
+def default_of(f: Field[Any]) -> Any:
+    return f.default if f.default is not MISSING else None
+
+
+def kind_of(f: Field[Any]) -> str:
+    """``bool``, ``int``, ``float``, ``str`` or ``Path``: the type a setting's values must have."""
+    return str(f.type).split(" ")[0]
+
+
+def find_game(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards that holds hotmud.toml, as git finds ``.git``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / GAME_FILE).is_file():
+            return folder
+    return None
+
+
+# -- hotmud.toml ------------------------------------------------------------------------
+
+
+def read_toml(config: Config, path: Path) -> None:
+    """Apply a game's hotmud.toml: keys in their group (or at the top), of the right type."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's message ends "(at line 3, column 7)": said the way the others are.
+        found = re.search(r"^(.*) \(at line (\d+), column \d+\)$", str(exc))
+        what, line = (found.group(1), found.group(2)) if found else (str(exc), "?")
+        raise ConfigError(f"{path.name} line {line}: this is not valid TOML: {what}.") from None
+    known = {f.name: f for f in settings()}
+    for key, value in data.items():
+        if key in GROUPS and isinstance(value, dict):
+            for name, inner in value.items():
+                _apply_key(config, known, path, text, key, name, inner)
+        else:
+            _apply_key(config, known, path, text, None, key, value)
+
+
+def _apply_key(
+    config: Config,
+    known: dict[str, Field[Any]],
+    path: Path,
+    text: str,
+    group: str | None,
+    key: str,
+    value: object,
+) -> None:
+    where = f"{path.name} line {_line_of(text, group, key)}"
+    f = known.get(key)
+    if f is None:
+        if group is None and isinstance(value, dict):
+            close = difflib.get_close_matches(key, GROUPS, n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(f"{where}: unknown section [{key}]{hint}")
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else "."
+        section = f" in [{group}]" if group else ""
+        raise ConfigError(f'{where}: unknown setting "{key}"{section}{hint}')
+    if group is not None and f.metadata["group"] != group:
+        raise ConfigError(f'{where}: "{key}" belongs in [{f.metadata["group"]}], not [{group}].')
+    setattr(config, key, _typed(f, value, f'{where}: "{key}"'))
+
+
+def _line_of(text: str, group: str | None, key: str) -> int:
+    """The line of ``key`` in ``group`` (None: before any table), for a message; 0 if unseen."""
+    table: str | None = None
+    pattern = re.compile(rf"""^\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    header = re.compile(r"^\s*\[([^\[\]]+)\]")
+    for number, line in enumerate(text.splitlines(), 1):
+        found = header.match(line)
+        if found:
+            table = found.group(1).strip()
+            if group is None and table == key:
+                return number
+            continue
+        if table == group and pattern.match(line):
+            return number
+    return 0
+
+
+_WANTED = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a text in quotes",
+    "Path": "a path in quotes",
+}
+
+
+def _typed(f: Field[Any], value: object, named: str) -> object:
+    """``value`` as the setting's type, or ConfigError saying what was wanted."""
+    kind = kind_of(f)
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "Path": isinstance(value, str),
+    }[kind]
+    if not ok:
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        raise ConfigError(f"{named} must be {_WANTED[kind]}, not {shown}.")
+    if kind == "float":
+        return float(value)  # type: ignore[arg-type]
+    if kind == "Path":
+        return Path(str(value))
+    return value
+
+
+# -- MUD_* variables ----------------------------------------------------------------------
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def read_environment(config: Config, environ: Mapping[str, str]) -> None:
+    """Apply every ``MUD_<NAME>`` variable set; a value that is not of the type stops."""
+    for f in settings():
+        variable = f"MUD_{f.name.upper()}"
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        setattr(config, f.name, _from_text(f, raw, variable))
+
+
+def _from_text(f: Field[Any], raw: str, named: str) -> object:
+    kind = kind_of(f)
+    value = raw.strip()
+    try:
+        if kind == "bool":
+            if value.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return value.lower() in _TRUE
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except ValueError:
+        raise ConfigError(f'{named} must be {_WANTED[kind]}, not "{raw}".') from None
+    if kind == "Path":
         return Path(raw)
     return raw
+
+
+# -- flags ----------------------------------------------------------------------------------
+
+
+def parser(prog: str = "hotmud run") -> argparse.ArgumentParser:
+    """The flags of ``hotmud run`` and ``python -m engine``: one for every setting."""
+    made = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Serve the game in this folder: the nearest folder from here upwards that has "
+            "a hotmud.toml (make one with 'hotmud new'). Its content/ reloads on every save."
+        ),
+        epilog=(
+            "Every setting comes from the game's hotmud.toml, then from its MUD_* "
+            "environment variable, then from its flag: a flag wins. Each is listed above "
+            "with its variable and its default."
+        ),
+    )
+    made.add_argument(
+        "--game",
+        metavar="DIR",
+        help="the game folder to serve (MUD_GAME_DIR; default: found from here upwards)",
+    )
+    groups = {name: made.add_argument_group(title) for name, title in GROUPS.items()}
+    for f in settings():
+        flag = "--" + f.name.replace("_", "-")
+        text = f.metadata["help"].rstrip(".").replace("%", "%%")
+        shown = f"MUD_{f.name.upper()}; default: {_shown(default_of(f))}"
+        group = groups[f.metadata["group"]]
+        kind = kind_of(f)
+        if kind == "bool":
+            group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text[0].lower()}{text[1:]} ({shown})",
+            )
+            continue
+        convert: Any = {"int": int, "float": float, "Path": Path, "str": str}[kind]
+        group.add_argument(
+            flag,
+            type=convert,
+            metavar=_metavar(f),
+            help=f"{text[0].lower()}{text[1:]} ({shown})",
+        )
+    return made
+
+
+_METAVARS = {"host": "ADDRESS", "log_level": "LEVEL", "server_name": "NAME", "log_file": "PATH"}
+
+
+def _metavar(f: Field[Any]) -> str:
+    """What a flag's value is, in a word: ``SECONDS``, ``N``, ``PATH``, ``TEXT``."""
+    if f.name in _METAVARS:
+        return _METAVARS[f.name]
+    kind = kind_of(f)
+    if kind == "float":
+        return "SECONDS" if "econds" in f.metadata["help"] else "NUMBER"
+    return {"int": "N", "Path": "PATH"}.get(kind, "TEXT")
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        return f'"{value}"' if value == "" or " " in value else value
+    return str(value)
+
+
+# -- a new game's hotmud.toml ------------------------------------------------------------
+
+
+#: Settings a new game's hotmud.toml sets (at their defaults); the others are commented out.
+SET_IN_NEW_GAMES = ("server_name", "host", "port")
+
+
+def toml_template() -> str:
+    """A hotmud.toml with every setting, grouped, each with its default and what it does."""
+    lines = [
+        "# Settings of this game, each at its default. To change one, remove the '#'",
+        "# before it and change the value. A MUD_<NAME> environment variable or a flag",
+        "# of 'hotmud run' (listed by 'hotmud run --help') overrides what is set here.",
+    ]
+    for group, title in GROUPS.items():
+        lines += ["", f"[{group}]", f"# {title}."]
+        for f in settings():
+            if f.metadata["group"] != group:
+                continue
+            value = _toml_value(default_of(f))
+            lines.append(f"# {f.metadata['help']} Default: {value}.")
+            lines.append(f"{'' if f.name in SET_IN_NEW_GAMES else '# '}{f.name} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{text}"'
+    return str(value)

@@ -25,11 +25,11 @@ from engine.commands import fallback
 from engine.commands.base import Context
 from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
-from engine.config import PROJECT_ROOT
 from engine.content.guard import ContentGuard
 from engine.content.manager import ContentManager
 from engine.content.run import run_command
 from engine.net.session import as_sent
+from engine.paths import starter_content
 from engine.services import Connection, GameServices
 from engine.testing import CommandTestGame, RecordingSession
 from engine.world.model import World
@@ -99,7 +99,7 @@ class LocalGame:
     def __init__(
         self, content_dir: Path | None = None, budget: float = 1.0, width: int = WIDTH
     ) -> None:
-        directory = content_dir or PROJECT_ROOT / "content"
+        directory = content_dir or starter_content()
         #: The window width every player's text is wrapped at.
         self.width = width
         #: Lines typed with ``LocalPlayer.send``, in the order they were typed.

@@ -26,12 +26,12 @@ from engine.accounts.account import Account, Role
 from engine.commands.base import Command, Context
 from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry
-from engine.config import PROJECT_ROOT
 from engine.content.errors import ContentError
 from engine.content.guard import ContentGuard
 from engine.content.run import run_command
 from engine.net.clientinfo import ClientInfo
 from engine.net.colour import Depth
+from engine.paths import CODE_ROOT, starter_content
 from engine.services import Connection, GameServices
 from engine.world import atomic
 from engine.world.model import World
@@ -142,7 +142,7 @@ class ServerProcess:
     port: int = 0
     log_path: Path = field(init=False)
     #: Where the engine's code is run from (``copy_engine`` makes a copy to edit).
-    root: Path = PROJECT_ROOT
+    root: Path = CODE_ROOT
 
     def __post_init__(self) -> None:
         self.log_path = self.workdir / "server.log"
@@ -157,7 +157,7 @@ class ServerProcess:
     ) -> ServerProcess:
         workdir = Path(tempfile.mkdtemp(prefix="hotmud-"))
         shutil.copytree(
-            PROJECT_ROOT / "content",
+            starter_content(),
             workdir / "content",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
@@ -172,7 +172,7 @@ class ServerProcess:
         root = self.workdir / "code"
         for package in ("engine", "reloader"):
             shutil.copytree(
-                PROJECT_ROOT / package,
+                CODE_ROOT / package,
                 root / package,
                 ignore=shutil.ignore_patterns("__pycache__"),
             )
@@ -233,7 +233,7 @@ class ServerProcess:
 def _child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUD_")}
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["PYTHONPATH"] = str(CODE_ROOT)
     return env
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_load import PROMPT, Conn, Server, game_login, name_for, throughput
 from bench_reload import machine, print_table
 
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 
 RUNAWAY = '''
 import time

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_reload import machine, p99, print_table
 
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 
 GA = b"\xff\xf9"
 PROMPT = b"> " + GA

@@ -56,7 +56,7 @@ from bench_load import Conn, Server
 from bench_reload import machine, print_table
 
 from engine.accounts.passwords import SCRYPT_P, SCRYPT_R, PasswordHash
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 from engine.world.model import World
 from engine.world.store import Store
 

@@ -23,8 +23,13 @@ import pytest
 import telnetlib3
 
 from engine.app import Game
-from engine.config import PROJECT_ROOT, Config
+from engine.config import Config
 from engine.local import LocalGame
+from engine.paths import CODE_ROOT as PROJECT_ROOT
+
+#: The starter game's own tests run inside a game folder (`hotmud new`, then `hotmud test`:
+#: tests/engine/test_game_folder.py), never here, where content/ is not beside them.
+collect_ignore = ["starter"]
 
 HOST = "127.0.0.1"
 #: Default deadline of one ``expect``, in seconds.

@@ -30,7 +30,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from engine.config import Config
+from engine import logs
+from engine.config import Config, ConfigError
 from engine.hot import wire
 from engine.startup import StartupError, listen
 
@@ -53,14 +54,20 @@ class Worker:
     #: Why it failed to start, as it said itself.
     error: str = ""
     started: float = field(default_factory=time.monotonic)
+    #: Copies what it prints (its log) to the terminal and the log file.
+    output: logs.LineCopier | None = None
 
 
 class Supervisor:
     """Spawns workers, restarts them on request and passes signals on."""
 
-    def __init__(self, argv: list[str], config: Config) -> None:
+    def __init__(
+        self, argv: list[str], config: Config, log_file: logging.Handler | None = None
+    ) -> None:
         self.argv = argv
         self.config = config
+        #: The log file, written here alone (engine.logs).
+        self.log_file = log_file
         self.listener: socket.socket | None = None
         self.current: Worker | None = None
         self.incoming: Worker | None = None
@@ -95,6 +102,8 @@ class Supervisor:
             for key, _ in self.selector.select(timeout=0.2):
                 if key.fileobj is self._wake_r:
                     self._wake_r.recv(4096)
+                elif isinstance(key.data, logs.LineCopier):
+                    self._copy_output(key.fd, key.data)
                 else:
                     self._message(key.data)
             while self._signals:
@@ -158,12 +167,48 @@ class Supervisor:
             env=env,
             pass_fds=fds,
             process_group=0,
+            stderr=subprocess.PIPE,
         )
         theirs.close()
-        worker = Worker(process, control, generation)
+        worker = Worker(process, control, generation, output=logs.LineCopier(self.log_file))
         self.selector.register(control, selectors.EVENT_READ, worker)
+        assert process.stderr is not None
+        os.set_blocking(process.stderr.fileno(), False)
+        self.selector.register(process.stderr, selectors.EVENT_READ, worker.output)
         log.debug("started game worker %d (pid %d)", generation, process.pid)
         return worker
+
+    def _copy_output(self, fd: int, copier: logs.LineCopier) -> None:
+        """What a worker printed: to the terminal and the log file; its end unregisters it."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        copier.feed(data)
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+
+    def _drain_output(self, worker: Worker) -> None:
+        """Copy what an ended worker printed last, then let its pipe go."""
+        stream = worker.process.stderr
+        if stream is None or stream.closed or worker.output is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(stream)
+        while True:
+            try:
+                data = os.read(stream.fileno(), 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            worker.output.feed(data)
+            if not data:
+                break
+        stream.close()
 
     def _message(self, worker: Worker) -> None:
         try:
@@ -238,6 +283,7 @@ class Supervisor:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(worker.control)
             worker.control.close()
+            self._drain_output(worker)
             if worker in self.leaving:
                 self.leaving.remove(worker)
                 continue
@@ -266,12 +312,36 @@ class Supervisor:
         self._tell(current, {"kind": "restart-failed", "error": error})
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
+    """Serve the game folder found from here upwards (``hotmud run`` and ``python -m engine``)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    config = Config.from_sources(args)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return Supervisor(args, config).run()
+    try:
+        config = Config.from_sources(args, prog=prog)
+    except ConfigError as exc:
+        print(f"hotmud: {exc}", file=sys.stderr)
+        return 2
+    try:
+        log_file = logs.setup(config, to_file=True)
+    except OSError as exc:
+        print(
+            f"hotmud: cannot write the log file {config.log_path}: {exc.strerror}.", file=sys.stderr
+        )
+        return 1
+    if config.game_dir is not None:
+        # Every worker serves this same game, wherever it is started from.
+        args = ["--game", str(config.game_dir), *args]
+        shown = _shown_path(config.game_dir)
+        content = _shown_path(config.content_dir)
+        print(
+            f"Serving the game in {shown}; edit {content}/ and each save goes live."
+            if config.reload
+            else f"Serving the game in {shown} (live reload is off).",
+            file=sys.stderr,
+        )
+    return Supervisor(args, config, log_file).run()
+
+
+def _shown_path(path: os.PathLike[str] | str) -> str:
+    """A path as the person who started the server would type it: relative when below here."""
+    relative = os.path.relpath(path)
+    return relative if relative != "." and not relative.startswith("..") else str(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import sys
@@ -63,19 +62,15 @@ def main(argv: list[str]) -> int:
     try:
         import asyncio
 
+        from engine import logs
         from engine.app import Game
         from engine.config import Config
         from engine.hot.link import HotLink
         from engine.startup import StartupError
 
         config = Config.from_sources(argv)
-        logging.basicConfig(
-            level=config.log_level.upper(),
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        logging.getLogger("telnetlib3").setLevel(logging.WARNING)
-        logging.getLogger("watchfiles").setLevel(logging.WARNING)
+        # To stderr only: the supervisor copies it to the terminal and the log file.
+        logs.setup(config, to_file=False)
         link = HotLink.from_environment()
         game = Game(config, hot=link)
     except BaseException as exc:

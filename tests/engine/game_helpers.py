@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 from engine.testing import _child_env
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 
 
 def test_a_hung_test_is_named_and_its_stacks_written_where_they_are_seen(tmp_path: Path) -> None:

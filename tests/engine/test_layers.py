@@ -10,13 +10,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from engine.config import PROJECT_ROOT
+from engine.paths import CODE_ROOT as PROJECT_ROOT
 
 ENGINE = PROJECT_ROOT / "engine"
 
 #: Lowest first.  A module may import its own layer and the layers before it.
 LAYERS = [
-    {"config", "peers", "startup", "audit"},
+    {"config", "paths", "logs", "peers", "startup", "audit"},
     {"world"},
     {"accounts"},
     {"net"},
@@ -32,6 +32,9 @@ LAYERS = [
         "local",
         "hot",
         "longlived",
+        "check",
+        "newgame",
+        "cli",
         "__main__",
         "__init__",
     },
