@@ -123,7 +123,9 @@ def _test(pytest_args: list[str]) -> int:
         *pytest_args,
         *([] if named else ["tests"]),
     ]  # fmt: skip
-    return subprocess.call(command, cwd=game)
+    # No byte code written: not into the game folder, nor into the installed packages
+    # whose pytest plugins the assertion rewriter would otherwise cache.
+    return subprocess.call(command, cwd=game, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 if __name__ == "__main__":
