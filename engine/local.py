@@ -28,6 +28,7 @@ from engine.commands.registry import Registry
 from engine.content.guard import ContentGuard
 from engine.content.manager import ContentManager
 from engine.content.run import run_command
+from engine.content.typeclasses import TypeclassWatch
 from engine.net.session import as_sent
 from engine.paths import starter_content
 from engine.services import Connection, GameServices
@@ -104,6 +105,7 @@ class LocalGame:
         self.width = width
         #: Lines typed with ``LocalPlayer.send``, in the order they were typed.
         self.typed: list[tuple[LocalPlayer, str]] = []
+        self._players: list[LocalPlayer] = []
         self.registry = Registry(fallback.COMMANDS, fallback.MODULE)
         self.guard = ContentGuard(directory, budget)
         self.content = ContentManager(directory, self.registry, lambda text: None, guard=self.guard)
@@ -111,14 +113,19 @@ class LocalGame:
         if not report.ok:
             raise RuntimeError("content does not load: " + "; ".join(report.failures))
         self.world = World(resolver=self.content.resolve_class)
+        #: Every notice builders were sent (type classes that do not load, refusals).
+        self.notices: list[str] = []
+        self.typeclasses = TypeclassWatch(
+            self.world, self.content.resolve_class, self.guard, self.notify_builders
+        )
         starter = self.content.module("world.starter")
         build = getattr(starter, "build", None)
         if build is not None:
             build(self.world)
         if self.world.start_room is None:
             self.world.set_start(self.world.create_room("The Void"))
+        self.typeclasses.report(self.world.broken_report())
         self.services: GameServices = CommandTestGame(self.world, self.registry)
-        self._players: list[LocalPlayer] = []
 
     async def player(self, name: str, role: Role | None = None) -> LocalPlayer:
         """Log ``name`` in (the first account is an admin, as on a new server) and look."""
@@ -151,6 +158,13 @@ class LocalGame:
 
     def online(self) -> Sequence[Connection]:
         return self.services.online()
+
+    def notify_builders(self, text: str, tag: str = "reload") -> None:
+        """An engine notice, as the server sends it: to builders in the game, never held."""
+        self.notices.append(text)
+        for player in self._players:
+            if player.session.role >= Role.BUILDER:
+                player.session.send(f"[{tag}] {text}", held=False)
 
     async def run_typed(self) -> None:
         """Run every line typed so far, in order."""

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from engine.world import atomic, objectstore
-from engine.world.objects import KINDS, Character, Exit, GameObject, Room, Thing, WorldError
+from engine.world.objects import (
+    KINDS,
+    UNLOADED,
+    Character,
+    Exit,
+    GameObject,
+    Room,
+    Thing,
+    WorldError,
+)
 from engine.world.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,7 +59,7 @@ def _of(kind: type[K], obj: GameObject) -> K:
 
 @dataclass(frozen=True)
 class BrokenTypeclass:
-    """A type class path that does not load, and the objects running base behaviour."""
+    """A type class path that does not load, and the objects held on their kind's stand-in."""
 
     path: str
     error: str
@@ -77,6 +86,12 @@ class World:
         self.resolver = resolver
         #: path -> error for type classes that currently fail to resolve.
         self.broken: dict[str, str] = {}
+        #: Called when an object whose type class does not load refuses someone
+        #: (``refused``).  ``engine.content.typeclasses.TypeclassWatch`` sets it
+        #: when it is made, to tell builders; without one nothing is told.
+        self.on_refused: Callable[[GameObject, GameObject | None, str], None] = (
+            lambda obj, actor, doing: None
+        )
 
     # -- persistence ------------------------------------------------------------
 
@@ -143,10 +158,15 @@ class World:
     # -- type classes -------------------------------------------------------------
 
     def refresh(self, obj: GameObject) -> bool:
-        """Put ``obj`` on the current class its path names, or its kind's base class.
+        """Put ``obj`` on the current class its path names, or its kind's stand-in.
 
-        Returns False when the path does not resolve (the object then runs
-        the engine's base behaviour for its kind, and ``broken`` says why).
+        Returns False when the path does not resolve: the object then runs
+        its kind's stand-in (``engine.world.objects.Unloaded``), which keeps
+        its data and refuses to be taken, used, moved, entered or passed
+        through, and ``broken`` says why.  Not the kind's base class: the
+        class that does not load may be the one that refuses, and a missing
+        class must never loosen the world.  Without a resolver (a world
+        without content) every object is on its kind's base class.
         """
         base = KINDS[obj.kind]
         wanted: type = base
@@ -160,6 +180,7 @@ class World:
                 self.broken.pop(obj.typeclass, None)
             except Exception as exc:
                 self.broken[obj.typeclass] = f"{type(exc).__name__}: {exc}"
+                wanted = UNLOADED[obj.kind]
                 ok = False
         if type(obj) is not wanted:
             object.__setattr__(obj, "__class__", wanted)
@@ -176,7 +197,12 @@ class World:
                 self.refresh(obj)
         return self.broken_report()
 
+    def refused(self, obj: GameObject, actor: GameObject | None, doing: str) -> None:
+        """``obj``, on its kind's stand-in, refused ``actor`` ``doing`` (``on_refused`` is told)."""
+        self.on_refused(obj, actor, doing)
+
     def broken_report(self) -> list[BrokenTypeclass]:
+        """Each type class path that does not load, with the objects that have it."""
         report = []
         for path, error in sorted(self.broken.items()):
             ids = tuple(o.id for o in self.objects.values() if o.typeclass == path)

@@ -4,8 +4,10 @@ Every object is an instance of the class its ``typeclass`` path names in
 content (``content.typeclasses.things.Lamp``), which subclasses one of the
 engine's kinds below.  The data lives in the instance's fields and
 attributes; the class is only behaviour, so the engine can move an object
-onto a new version of its class (after a reload), or onto the engine's base
-class for its kind (while the path does not load), without touching its data.
+onto a new version of its class (after a reload), or onto the stand-in for
+its kind (``Unloaded``, while the path does not load), without touching its
+data.  A missing type class never loosens the world: the stand-in refuses
+what the real class might have refused.
 
 Assigning a persisted field (``obj.description = ...``) or an attribute
 (``obj.attributes["lit"] = True``) stages the change for the store; the
@@ -30,6 +32,10 @@ class Stager(Protocol):
 
     def stage(self, obj: GameObject) -> None:
         """Queue ``obj``'s changed fields for the next commit."""
+        ...
+
+    def refused(self, obj: GameObject, actor: GameObject | None, doing: str) -> None:
+        """``obj``, whose type class does not load, refused ``actor`` ``doing``: tell builders."""
         ...
 
 
@@ -219,8 +225,14 @@ class GameObject:
         to refuse, then the move, then ``at_post_move``.  ``by`` is who makes
         the move (None: the object itself or the engine); ``quiet`` asks the
         hooks not to announce it.
+
+        Nothing goes into an object whose type class does not load
+        (``Unloaded.refuse_entry``): the missing class may be the one that
+        keeps things out, and a missing class never loosens the world.
         """
         problem = self.move_problem(destination)
+        if problem is None and isinstance(destination, Unloaded):
+            problem = destination.refuse_entry(self, by=by)
         if problem is None:
             problem = self.at_pre_move(destination, by=by)
         if problem:
@@ -438,10 +450,126 @@ class Character(GameObject):
         return text
 
 
-#: The engine's base class of each kind: what an object falls back on.
+#: The engine's base class of each kind (the class of every object of a world without content).
 KINDS: dict[str, type[GameObject]] = {
     "room": Room,
     "exit": Exit,
     "thing": Thing,
     "character": Character,
+}
+
+#: What the refusals end with: the player knows it is not their doing, nor for good.
+TOLD = "just now; the builders have been told."
+
+
+class Unloaded(GameObject):
+    """The behaviour of an object whose type class does not load: its data, held still.
+
+    The rule: a missing type class never loosens the world.  The class that
+    does not load (its file deleted, renamed, stashed) may be the very one
+    that refuses: a statue that will not budge, a door that stays locked, a
+    room that keeps people out.  Falling back on the kind's base class would
+    allow all of that, so while the path does not load the object is on the
+    stand-in for its kind (``UNLOADED``, chosen by ``World.refresh``):
+
+    - it is not taken (``at_get``), used (``at_use``), moved (``at_pre_move``:
+      no ``drop``, ``give``, ``teleport``, and a character does not walk) or
+      passed through (``at_traverse``);
+    - nothing is moved into it (``refuse_entry``, checked by ``move_to``): no
+      walking into a room, giving to a character or putting into a thing;
+    - what is already inside may leave, and it can be looked at: its name,
+      description, attributes and stored path are its data, untouched;
+    - speech hooks (``at_say``, ``at_speech``, ``at_hear``) and
+      ``appearance`` run the plain behaviour of its kind.
+
+    Each refusal is one line for the player, and the world is told
+    (``Stager.refused``), which tells builders at most once a minute per
+    object.  Since the hooks live here, in the engine, every game's commands
+    get the refusals, not only the starter's.  When the path loads again the
+    object goes back onto its class and the refusals stop.
+    """
+
+    def _subject(self, looker: GameObject | None) -> str:
+        """How a refusal names this object: ``The stone statue``, ``The way north``."""
+        if self.kind == "exit":
+            return f"The way {self.display_name(looker)}"
+        return self.the_name(looker, capital=True)
+
+    def _refuse(self, actor: GameObject | None, doing: str, line: str) -> str:
+        """Tell the world (and so builders) what was refused; ``line`` for the player."""
+        world = self._world
+        if world is not None:
+            world.refused(self, actor, doing)
+        return line
+
+    def _label(self) -> str:
+        return f"{self.name} {self.dbref}"
+
+    def at_get(self, getter: GameObject) -> str | None:
+        """Refused: the missing class may keep it where it is."""
+        verb = "cannot be handled" if self.kind == "thing" else "cannot be taken"
+        line = f"{self._subject(getter)} {verb} {TOLD}"
+        return self._refuse(getter, f"get {self._label()}", line)
+
+    def at_use(self, user: GameObject) -> str:
+        """Refused: only the missing class knows what using it does."""
+        verb = "cannot be handled" if self.kind == "thing" else "cannot be used"
+        line = f"{self._subject(user)} {verb} {TOLD}"
+        return self._refuse(user, f"use {self._label()}", line)
+
+    def at_traverse(self, traveller: GameObject) -> str | None:
+        """Refused: the missing class may be a locked door."""
+        line = f"{self._subject(traveller)} cannot be used {TOLD}"
+        return self._refuse(traveller, f"pass through {self._label()}", line)
+
+    def at_pre_move(self, destination: GameObject | None, *, by: GameObject | None) -> str | None:
+        """Refused: no move of it (get, drop, give, teleport, walking) while its class is out."""
+        if self.kind == "character" and by in (None, self):
+            line = f"You cannot move {TOLD}"
+        elif self.kind == "thing":
+            line = f"{self._subject(by)} cannot be handled {TOLD}"
+        else:
+            line = f"{self._subject(by)} cannot be moved {TOLD}"
+        return self._refuse(by or self, f"move {self._label()}", line)
+
+    def refuse_entry(self, mover: GameObject, *, by: GameObject | None) -> str:
+        """Why ``mover`` may not go in: the missing class may be the one that keeps it out."""
+        looker = by or mover
+        if self.kind == "room":
+            if mover.kind == "character":
+                line = f"{self._subject(looker)} cannot be entered {TOLD}"
+            else:
+                line = f"Nothing can be left in {self.the_name(looker)} {TOLD}"
+        elif self.kind == "character":
+            if looker is self:
+                line = f"You cannot take anything {TOLD}"
+            else:
+                line = f"{self._subject(looker)} cannot take anything {TOLD}"
+        else:
+            line = f"Nothing can be put in {self.the_name(looker)} {TOLD}"
+        return self._refuse(looker, f"move {mover.name} {mover.dbref} into {self._label()}", line)
+
+
+class UnloadedRoom(Unloaded, Room):
+    """A room whose type class does not load (see ``Unloaded``)."""
+
+
+class UnloadedExit(Unloaded, Exit):
+    """An exit whose type class does not load (see ``Unloaded``)."""
+
+
+class UnloadedThing(Unloaded, Thing):
+    """A thing whose type class does not load (see ``Unloaded``)."""
+
+
+class UnloadedCharacter(Unloaded, Character):
+    """A character whose type class does not load (see ``Unloaded``)."""
+
+
+#: The stand-in of each kind: what an object runs while its type class path does not load.
+UNLOADED: dict[str, type[GameObject]] = {
+    "room": UnloadedRoom,
+    "exit": UnloadedExit,
+    "thing": UnloadedThing,
+    "character": UnloadedCharacter,
 }

@@ -18,7 +18,7 @@ import pytest
 from game_helpers import until
 
 from engine.app import Game
-from engine.world.objects import KINDS
+from engine.world.objects import UNLOADED
 from reloader import exocet
 
 if TYPE_CHECKING:
@@ -486,7 +486,7 @@ async def test_objects_of_a_class_and_of_its_subclass_elsewhere_run_the_new_code
 
 
 @pytest.mark.game(reload=True, files=OBJECTS)
-async def test_an_object_whose_class_is_removed_falls_back_to_its_kind_and_builders_are_told(
+async def test_an_object_whose_class_is_removed_is_held_and_builders_are_told(
     game: Game, make_client: MakeClient, content_dir: Path
 ) -> None:
     alice = await admin(make_client)
@@ -504,12 +504,13 @@ async def test_an_object_whose_class_is_removed_falls_back_to_its_kind_and_build
     assert lines[1] == (
         "Type class content.typeclasses.gadgets.Gizmo does not load "
         "(LookupError: content.typeclasses.gadgets has no class Gizmo); "
-        f"#{gizmo.id} run the base behaviour of their kind until it does."
+        f"gizmo #{gizmo.id} keeps its data but refuses to be taken, used, moved, entered or "
+        "passed through until it does."
     )
-    assert type(gizmo) is KINDS["thing"]
+    assert type(gizmo) is UNLOADED["thing"]
     assert gizmo.typeclass == "content.typeclasses.gadgets.Gizmo"
     assert dict(gizmo.attributes) == {"gears": 12}
-    await alice.command("use gizmo", "You cannot think of a way to use the gizmo.")
+    await alice.command("use gizmo", "The gizmo cannot be handled just now;")
     await alice.command("examine gizmo", "NOT LOADING")
 
     write(content_dir / "typeclasses" / "gadgets.py", GADGETS_V1.replace('"v1"', '"v3"'))

@@ -1,4 +1,8 @@
-"""Type classes under a running game: edited, broken, deleted and missing at start."""
+"""Type classes under a running game: edited, broken, deleted and missing at start.
+
+While a type class does not load, its objects keep their data but are held
+(``engine.world.objects.Unloaded``): a missing class never loosens the world.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ from game_helpers import named
 
 from engine.app import Game
 from engine.config import Config
-from engine.world.objects import GameObject, Thing
+from engine.world.objects import UNLOADED, GameObject
 
 if TYPE_CHECKING:
     from conftest import Client, Connect, MakeClient
 
 PATH = "content.typeclasses.custom.Gadget"
 RELOAD_WAIT = 3.0
+#: The end of every refusal by an object whose type class does not load.
+TOLD = "just now; the builders have been told."
+STATUE = "content.typeclasses.things.Statue"
+HELD = "to be taken, used, moved, entered or passed through until it"
 
 CUSTOM = """
     from engine.api import GameObject, Thing
@@ -102,7 +110,7 @@ async def test_an_edited_type_class_reaches_its_existing_objects(
 
 
 @pytest.mark.game(reload=True, files=FILES)
-async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
+async def test_a_renamed_class_holds_its_objects_and_they_recover(
     game: Game, make_client: MakeClient, content_dir: Path
 ) -> None:
     alice, bob = await builder_and_player(make_client)
@@ -116,19 +124,19 @@ async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
     line = await alice.expect("until it does.", timeout=RELOAD_WAIT)
     assert (
         f"[reload] Type class {PATH} does not load ({error}); "
-        f"#{gadget.id} run the base behaviour of their kind until it does."
+        f"gadget #{gadget.id} keeps its data but refuses {HELD} does."
     ) in line
     await alice.expect("[reload] Reloaded typeclasses.custom", timeout=RELOAD_WAIT)
-    await alice.command("use gadget", "You cannot think of a way to use the gadget.")
+    # Held, not loosened: its class might have refused what the base class allows.
+    await alice.command("use gadget", f"The gadget cannot be handled {TOLD}")
     await alice.command(
-        "examine gadget", f"type class:  {PATH} (NOT LOADING: {error}; running base behaviour)"
+        "examine gadget", f"type class:  {PATH} (NOT LOADING: {error}; refuses {HELD} loads)"
     )
-    assert type(gadget) is Thing
+    assert type(gadget) is UNLOADED["thing"]
     assert gadget.typeclass == PATH and dict(gadget.attributes) == {"colour": "teal"}
     assert stored_typeclass(game.config.db_path, gadget.id) == PATH
-    # Players are not told; the object still works for them with base behaviour.
-    await alice.command("give gadget = Bob", "You give a gadget to Bob.")
-    await bob.command("use gadget", "You cannot think of a way to use the gadget.")
+    await alice.command("give gadget = Bob", f"The gadget cannot be handled {TOLD}")
+    assert gadget.location is named(game, "Alice")
     assert "[reload]" not in bob.transcript
 
     custom.write_text(source(), encoding="utf-8")
@@ -136,6 +144,7 @@ async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
         f"[reload] Type class {PATH} loads again; its objects are back on it.",
         timeout=RELOAD_WAIT,
     )
+    await alice.command("give gadget = Bob", "You give a gadget to Bob.")
     await bob.command("use gadget", "The gadget hums v1.")
     assert type(gadget) is game.content.resolve_class(PATH)
     await alice.command("examine gadget", f"type class:  {PATH} (loaded)")
@@ -143,7 +152,7 @@ async def test_a_renamed_class_falls_back_to_base_behaviour_and_recovers(
 
 
 @pytest.mark.game(reload=True, files=FILES)
-async def test_a_deleted_module_falls_back_and_recovers_when_restored(
+async def test_a_deleted_module_holds_its_objects_until_it_is_restored(
     game: Game, make_client: MakeClient, content_dir: Path
 ) -> None:
     alice, _ = await builder_and_player(make_client)
@@ -153,18 +162,55 @@ async def test_a_deleted_module_falls_back_and_recovers_when_restored(
 
     custom.unlink()
     error = "LookupError: module content.typeclasses.custom is not loaded"
-    await alice.expect(f"Type class {PATH} does not load ({error}); #{gadget.id}", RELOAD_WAIT)
+    await alice.expect(
+        f"Type class {PATH} does not load ({error}); gadget #{gadget.id}", RELOAD_WAIT
+    )
     await alice.expect("[reload] Reloaded", timeout=RELOAD_WAIT)
-    await alice.command("use gadget", "You cannot think of a way to use the gadget.")
-    await alice.command("examine gadget", f"(NOT LOADING: {error}; running base behaviour)")
+    await alice.command("use gadget", f"The gadget cannot be handled {TOLD}")
+    await alice.command("drop gadget", f"The gadget cannot be handled {TOLD}")
+    await alice.command("examine gadget", f"(NOT LOADING: {error}; refuses {HELD} loads)")
     # Meanwhile the path cannot be given to anything new.
     await alice.command(f"create other = {PATH}", f"Type class {PATH} cannot be used: {error}")
-    assert type(gadget) is Thing and gadget.typeclass == PATH
+    assert type(gadget) is UNLOADED["thing"] and gadget.typeclass == PATH
+    assert gadget.location is named(game, "Alice")
 
     custom.write_text(saved, encoding="utf-8")
     await alice.expect(f"Type class {PATH} loads again", timeout=RELOAD_WAIT)
     await alice.command("use gadget", "The gadget hums v1.")
     assert type(gadget) is game.content.resolve_class(PATH)
+
+
+@pytest.mark.game(reload=True)
+async def test_a_stashed_type_class_file_holds_its_objects_until_it_is_back(
+    game: Game, make_client: MakeClient, content_dir: Path
+) -> None:
+    alice, bob = await builder_and_player(make_client)
+    statue, lamp = named(game, "stone statue"), named(game, "brass lamp")
+    things = content_dir / "typeclasses" / "things.py"
+    saved = things.read_text(encoding="utf-8")
+
+    things.unlink()  # as `git stash` would
+    # Builders hear which objects, by name and #id.
+    await alice.expect(f"brass lamp #{lamp.id} keeps its data", timeout=RELOAD_WAIT)
+    await alice.expect(f"stone statue #{statue.id} keeps its data", timeout=RELOAD_WAIT)
+    square = statue.location
+    await bob.command("get statue", f"The stone statue cannot be handled {TOLD}")
+    await alice.expect(f"was refused: get stone statue #{statue.id}", timeout=RELOAD_WAIT)
+    await bob.command("get statue", f"The stone statue cannot be handled {TOLD}")
+    await bob.command("look statue", "A weathered statue of the village founder.")
+    await bob.command("down", "A Damp Cellar")
+    await bob.command("use lamp", f"The brass lamp cannot be handled {TOLD}")
+    await alice.command("ping", "Pong.")
+    # Once per object, not on every attempt; players never see the notices.
+    assert alice.transcript.count("was refused") == 2, alice.transcript
+    assert "[reload]" not in bob.transcript
+    assert statue.location is square and "lit" not in lamp.attributes
+
+    things.write_text(saved, encoding="utf-8")
+    await alice.expect(f"Type class {STATUE} loads again", timeout=RELOAD_WAIT)
+    await bob.command("use lamp", "You switch the brass lamp on.")
+    await alice.command("get statue", "The stone statue will not budge.")
+    assert not game.world.broken
 
 
 @pytest.mark.game(reload=True, files=FILES)
@@ -183,7 +229,7 @@ async def test_a_broken_edit_keeps_the_objects_on_the_class_that_worked(
     assert "does not load" not in alice.transcript
 
 
-async def test_a_path_that_does_not_exist_at_start_runs_base_behaviour_and_is_kept(
+async def test_a_path_that_does_not_exist_at_start_is_held_and_kept(
     content_dir: Path,
     tmp_path: Path,
     connect: Connect,
@@ -230,17 +276,18 @@ async def test_a_path_that_does_not_exist_at_start_runs_base_behaviour_and_is_ke
     try:
         gadget = game.world.objects[gadget_id]
         statue = named(game, "stone statue")
-        assert type(gadget) is Thing and type(statue) is Thing
+        assert type(gadget) is UNLOADED["thing"] and type(statue) is UNLOADED["thing"]
         assert gadget.typeclass == PATH and dict(gadget.attributes) == {"colour": "teal"}
         assert statue.typeclass == "content.typeclasses.things.Vanished"
         assert f"Type class {PATH} does not load" in caplog.text
-        assert f"#{gadget_id} run the base behaviour" in caplog.text
+        assert f"gadget #{gadget_id} keeps its data" in caplog.text
         alice = await connect(game.port)
         await alice.login_new("Alice")
-        await alice.command("use gadget", "You cannot think of a way to use the gadget.")
+        await alice.command("use gadget", f"The gadget cannot be handled {TOLD}")
         await alice.command("examine gadget", f"{PATH} (NOT LOADING: LookupError: module")
-        # Base behaviour: the statue no longer refuses to be picked up.
-        await alice.command("get statue", "You pick up a stone statue")
+        # Held, not loosened: the statue still refuses to be picked up.
+        await alice.command("get statue", f"The stone statue cannot be handled {TOLD}")
+        assert statue.location is game.world.start_room
         await alice.command("examine statue", "content.typeclasses.things.Vanished (NOT LOADING")
     finally:
         await asyncio.wait_for(game.close(), 10)
