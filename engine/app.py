@@ -192,8 +192,8 @@ class Game:
             hot.on_message = self._supervisor_says
             hot.listen()
             hot.tell({"kind": "ready"})
-            if self.config.reload and paths.CHECKOUT is not None:
-                # Only a source checkout's engine is edited; an installed one is upgraded.
+            if self.config.reload and paths.FROM_SOURCE:
+                # Only a source tree's engine is edited; an installed one is upgraded.
                 self._engine_watcher = asyncio.create_task(
                     self._watch_engine(), name="engine watcher"
                 )

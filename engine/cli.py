@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from engine import paths
-from engine.config import GAME_FILE, find_game
+from engine.config import GAME_FILE, Config, ConfigError, find_game
 from engine.newgame import NewGameError, new_game
 
 
@@ -97,12 +97,19 @@ def _game_or_complain(given: str | None) -> Path | None:
 
 
 def _check(given: str | None) -> int:
+    """Check the game with its own settings: where its content and database are, its budget."""
     game = _game_or_complain(given)
     if game is None:
         return 1
     from engine.check import run_check
 
-    return run_check(game)
+    try:
+        config = Config.from_sources(["--game", str(game)])
+    except ConfigError as exc:
+        print(f"hotmud: {exc}", file=sys.stderr)
+        return 1
+    budget = config.content_budget if config.content_budget > 0 else 1.0
+    return run_check(game, config.content_dir, config.db_path, budget)
 
 
 def _test(pytest_args: list[str]) -> int:

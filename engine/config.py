@@ -27,6 +27,9 @@ from typing import Any
 #: The file that makes a folder a game folder, found by walking up as git finds ``.git``.
 GAME_FILE = "hotmud.toml"
 
+#: The log levels a game may choose.
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 #: The groups of ``hotmud.toml`` and of ``--help``, in order, with a heading for each.
 GROUPS: dict[str, str] = {
     "server": "Where the game listens and how it presents itself",
@@ -199,6 +202,10 @@ class Config:
             raise ConfigError(
                 f"No game here: {here} and the folders above it have no {GAME_FILE}. "
                 "Make a game with 'hotmud new mygame', then 'cd mygame' and 'hotmud run'."
+            )
+        if config.log_level.upper() not in LEVELS:
+            raise ConfigError(
+                f"The log level must be one of {', '.join(LEVELS)}, not \"{config.log_level}\"."
             )
         config._resolve_paths()
         return config

@@ -27,9 +27,10 @@ def setup(config: Config, to_file: bool) -> logging.Handler | None:
     """
     root = logging.getLogger()
     root.setLevel(config.log_level.upper())
-    terminal = logging.StreamHandler(sys.stderr)
-    terminal.setFormatter(logging.Formatter(FORMAT))
-    root.addHandler(terminal)
+    if not any(getattr(h, "stream", None) is sys.stderr for h in root.handlers):
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(terminal)
     # Libraries' chatter stays out unless asked for.
     if root.level > logging.DEBUG:
         logging.getLogger("telnetlib3").setLevel(logging.WARNING)
@@ -37,6 +38,7 @@ def setup(config: Config, to_file: bool) -> logging.Handler | None:
     path = config.log_path
     if not to_file or path is None:
         return None
+    # Raises OSError (a read-only or full disk) before any handler is added.
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=config.log_max_bytes, backupCount=config.log_backups, encoding="utf-8"

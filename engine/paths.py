@@ -18,8 +18,10 @@ from pathlib import Path
 ENGINE_DIR = Path(__file__).resolve().parent
 #: The folder holding the ``engine`` and ``reloader`` packages: a checkout or site-packages.
 CODE_ROOT = ENGINE_DIR.parent
-#: The source checkout the engine runs from, or None when it is installed.
-CHECKOUT: Path | None = CODE_ROOT if (CODE_ROOT / "pyproject.toml").is_file() else None
+#: Whether the engine runs from a source tree (a checkout, an editable install, a copy
+#: made by a test) rather than installed into site-packages: only a source tree's
+#: engine is edited in place, so only there does a save ask for a hot restart.
+FROM_SOURCE = not {"site-packages", "dist-packages"} & set(ENGINE_DIR.parts)
 
 
 def starter_content() -> Path:
@@ -47,13 +49,13 @@ def version() -> str:
 
 
 def describe() -> str:
-    """The version, and in a checkout ``git describe`` too: what ``status`` shows."""
-    if CHECKOUT is None:
+    """The version, and in a source tree ``git describe`` too: what ``status`` shows."""
+    if not FROM_SOURCE:
         return version()
     try:
         done = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=CHECKOUT,
+            cwd=CODE_ROOT,
             capture_output=True,
             text=True,
             timeout=5,

@@ -323,10 +323,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
     try:
         log_file = logs.setup(config, to_file=True)
     except OSError as exc:
+        # The game matters more than its log file: serve, and say why there is none.
+        log_file = None
         print(
-            f"hotmud: cannot write the log file {config.log_path}: {exc.strerror}.", file=sys.stderr
+            f"hotmud: cannot write the log file {config.log_path} ({exc.strerror}); "
+            "logging to the terminal only.",
+            file=sys.stderr,
         )
-        return 1
     if config.game_dir is not None:
         # Every worker serves this same game, wherever it is started from.
         args = ["--game", str(config.game_dir), *args]

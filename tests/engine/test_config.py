@@ -150,6 +150,9 @@ def test_every_setting_has_a_flag_and_a_variable(game: Path) -> None:
             value = not default
             argv = [flag if value else "--no-" + f.name.replace("_", "-")]
             raw = "1" if value else "0"
+        elif f.name == "log_level":
+            value = "DEBUG"
+            argv, raw = [flag, value], value
         else:
             value = type(default)(7) if isinstance(default, int | float) else type(default)("x")
             argv = [flag, str(value)]
@@ -201,3 +204,8 @@ def test_a_bad_flag_value_is_refused(game: Path, capsys: pytest.CaptureFixture[s
         Config.from_sources(["--port", "many"], environ={}, cwd=game)
     assert exited.value.code == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_an_unknown_log_level_stops_the_start(game: Path) -> None:
+    with pytest.raises(ConfigError, match='one of DEBUG, INFO, WARNING, ERROR, not "LOUD"'):
+        Config.from_sources(["--log-level", "LOUD"], environ={}, cwd=game)

@@ -231,3 +231,40 @@ def test_make_run_passes_args_and_serves_a_game_made_from_the_starter(tmp_path: 
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(15)
+
+
+async def test_sighup_restarts_the_same_game_and_keeps_the_player(
+    game: Path, serve: type[Served]
+) -> None:
+    served = serve(game)
+    client = await MudClient.connect(served.port)
+    try:
+        await client.create_account("Pat", PASSWORD)
+        os.kill(served.process.pid, signal.SIGHUP)
+        await client.expect("The game is back, running the new code.", timeout=20)
+        await client.command("look", "The Village Square")
+    finally:
+        client.close()
+    assert "hot restart 1 done" in served.text()
+    assert served.stop() == 0
+
+
+async def test_the_log_file_is_rotated_by_size(game: Path, serve: type[Served]) -> None:
+    toml = game / "hotmud.toml"
+    toml.write_text(
+        toml.read_text()
+        .replace("# log_max_bytes = 10000000", "log_max_bytes = 600")
+        .replace("# log_backups = 5", "log_backups = 2")
+    )
+    served = serve(game, "--log-level", "DEBUG")
+    client = await MudClient.connect(served.port)
+    try:
+        await client.create_account("Pat", PASSWORD)
+        for _ in range(5):
+            await client.command("look", "The Village Square")
+    finally:
+        client.close()
+    assert served.stop() == 0
+    logs = sorted(p.name for p in (game / "var" / "log").iterdir())
+    assert logs == ["hotmud.log", "hotmud.log.1", "hotmud.log.2"]
+    assert all((game / "var" / "log" / name).stat().st_size <= 1200 for name in logs)
