@@ -56,5 +56,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Keeps the game in $(GAME): it is what a newcomer edited and played, not a build product.
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	@if [ -d var ]; then find var -mindepth 1 -maxdepth 1 ! -path $(GAME) -exec rm -rf {} +; fi

@@ -205,7 +205,7 @@ class Config:
             )
         if config.log_level.upper() not in LEVELS:
             raise ConfigError(
-                f"The log level must be one of {', '.join(LEVELS)}, not \"{config.log_level}\"."
+                f'The log level must be one of {", ".join(LEVELS)}, not "{config.log_level}".'
             )
         config._resolve_paths()
         return config

@@ -33,8 +33,8 @@ def start_command(
 
     Most commands are plain functions: they run to the end here, with no
     task and no trip through the event loop, which is most of what a
-    command costs under load (see README, "How many players one process
-    holds").  An ``async`` command's coroutine comes back unstarted (the
+    command costs under load (see docs/running.md, "How many players one
+    process holds").  An ``async`` command's coroutine comes back unstarted (the
     play loop gives those a task of their own, see ``PlayLoop.start``).
     """
     guard = guard if guard is not None else _PLAIN
