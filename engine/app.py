@@ -36,6 +36,7 @@ from engine.content.typeclasses import TypeclassWatch
 from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG
 from engine.hot import handover
+from engine.hot.keeper import ConnectionKeeper
 from engine.hot.link import HotLink
 from engine.longlived import LongLived
 from engine.net import telnet
@@ -126,6 +127,15 @@ class Game:
         self._stop_signals = 0
         self._closed = False
         self._engine_watcher: asyncio.Task[None] | None = None
+        #: Keeps the supervisor's copy of every connection (None without a supervisor).
+        self.keeper = ConnectionKeeper(hot) if hot is not None else None
+        self.players.observer = self.keeper
+        telnet.MudTelnetServer.on_state_change = (
+            self.keeper.changed if self.keeper is not None else None
+        )
+        #: Why the previous worker died, when this one took its connections from the
+        #: supervisor instead (engine.hot.ledger); "" otherwise.
+        self.recovered_from = ""
         #: What players are told before a restart the admin gave a reason for.
         self.restart_message = ""
         #: Who asked for the restart under way, to hear if it fails.
@@ -170,11 +180,25 @@ class Game:
         if hot is not None and hot.handover is not None:
             # Engine and content are loaded: the old worker stops and hands over.
             message, fds = await handover.receive(hot.handover)
-            hot.handover.close()
-            hot.handover = None
-            self.db_lock.adopt(fds[0])
-            self._open_store()
-            adopted = list(zip(message["sessions"], fds[1:], strict=True))
+            sock, hot.handover = hot.handover, None
+            try:
+                if message.get("lock", True):
+                    self.db_lock.adopt(fds.pop(0))
+                else:
+                    self.db_lock.acquire()
+                self._open_store()
+            except BaseException as exc:
+                # The old worker still has everything: it serves on.
+                for fd in fds:
+                    os.close(fd)
+                self.db_lock.forget()
+                handover.taken(sock, error=str(exc) or type(exc).__name__)
+                sock.close()
+                raise
+            handover.taken(sock)
+            sock.close()
+            adopted = list(zip(message["sessions"], fds, strict=True))
+            self.recovered_from = str(message.get("recovered") or "")
         self._open_world()
         # From here on every change is committed before the output that follows it.
         self.world.on_change = self.durable.changed
@@ -191,7 +215,9 @@ class Game:
         if hot is not None:
             hot.on_message = self._supervisor_says
             hot.listen()
-            hot.tell({"kind": "ready"})
+            # The supervisor keeps a copy of the lock: a crash of this worker never frees it.
+            lock = self.db_lock.hand_over()
+            hot.tell({"kind": "ready"}, [lock] if lock is not None else [])
             if self.config.reload and paths.FROM_SOURCE:
                 # Only a source tree's engine is edited; an installed one is upgraded.
                 self._engine_watcher = asyncio.create_task(
@@ -217,7 +243,15 @@ class Game:
         while self.play.returned < playing and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         self.play.resume()
-        log.info("took over %d connections", len(adopted))
+        log.info("took over %d connection%s", len(adopted), "s" if len(adopted) != 1 else "")
+        if self.recovered_from:
+            count = len(adopted)
+            line = (
+                f"The game's engine process ended unexpectedly ({self.recovered_from}); "
+                f"a new one took over its {count} connection{'s' if count != 1 else ''}."
+            )
+            log.error("%s", line)
+            self.notify_builders(line, tag="restart")
 
     def _open_store(self) -> None:
         try:
@@ -276,6 +310,8 @@ class Game:
         try:
             await self._stop.wait()
         finally:
+            if self.hot is not None and not self._handed_over:
+                self.hot.tell({"kind": "stopping"})  # its end is no crash to recover from
             await self.close()
             WATCHDOG.stop_watching_signals()
             for signum, handler in previous.items():
@@ -424,6 +460,9 @@ class Game:
             paused = await handover.hand_over(self, sock)
         except handover.HandoverFailed as exc:
             log.warning("hot restart: %s", exc)
+            if exc.ours and self.hot is not None:
+                self.hot.tell({"kind": "restart-abandoned", "error": str(exc)})
+                self._restart_failed(f"The restart failed: {exc}. The game goes on as it was.")
             return
         except Exception:
             log.exception("hot restart: the handover failed")
@@ -433,10 +472,14 @@ class Game:
         log.info("handed over %d connections (input paused %.0f ms)",
                  len(self.players.sessions), paused * 1000)  # fmt: skip
         self._handed_over = True
+        if self.keeper is not None:
+            self.keeper.handing_over = True
         if self.hot is not None:
             self.hot.tell({"kind": "handed-over"})
         for session in list(self.players.sessions):
-            session.abort()  # this process's hold only: the new one has the socket
+            # This process's hold only: the new one has the socket, which stays up.
+            telnet.hand_off(session)
+            session.abort()
         self.store.close()
         self.db_lock.forget()
         self._stop.set()

@@ -138,6 +138,15 @@ class Config:
         "restart",
         'What players read just after a hot restart ("": nothing).',
     )
+    recovery_notice: str = setting(
+        "The game had a problem and is back. A command that got no answer did not "
+        "happen; type it again.",
+        "restart",
+        'What players read when the game is back after its engine process died ("": nothing).',
+    )
+    crash_limit: int = setting(
+        3, "restart", "Crashes of the engine process within a minute before the server stops."
+    )
     gc_interval: float = setting(
         600.0, "memory", "Longest wait, in seconds, for a collection of everything after a reload."
     )

@@ -91,9 +91,18 @@ class PlayLoop:
             if account is not None:
                 self.enter(session, account, returning=True)
                 self.returned += 1
-                if self.config.restart_done:
-                    session.send(self.config.restart_done)
+                notice = (
+                    self.config.recovery_notice
+                    if adopted and adopted.get("recovered")
+                    else self.config.restart_done
+                )
+                if notice:
+                    session.send(notice)
             else:
+                if adopted is not None and adopted.get("recovered"):
+                    # Where the dead worker's dialogue stood is not known: start it again.
+                    session.show_typing()
+                    session.send("The game had a problem and is back; please log in again.")
                 try:
                     account = await asyncio.wait_for(
                         login(

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from engine.accounts.account import Role
 from engine.net.session import Session
+
+
+class SessionObserver(Protocol):
+    """Told as sessions come, enter the game and go (``engine.hot.keeper``)."""
+
+    def added(self, session: Session) -> None: ...
+
+    def entered(self, session: Session) -> None: ...
+
+    def discarded(self, session: Session) -> None: ...
 
 
 class Players:
     """Every open session, and who among them is playing."""
 
     def __init__(self) -> None:
+        #: Told of every session (the supervisor's ledger, when there is one).
+        self.observer: SessionObserver | None = None
         self.sessions: set[Session] = set()
         #: The session playing each account (``entered``): a login looks it up, not every session.
         self._by_account: dict[int, Session] = {}
@@ -19,13 +33,19 @@ class Players:
     def add(self, session: Session) -> None:
         self.sessions.add(session)
         self.changed()
+        if self.observer is not None:
+            self.observer.added(session)
 
     def discard(self, session: Session) -> None:
+        if session not in self.sessions:
+            return
         self.sessions.discard(session)
         account = session.account
         if account is not None and self._by_account.get(account.id) is session:
             del self._by_account[account.id]
         self.changed()
+        if self.observer is not None:
+            self.observer.discarded(session)
 
     def entered(self, session: Session) -> Session | None:
         """``session`` now plays its account; return the session that played it before, if any."""
@@ -33,6 +53,8 @@ class Players:
         previous = self._by_account.get(session.account.id)
         self._by_account[session.account.id] = session
         self.changed()
+        if self.observer is not None:
+            self.observer.entered(session)
         return previous if previous is not session else None
 
     def changed(self) -> None:

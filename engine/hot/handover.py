@@ -4,7 +4,7 @@ The old worker, told by the supervisor, waits until the new one says it is
 prepared (engine imported, content loaded).  Only then does it stop: players
 are told, no command starts, input stops being read, running commands get a
 moment to finish, lifecycle hooks are torn down, every change is committed
-and every byte of output sent (an MCCP2 stream is ended cleanly).  It then
+and every byte of output sent (an MCCP2 stream goes on in the new worker).  It then
 sends the database lock's descriptor, every connection's socket and each
 session's state: account, where a login stood, telnet options and client
 facts, and input received but not yet run.  The new worker holds the lock
@@ -64,7 +64,15 @@ SETTLE = 2.0
 
 
 class HandoverFailed(Exception):
-    """The new worker went away before it took the connections."""
+    """The handover did not happen; the old worker serves on.
+
+    ``ours``: this worker's own side failed (the new one is waiting in vain
+    and must be ended); otherwise the new worker went away or refused.
+    """
+
+    def __init__(self, message: str, ours: bool = False) -> None:
+        super().__init__(message)
+        self.ours = ours
 
 
 async def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -72,7 +80,7 @@ async def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, wire.send, sock, {"kind": "prepared"}, [])
     message, fds = await loop.run_in_executor(None, wire.recv, sock)
-    if message.get("kind") != "state" or not fds:
+    if message.get("kind") != "state" or (message.get("lock", True) and not fds):
         raise HandoverFailed(f"unexpected handover message {message.get('kind')!r}")
     return message, fds
 
@@ -80,8 +88,10 @@ async def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
 async def hand_over(game: Handing, sock: socket.socket) -> float:
     """The old worker's side; how long input was paused, in seconds.
 
-    Raises ``HandoverFailed`` (having resumed serving) if the new worker goes
-    away before it has the state.
+    Raises ``HandoverFailed``, having resumed serving, if the new worker goes
+    away or refuses before it has taken the connections, or if a step here
+    fails (a full disk refusing the last commit): the old worker never stays
+    paused.
     """
     loop = asyncio.get_running_loop()
     try:
@@ -99,6 +109,37 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
     game.play.pause()
     for session in sessions:
         _transport(session).pause_reading()
+    try:
+        await _finish(game)
+    except Exception as exc:
+        log.exception("hot restart: this engine could not finish its side")
+        game.resume_serving(sessions)
+        raise HandoverFailed(f"this engine could not finish its side: {exc}", ours=True) from None
+    await _drain(sessions)
+    states = []
+    fds: list[int] = [game.db_lock.hand_over() or -1]
+    for session in sessions:
+        if session.closed:
+            continue
+        states.append(_state_of(session))
+        fds.append(_transport(session).get_extra_info("socket").fileno())
+    state = {"kind": "state", "sessions": states}
+    try:
+        await loop.run_in_executor(None, wire.send, sock, state, fds)
+        answer, _ = await asyncio.wait_for(
+            loop.run_in_executor(None, wire.recv, sock), game.config.restart_timeout
+        )
+    except (OSError, ValueError, TimeoutError) as exc:
+        game.resume_serving(sessions)
+        raise HandoverFailed(f"the new engine went away during the handover ({exc})") from None
+    if answer.get("kind") != "taken":
+        game.resume_serving(sessions)
+        raise HandoverFailed(f"the new engine could not take over: {answer.get('error', '?')}")
+    return time.monotonic() - paused
+
+
+async def _finish(game: Handing) -> None:
+    """Let running commands end, tear down the live hooks, commit every change."""
     await game.play.settle(SETTLE)
     for problem in game.content.retire_hooks():
         log.warning("%s", problem)
@@ -106,27 +147,20 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
     game.world.commit_now()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(game.durable.wait(), SETTLE)
-    compressed = {s for s in sessions if _protocol(s)._mccp2_compressor is not None}
-    for session in compressed:
-        _protocol(session).end_compression()
-    await _drain(sessions)
-    states = []
-    fds: list[int] = [game.db_lock.hand_over() or -1]
-    for session in sessions:
-        if session.closed:
-            continue
-        states.append(_state_of(session, session in compressed))
-        fds.append(_transport(session).get_extra_info("socket").fileno())
-    state = {"kind": "state", "sessions": states}
-    try:
-        await loop.run_in_executor(None, wire.send, sock, state, fds)
-    except OSError as exc:
-        game.resume_serving(sessions)
-        raise HandoverFailed(f"the new engine went away during the handover ({exc})") from None
-    return time.monotonic() - paused
 
 
-def _state_of(session: Session, compressed: bool) -> dict[str, Any]:
+def taken(sock: socket.socket, error: str = "") -> None:
+    """The new worker's last word to the old: it has taken everything, or it cannot (why).
+
+    Until this, the old worker holds on to its connections, ready to serve
+    them again; a supervisor handing over after a crash does not listen.
+    """
+    message = {"kind": "refused", "error": error} if error else {"kind": "taken"}
+    with contextlib.suppress(OSError):
+        wire.send(sock, message, [])
+
+
+def _state_of(session: Session) -> dict[str, Any]:
     """What the new worker needs to go on with ``session`` as if nothing happened."""
     reader = session.reader
     unread = bytes(getattr(reader, "_buffer", b""))
@@ -142,12 +176,13 @@ def _state_of(session: Session, compressed: bool) -> dict[str, Any]:
             waiting.append(line)
     playing = session.account is not None and session.character is not None
     return {
+        "key": session.key,
         "account_id": session.account.id if playing and session.account else None,
         "login": list(session.login_stage),
         "input": waiting + lines,
         "partial": partial,
         "connected_at": session.connected_at,
-        "telnet": {**export_state(_protocol(session)), "mccp2": compressed},
+        "telnet": export_state(_protocol(session)),
     }
 
 

@@ -4,17 +4,27 @@ It binds the listening socket once, then runs the game in a worker process
 (``engine.hot.worker``) that inherits it.  A restart (the admin command
 ``restart``, SIGHUP, or a save under ``engine/``) starts a second worker
 beside the first with the code now on disk; the old one hands the new one
-its connections and exits once the new one is ready.  If the new one fails
-(a syntax error in engine code, an import error, not ready in time), the old
-one is told why and goes on serving as if nothing happened.
+its connections and exits once the new one has taken them.  If the new one
+fails (a syntax error in engine code, an import error, not ready in time, a
+store it cannot open), the old one is told why and goes on serving.
+
+This process must never die or hang, and a worker may die at any moment:
+it keeps a copy of every connection and of the database lock
+(``engine.hot.ledger``), so when a worker dies (a crash, ``kill -9``, a
+restart that failed after the handover, an old worker killed mid-handover)
+it starts a new one within about a second and hands it every connection:
+players stay on theirs, in their character.  A worker that keeps crashing
+(``crash_limit`` times within a minute) is not started forever: the server
+stops with one line.  Whatever happens, it ends serving or stopped, never
+in between; SIGTERM and SIGHUP always work.
 
 This process stays for the server's whole life, so a service manager
 (systemd) and a terminal see one pid: Ctrl-C or SIGTERM here is passed on to
 the worker, which shuts the game down; the worker's log goes to this
-process's output.  Workers run in their own process group (a terminal's
-Ctrl-C reaches them once, through here) and die with this process
-(``PR_SET_PDEATHSIG``), so a ``kill -9`` of the server is a ``kill -9`` of
-the game.
+process's output and log file.  Workers run in their own process group (a
+terminal's Ctrl-C reaches them once, through here) and die with this
+process (``PR_SET_PDEATHSIG``), so a ``kill -9`` of the server is a
+``kill -9`` of the game.
 """
 
 from __future__ import annotations
@@ -28,17 +38,23 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine import logs
 from engine.config import Config, ConfigError
 from engine.hot import wire
+from engine.hot.ledger import Ledger
+from engine.hot.snapshots import CodeSnapshots
 from engine.startup import StartupError, listen
 
 log = logging.getLogger(__name__)
 
 #: How long a stop may take before the workers are killed.
 STOP_WAIT = 30.0
+#: The window in which ``crash_limit`` crashes stop the server, in seconds.
+CRASH_WINDOW = 60.0
 
 
 @dataclass
@@ -51,15 +67,25 @@ class Worker:
     ready: bool = False
     #: It sent its connections to a newer worker and is on its way out.
     handed_over: bool = False
+    #: It said the game stops (shutdown, a signal): its end is not a crash.
+    stopping: bool = False
+    #: Given up on (killed): its end needs nothing more.
+    discarded: bool = False
     #: Why it failed to start, as it said itself.
     error: str = ""
     started: float = field(default_factory=time.monotonic)
     #: Copies what it prints (its log) to the terminal and the log file.
     output: logs.LineCopier | None = None
+    #: A worker taking over after a crash: this end of its handover socket, until
+    #: the ledger's state is sent, and why the one before it ended.
+    recovery: socket.socket | None = None
+    cause: str = ""
+    #: The copy of the engine code it started from (``engine.hot.snapshots``).
+    code: Path | None = None
 
 
 class Supervisor:
-    """Spawns workers, restarts them on request and passes signals on."""
+    """Spawns workers, restarts them on request, carries the game on when one dies."""
 
     def __init__(
         self, argv: list[str], config: Config, log_file: logging.Handler | None = None
@@ -72,9 +98,18 @@ class Supervisor:
         self.current: Worker | None = None
         self.incoming: Worker | None = None
         self.leaving: list[Worker] = []
+        self.ledger = Ledger()
+        self.snapshots = CodeSnapshots()
         self.restarts = 0
+        #: Workers started so far: each one's generation, and the prefix of its keys.
+        self.spawned = 0
+        self.crashes: deque[float] = deque()
         self.started_at = time.time()
         self.stopping = False
+        #: The exit status once the game is over.
+        self.status = 0
+        #: Whoever asked for the restart under way was told it is busy already.
+        self._busy_told = False
         self.selector = selectors.DefaultSelector()
         self._signals: list[int] = []
         self._wake_r, self._wake_w = socket.socketpair()
@@ -96,6 +131,8 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.kill()
                 worker.process.wait()
+            self.ledger.close()
+            self.snapshots.close()
 
     def _loop(self) -> int:
         while True:
@@ -104,13 +141,15 @@ class Supervisor:
                     self._wake_r.recv(4096)
                 elif isinstance(key.data, logs.LineCopier):
                     self._copy_output(key.fd, key.data)
+                elif key.fileobj is getattr(key.data, "recovery", None):
+                    self._send_recovery(key.data)
                 else:
                     self._message(key.data)
             while self._signals:
                 self._signal(self._signals.pop(0))
-            status = self._reap()
-            if status is not None:
-                return status
+            self._reap()
+            if self.stopping and not self._workers():
+                return self.status
             self._check_incoming_deadline()
 
     def _workers(self) -> list[Worker]:
@@ -145,10 +184,12 @@ class Supervisor:
 
     # -- workers -------------------------------------------------------------------------
 
-    def _spawn(self, handover: socket.socket | None) -> Worker:
+    def _spawn(self, handover: socket.socket | None, good_code: bool = False) -> Worker:
+        """A new worker, from the code on disk or (``good_code``) the last that served."""
         assert self.listener is not None
         control, theirs = socket.socketpair()
-        generation = self.restarts
+        generation = self.spawned
+        self.spawned += 1
         env = {
             **os.environ,
             "HOTMUD_LISTEN_FD": str(self.listener.fileno()),
@@ -162,8 +203,16 @@ class Supervisor:
         if handover is not None:
             env["HOTMUD_HANDOVER_FD"] = str(handover.fileno())
             fds.append(handover.fileno())
+        command = [sys.executable, "-m", "engine.hot.worker", *self.argv]
+        code = self.snapshots.good if good_code else self.snapshots.take()
+        if good_code and code is not None:
+            # -P: the copy, not the working folder, is where `engine` comes from.
+            command.insert(1, "-P")
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(code), env.get("PYTHONPATH", "")) if p
+            )
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.hot.worker", *self.argv],
+            command,
             env=env,
             pass_fds=fds,
             process_group=0,
@@ -171,6 +220,7 @@ class Supervisor:
         )
         theirs.close()
         worker = Worker(process, control, generation, output=logs.LineCopier(self.log_file))
+        worker.code = code
         self.selector.register(control, selectors.EVENT_READ, worker)
         assert process.stderr is not None
         os.set_blocking(process.stderr.fileno(), False)
@@ -214,34 +264,62 @@ class Supervisor:
         try:
             message, fds = wire.recv(worker.control)
         except (OSError, ValueError):
-            self.selector.unregister(worker.control)
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.control)
             return
-        for fd in fds:
-            os.close(fd)
         kind = message.get("kind")
-        if kind == "ready":
-            worker.ready = True
-            if worker is self.incoming:
-                self.current, self.incoming = worker, None
-                self.restarts += 1
-                log.info("hot restart %d done: worker %d serves", self.restarts, worker.generation)
+        if kind == "conn" and fds:
+            self.ledger.record(str(message.get("key")), fds.pop(0), message.get("state") or {})
+        elif kind == "conn-state":
+            self.ledger.update(str(message.get("key")), message.get("state") or {})
+        elif kind == "conn-gone":
+            self.ledger.forget(str(message.get("key")))
+        elif kind == "ready":
+            if fds:
+                self.ledger.hold_lock(fds.pop(0))
+            self._ready(worker)
         elif kind == "restart":
             self.begin_restart(str(message.get("reason", "")), requester=worker)
         elif kind == "failed":
             worker.error = str(message.get("error", ""))
+        elif kind == "stopping":
+            worker.stopping = True
+        elif kind == "restart-abandoned":
+            # The old worker could not finish its side (a full disk): it serves on.
+            self._discard(self.incoming)
         elif kind == "handed-over":
             worker.handed_over = True
             if worker is self.current:
                 self.current = None
             self.leaving.append(worker)
+        for fd in fds:
+            os.close(fd)
+
+    def _ready(self, worker: Worker) -> None:
+        worker.ready = True
+        self.snapshots.served(worker.code)
+        if worker is not self.incoming:
+            return
+        self.current, self.incoming = worker, None
+        self._busy_told = False
+        if worker.cause:
+            log.info("worker %d serves again after the crash", worker.generation)
+        else:
+            self.restarts += 1
+            log.info("hot restart %d done: worker %d serves", self.restarts, worker.generation)
 
     def begin_restart(self, reason: str, requester: Worker | None = None) -> None:
         """Start a new worker beside the current one, which will hand over to it."""
         current = self.current
         if self.stopping or current is None or not current.ready:
+            log.info("no restart now (%s): the game is not serving yet", reason or "asked")
             return
         if self.incoming is not None:
-            self._tell(requester or current, {"kind": "restart-busy"})
+            # One line to whoever asked while a restart is under way, not one per ask.
+            if requester is not None or not self._busy_told:
+                self._tell(requester or current, {"kind": "restart-busy"})
+                self._busy_told = requester is None
+            log.info("restart asked for (%s) while one is under way", reason or "no reason")
             return
         log.info("hot restart requested (%s)", reason or "no reason given")
         ours, theirs = socket.socketpair()
@@ -264,52 +342,144 @@ class Supervisor:
         incoming = self.incoming
         if incoming is None or incoming.ready:
             return
-        waited = time.monotonic() - incoming.started
-        if waited > self.config.restart_timeout and (
-            self.current is not None and not self.current.handed_over
-        ):
+        if time.monotonic() - incoming.started > self.config.restart_timeout:
             incoming.error = (
                 f"the new engine was not ready within {self.config.restart_timeout:g} s"
             )
             with contextlib.suppress(ProcessLookupError):
                 incoming.process.kill()
 
-    def _reap(self) -> int | None:
-        """Notice workers that ended; the supervisor's exit status once the game is over."""
+    # -- ends --------------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Notice workers that ended and act on each: nothing, a failed restart, a recovery."""
         for worker in list(self._workers()):
             status = worker.process.poll()
             if status is None:
                 continue
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(worker.control)
-            worker.control.close()
-            self._drain_output(worker)
+            self._let_go(worker)
             if worker in self.leaving:
                 self.leaving.remove(worker)
-                continue
-            if worker is self.incoming:
+            elif worker is self.incoming:
                 self.incoming = None
-                self._restart_failed(worker, status)
-                continue
-            if worker is self.current:
-                # The game stopped (shutdown, a signal, a crash): so does the server,
-                # with the game's status, for the service manager to act on.
+                self._incoming_ended(worker, status)
+            elif worker is self.current:
                 self.current = None
-                if status != 0 and not self.stopping and not worker.error:
-                    log.error("the game worker ended with status %d", status)
-                return status
-        return None
+                self._current_ended(worker, status)
 
-    def _restart_failed(self, worker: Worker, status: int) -> None:
-        error = worker.error or f"the new engine exited with status {status} before it was ready"
-        current = self.current
-        if current is None:
-            # The old worker had handed its connections over already: they are lost.
-            log.error("hot restart failed after the handover: %s", error)
-            self.stopping = True
+    def _let_go(self, worker: Worker) -> None:
+        if not worker.ready:
+            self.snapshots.discard(worker.code)
+        for sock in (worker.control, worker.recovery):
+            if sock is None:
+                continue
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(sock)
+            sock.close()
+        worker.recovery = None
+        self._drain_output(worker)
+
+    def _incoming_ended(self, worker: Worker, status: int) -> None:
+        if worker.discarded or self.stopping:
             return
-        log.error("hot restart failed: %s; the running game goes on", error)
-        self._tell(current, {"kind": "restart-failed", "error": error})
+        current = self.current
+        error = worker.error or f"the new engine {_ended(status)} before it was ready"
+        if current is not None and not current.handed_over:
+            log.error("hot restart failed: %s; the running game goes on", error)
+            self._tell(current, {"kind": "restart-failed", "error": error})
+            return
+        # Its connections were handed over (or it was taking over after a crash).
+        self._recover(error if not worker.cause else f"{worker.cause}; then {error}")
+
+    def _current_ended(self, worker: Worker, status: int) -> None:
+        if self.stopping or worker.stopping:
+            # The game stopped as asked (shutdown, a signal): so does the server.
+            self.stopping = True
+            self.status = status if status >= 0 else 1
+            self._discard(self.incoming)
+            return
+        if not worker.ready and self.ledger.lock_fd is None:
+            # The first start failed (the worker said why): nothing to carry on.
+            self.stopping = True
+            self.status = status if status > 0 else 1
+            return
+        self._recover(worker.error or f"it {_ended(status)}")
+
+    def _discard(self, worker: Worker | None) -> None:
+        if worker is None:
+            return
+        worker.discarded = True
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.kill()
+
+    def _recover(self, cause: str) -> None:
+        """A new worker takes every connection from the ledger, as from an old worker."""
+        now = time.monotonic()
+        self.crashes.append(now)
+        while self.crashes and now - self.crashes[0] > CRASH_WINDOW:
+            self.crashes.popleft()
+        if len(self.crashes) >= max(1, self.config.crash_limit):
+            log.error(
+                "The game's engine process ended %d times within a minute (the last time: %s); "
+                "the server stops.",
+                len(self.crashes),
+                cause,
+            )
+            self.stopping = True
+            self.status = 1
+            self._discard(self.incoming)
+            return
+        self._discard(self.incoming)
+        # Workers from the code on disk died twice in a row: the last good code takes over.
+        good = len(self.crashes) >= 2 and self.snapshots.good is not None
+        if good:
+            since = time.strftime("%H:%M:%S", time.localtime(self.snapshots.good_since))
+            cause += (
+                f"; running the last good engine code (serving since {since}) until a "
+                "restart with fixed code"
+            )
+        count = len(self.ledger.kept)
+        log.error(
+            "The game's engine process ended unexpectedly (%s); a new one takes over its "
+            "%d connection%s.",
+            cause,
+            count,
+            "s" if count != 1 else "",
+        )
+        ours, theirs = socket.socketpair()
+        worker = self._spawn(handover=theirs, good_code=good)
+        theirs.close()
+        worker.recovery = ours
+        worker.cause = cause
+        self.selector.register(ours, selectors.EVENT_READ, worker)
+        self.incoming = worker
+
+    def _send_recovery(self, worker: Worker) -> None:
+        """The worker taking over is prepared: hand it the ledger's connections and lock."""
+        sock = worker.recovery
+        assert sock is not None
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
+        worker.recovery = None
+        try:
+            message, _ = wire.recv(sock)
+            if message.get("kind") == "prepared":
+                state, fds = self.ledger.handover(worker.cause)
+                wire.send(sock, state, fds)
+        except (OSError, ValueError) as exc:
+            log.warning("the worker taking over went away before it had the connections: %s", exc)
+        finally:
+            sock.close()
+
+
+def _ended(status: int) -> str:
+    """``was killed by SIGKILL``, ``exited with status 3``: how a process ended, in words."""
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:

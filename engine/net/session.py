@@ -141,6 +141,9 @@ class Session:
         self.adopted: dict[str, Any] | None = getattr(writer.protocol, "adopted", None)
         self.task: asyncio.Task[Any] | None = None
         self.connected_at = time.time()
+        #: This connection's name for the supervisor (``engine.hot.keeper``): the same
+        #: across hot restarts and crashes; "" without a supervisor.
+        self.key = ""
         self.last_input = self.connected_at
         self.lines = BoundedLineReader(
             reader.read,
@@ -355,6 +358,10 @@ class Session:
         if self.lines.pending > self.config.flood_limit:
             raise Flooding(f"{self.lines.pending} lines waiting over the rate limit")
         await asyncio.sleep(delay)
+
+    def show_typing(self) -> None:
+        """Ask the client to show what it types again (a password prompt cut short by a crash)."""
+        self.deliver_unchanged(lambda: self._direct(self.writer.iac, WONT, ECHO))
 
     async def read_secret(self, prompt: str) -> str | None:
         """Read a line with the client's echo off (passwords)."""

@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, cast
@@ -175,6 +176,14 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: negotiated again; an MCCP2 stream is started anew.
     adopted: dict[str, Any] | None = None
 
+    #: The connection went to another process (a hot restart): its end here is not an end.
+    handed_off = False
+    #: An MCCP2 stream taken over from another process (``mccp2_resume``).
+    mccp2_resumed = False
+    #: Told when a connection's telnet state changes after its shell started (an
+    #: MCCP2 stream begins): the supervisor's ledger follows (``engine.hot.keeper``).
+    on_state_change: ClassVar[Callable[[Session], None] | None] = None
+
     #: The session the shell made of this connection, until both have ended.
     session: Session | None = None
     #: The shell has ended (it closed the session); the connection may still be open.
@@ -261,6 +270,13 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             limiter.logged_in(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handed_off and self._transport is not None:
+            # The supervisor holds a copy of the socket (engine.hot.ledger) until it
+            # hears of the end: shut down, the client sees the end now, not then.
+            sock = self._transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         limiter = type(self).limiter
         if limiter is not None and self.admitted_ip is not None:
             limiter.release(self.admitted_ip, key=self)
@@ -329,18 +345,51 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             return
         telnet = state.get("telnet", {})
         restore_state(self, telnet)
-        if type(self).offer_mccp2 and telnet.get("mccp2"):
-            # MCCP2 stays agreed; the old process ended its compressed stream, and
-            # a new one starts here (IAC SB COMPRESS2 IAC SE), as the option allows.
+        if telnet.get("mccp2"):
+            # The client is inside an MCCP2 stream: this process goes on with it.
             self._mccp2_enabled = True
-            self._mccp2_start()
+            self.mccp2_resume()
         if not self._waiter_connected.done():
             self._waiter_connected.set_result(None)  # the shell starts at once
 
-    def end_compression(self) -> None:
-        """End an MCCP2 stream cleanly (Z_FINISH), so plain bytes may follow."""
-        if self._mccp2_compressor is not None:
-            self._mccp2_end()
+    def _mccp2_start(self) -> None:
+        super()._mccp2_start()
+        hook = type(self).on_state_change
+        if hook is not None and self.session is not None:
+            hook(self.session)  # the supervisor's copy must know the stream began
+
+    def mccp2_resume(self) -> None:
+        """Go on with the MCCP2 stream another process began, without starting a new one.
+
+        A hot restart or a crash moves a connection whose client is inside a
+        compressed stream.  The old process's compressor stays behind, but each
+        of its writes ended with a sync flush, on a byte boundary between
+        deflate blocks, so raw deflate blocks that refer to nothing before them
+        continue the stream for the client's decompressor.  Only the checksum
+        that closes a stream could not be right any more, so a stream is never
+        ended: it lasts as long as the connection.  What a crash loses is a
+        write the dead process had not finished.
+        """
+        compressor = zlib.compressobj(
+            zlib.Z_BEST_COMPRESSION, zlib.DEFLATED, -12, 5, zlib.Z_DEFAULT_STRATEGY
+        )
+        writer: Any = self.writer  # telnetlib3 types it without its transport
+        transport = writer._transport
+        plain_write = transport.write
+
+        def compressed_write(data: bytes) -> None:
+            if self._mccp2_compressor is not None:
+                packed = self._mccp2_compressor.compress(data)
+                plain_write(packed + self._mccp2_compressor.flush(zlib.Z_SYNC_FLUSH))
+            else:
+                plain_write(data)
+
+        self._mccp2_pending = True
+        self._mccp2_compressor = compressor
+        self._mccp2_orig_write = plain_write
+        transport.write = compressed_write
+        writer.mccp2_active = True
+        self.mccp2_resumed = True
 
     def begin_advanced_negotiation(self) -> None:
         super().begin_advanced_negotiation()
@@ -567,7 +616,8 @@ def export_state(protocol: MudTelnetServer) -> dict[str, Any]:
         "ttype_seen": getattr(protocol, "ttype_seen", 0),
         "window_width": getattr(protocol, "window_width", None),
         "gmcp_from_client": protocol.gmcp_from_client,
-        "mccp2": protocol._mccp2_compressor is not None,
+        # A process that takes the connection over goes on with the stream.
+        "mccp2": "resume" if protocol._mccp2_compressor is not None else False,
     }
 
 
@@ -582,6 +632,13 @@ def restore_state(protocol: MudTelnetServer, state: dict[str, Any]) -> None:
     protocol.ttype_seen = int(state.get("ttype_seen") or 0)
     protocol.window_width = state.get("window_width")
     protocol.gmcp_from_client = dict(state.get("gmcp_from_client") or {})
+
+
+def hand_off(session: Session) -> None:
+    """``session``'s connection goes on in another process: ending it here must not end it."""
+    protocol = getattr(session.writer, "protocol", None)
+    if isinstance(protocol, MudTelnetServer):
+        protocol.handed_off = True
 
 
 async def adopt(server: Any, sock: socket.socket, state: dict[str, Any]) -> MudTelnetServer:
