@@ -1,7 +1,8 @@
 """Guards on the login dialogue: back-off after failed passwords, a cap on new accounts.
 
-Pure bookkeeping with an injectable clock, so each rule is tested without
-sleeping; ``engine.accounts.login`` applies them.
+Bookkeeping with an injectable clock (and, for the login back-off, an
+injectable sleep), so each rule is tested without sleeping;
+``engine.accounts.login`` applies them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.peers import Clock, is_loopback
@@ -19,6 +20,10 @@ from engine.peers import Clock, is_loopback
 class CreationLimiter:
     """At most ``limit`` new accounts per address within ``window`` seconds.
 
+    A creation counts from the moment a new name is offered (``reserve``),
+    not only once the account exists, so connections racing through the
+    dialogue together cannot pass the limit; ``release`` gives the place
+    back when that creation is abandoned, ``created`` keeps it for the window.
     Loopback is exempt unless ``limit_loopback``, as for connections.
     """
 
@@ -34,6 +39,8 @@ class CreationLimiter:
         self.limit_loopback = limit_loopback
         self.clock = clock
         self._made: dict[str, list[float]] = {}
+        #: address -> creations under way (reserved, neither created nor released yet).
+        self._held: dict[str, int] = {}
 
     def refusal(self, ip: str) -> str | None:
         """Why ``ip`` may not create an account now, or None."""
@@ -41,16 +48,44 @@ class CreationLimiter:
             return None
         now = self.clock()
         recent = [t for t in self._made.get(ip, []) if now - t < self.window]
-        self._made[ip] = recent
-        if len(recent) < self.limit:
+        if recent:
+            self._made[ip] = recent
+        else:
+            self._made.pop(ip, None)
+        if len(recent) + self._held.get(ip, 0) < self.limit:
             return None
-        wait = math.ceil(self.window - (now - recent[0]))
-        return (
-            f"Too many characters were created from your address lately; "
-            f"you can create another in {_duration(wait)}."
-        )
+        if not recent:
+            return (
+                "Too many characters are being created from your address right now; "
+                "try again later."
+            )
+        # The oldest creation leaving the window frees a place, whatever the others do.
+        when = f"you can create another in {_duration(math.ceil(self.window - (now - recent[0])))}"
+        if len(recent) >= self.limit:
+            return f"Too many characters were created from your address lately; {when}."
+        return f"Too many characters are being created from your address right now; {when}."
+
+    def reserve(self, ip: str) -> str | None:
+        """Hold one of ``ip``'s places for a creation starting now; the refusal if none is left.
+
+        Every reservation ends in ``created`` or ``release``.
+        """
+        refusal = self.refusal(ip)
+        if refusal is None:
+            self._held[ip] = self._held.get(ip, 0) + 1
+        return refusal
+
+    def release(self, ip: str) -> None:
+        """A reserved creation was abandoned: its place is free again."""
+        held = self._held.get(ip, 0) - 1
+        if held > 0:
+            self._held[ip] = held
+        else:
+            self._held.pop(ip, None)
 
     def created(self, ip: str) -> None:
+        """A reserved creation made its account: the place stays taken for the window."""
+        self.release(ip)
         self._made.setdefault(ip, []).append(self.clock())
         if len(self._made) > 100_000:
             self._made.clear()  # bounded memory; forgetting errs toward letting people in
@@ -71,15 +106,20 @@ class _Failures:
 class LoginGuard:
     """Exponential back-off after failed logins, per address and per account.
 
-    After ``n`` failures the next attempt must wait ``base * 2**(n-1)``
+    After ``n`` failures the next check must wait ``base * 2**(n-1)``
     seconds (at most ``cap``); a success clears the account's count, and
     failures older than ``forget_after`` seconds are forgotten.
 
-    One password check per account and per address runs at a time
-    (``checking``), and an attempt counts as soon as it is made, so fifty
-    parallel connections check no more passwords than one.  The address an
-    account last logged in from is exempt from that account's back-off: an
-    attack from elsewhere does not lock the owner out.
+    A password is checked inside ``checking``: it sleeps off the back-off
+    holding nothing, then takes the account's and the address's check slot,
+    so one password check per account and per address runs at a time, and
+    counts as a failure from the moment it starts.  Fifty parallel
+    connections therefore check no more passwords than one, and none of
+    them keeps anyone else waiting while it sleeps.  The address an account
+    last logged in from or was created from (``trust``; kept here, in
+    memory) waits for neither that account's back-off nor its slot: whatever
+    others do, the owner's check runs as soon as the owner's own address's
+    back-off allows.
     """
 
     def __init__(
@@ -88,26 +128,65 @@ class LoginGuard:
         cap: float = 60.0,
         forget_after: float = 900.0,
         clock: Clock = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base = base
         self.cap = cap
         self.forget_after = forget_after
         self.clock = clock
+        self.sleep = sleep
         self._failures: dict[str, _Failures] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        #: account -> the address it last logged in from.
+        #: account -> the address it last logged in from (oldest first).
         self._trusted: dict[str, str] = {}
 
+    def _slots(self, ip: str, account: str) -> tuple[str, ...]:
+        """The check slots an attempt holds, in the order they are taken."""
+        if self._trusted.get(account.lower()) == ip:
+            return (f"ip:{ip}",)
+        return (f"account:{account.lower()}", f"ip:{ip}")
+
     @contextlib.asynccontextmanager
-    async def checking(self, ip: str, account: str) -> AsyncIterator[None]:
-        """Hold the account's and the address's check slot (always in that order)."""
-        keys = (f"account:{account.lower()}", f"ip:{ip}")
-        locks = [self._locks.setdefault(key, asyncio.Lock()) for key in keys]
-        async with locks[0], locks[1]:
-            yield
-        for key, lock in zip(keys, locks, strict=True):
-            if not lock.locked() and not lock._waiters and self._locks.get(key) is lock:
-                del self._locks[key]
+    async def checking(
+        self, ip: str, account: str, waiting: Callable[[float], None] | None = None
+    ) -> AsyncIterator[None]:
+        """Wait out the back-off, then hold the check slots for one password check.
+
+        The back-off is slept holding no slot; when it is over the slots are
+        taken and the back-off looked at again (another connection may have
+        checked meanwhile), so the check starts only when both allow it.
+        ``waiting(seconds)`` is told of a wait, and again whenever it grows.
+        The attempt is recorded as failed when its check starts;
+        ``succeeded`` clears it.
+        """
+        told_until = -math.inf
+        while True:
+            wait = self.wait(ip, account)
+            if wait <= 0:
+                keys = self._slots(ip, account)
+                locks = [self._locks.setdefault(key, asyncio.Lock()) for key in keys]
+                held: list[asyncio.Lock] = []
+                try:
+                    for lock in locks:
+                        await lock.acquire()
+                        held.append(lock)
+                    wait = self.wait(ip, account)
+                    if wait <= 0 and self._slots(ip, account) == keys:
+                        self.failed(ip, account)
+                        yield
+                        return
+                finally:
+                    for lock in reversed(held):
+                        lock.release()
+                    for key, lock in zip(keys, locks, strict=True):
+                        if not lock.locked() and not lock._waiters and self._locks.get(key) is lock:
+                            del self._locks[key]
+            if wait > 0:
+                until = self.clock() + wait
+                if waiting is not None and until > told_until + 0.5:
+                    told_until = until
+                    waiting(wait)
+                await self.sleep(wait)
 
     def _wait(self, key: str, now: float) -> float:
         failures = self._failures.get(key)
@@ -144,6 +223,12 @@ class LoginGuard:
     def succeeded(self, ip: str, account: str) -> None:
         self._failures.pop(f"account:{account.lower()}", None)
         self._failures.pop(f"ip:{ip}", None)
+        self.trust(ip, account)
+
+    def trust(self, ip: str, account: str) -> None:
+        """``account`` logged in from ``ip`` (or was created there): its owner's address."""
+        self._trusted.pop(account.lower(), None)
         self._trusted[account.lower()] = ip
-        if len(self._trusted) > 100_000:
-            self._trusted.clear()
+        if len(self._trusted) > 100_000:  # bounded memory: the longest unused go first
+            for name in list(self._trusted)[:50_000]:
+                del self._trusted[name]

@@ -6,7 +6,6 @@ in a thread (see ``Accounts``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import sqlite3
@@ -79,7 +78,7 @@ async def login(
         return await _existing(session, accounts, config, name, guard or LoginGuard(0, 0))
     if stage in ("confirm", "new-password"):
         account = await _create(
-            session, accounts, config, name, creations, confirmed=stage == "new-password"
+            session, accounts, config, name, creations, stage == "new-password", guard
         )
         if account is not None:
             return account
@@ -98,7 +97,7 @@ async def login(
         if problem:
             session.send(problem)
             continue
-        account = await _create(session, accounts, config, name, creations)
+        account = await _create(session, accounts, config, name, creations, guard=guard)
         if account is not None:
             return account
 
@@ -113,17 +112,10 @@ async def _existing(
         password = await session.read_secret("Password: ")
         if password is None:
             return None
-        # One check per account and per address at a time, counted as soon
-        # as it is made: parallel connections gain nothing by racing.
-        async with guard.checking(ip, name):
-            wait = guard.wait(ip, name)
-            guard.failed(ip, name)
-            if wait > 0:
-                session.send(
-                    f"Too many failed logins for this account or from your address: "
-                    f"checking in {math.ceil(wait)} s."
-                )
-                await asyncio.sleep(wait)
+        # The back-off is slept holding nothing; then one check per account and
+        # per address at a time, counted as it starts: parallel connections gain
+        # nothing by racing, and the owner's address never queues behind them.
+        async with guard.checking(ip, name, lambda wait: _backing_off(session, wait)):
             account = await accounts.verify(name, password)
             if account is not None:
                 guard.succeeded(ip, name)
@@ -135,6 +127,13 @@ async def _existing(
     return None
 
 
+def _backing_off(session: LoginLine, wait: float) -> None:
+    session.send(
+        f"Too many failed logins for this account or from your address: "
+        f"checking in {math.ceil(wait)} s."
+    )
+
+
 async def _create(
     session: LoginLine,
     accounts: Accounts,
@@ -142,13 +141,39 @@ async def _create(
     name: str,
     creations: CreationLimiter | None = None,
     confirmed: bool = False,
+    guard: LoginGuard | None = None,
 ) -> Account | None:
-    """Offer a new account; None sends the player back to the name prompt."""
+    """Offer a new account; None sends the player back to the name prompt.
+
+    The address's creation limit counts this one from the offer on
+    (``CreationLimiter.reserve``) and gives the place back if it is not made.
+    """
     ip = session.peer.rpartition(":")[0]
-    refusal = creations.refusal(ip) if creations is not None else None
+    if creations is None:
+        return await _new_account(session, accounts, config, name, confirmed)
+    refusal = creations.reserve(ip)
     if refusal:
         session.send(f"There is nobody called {name}. {refusal}")
         return None
+    account = None
+    try:
+        account = await _new_account(session, accounts, config, name, confirmed)
+    finally:
+        # Also when the dialogue is cancelled (the login timeout, a shutdown).
+        if account is None:
+            creations.release(ip)
+        else:
+            creations.created(ip)
+    if account is not None and guard is not None:
+        guard.trust(ip, account.name)
+    return account
+
+
+async def _new_account(
+    session: LoginLine, accounts: Accounts, config: Config, name: str, confirmed: bool
+) -> Account | None:
+    """The new-account dialogue: confirm, choose a password, create; None if not made."""
+    ip = session.peer.rpartition(":")[0]
     if not confirmed:
         session.login_stage = ("confirm", name)
         session.prompt(f"There is nobody called {name}. Create a new character? (yes/no) ")
@@ -184,8 +209,6 @@ async def _create(
             "Nothing was saved; please try again later."
         )
         return None
-    if creations is not None:
-        creations.created(ip)
     audit(account.name, "created a new account from", ip, account.role.with_article())
     session.send(f"Welcome, {account.name}! You are {_article(account.role)} {account.role}.")
     return account
