@@ -209,6 +209,14 @@ class Game:
             await self._adopt(adopted)
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
+        if hot is not None and self.config.port not in (0, self.port):
+            # The supervisor holds the port it started on: hotmud.toml changed since.
+            line = (
+                f"The settings now say port {self.config.port}, but the game listens on "
+                f"{self.port}: a new port needs the server stopped and started again."
+            )
+            log.warning("%s", line)
+            self.notify_builders(line, tag="restart")
         if self.config.reload:
             self._watcher = asyncio.create_task(self.content.watch(self._stop), name="watcher")
         self.long_lived.start()
@@ -442,7 +450,7 @@ class Game:
             os.close(fd)
         if kind == "restart-failed":
             error = str(message.get("error", "no reason given"))
-            self._restart_failed(f"The restart failed: {error}. The game goes on as it was.")
+            self._restart_failed(f"The restart failed: {_ended(error)} The game goes on as it was.")
         elif kind == "restart-busy":
             self._restart_failed("A restart is under way already.")
 
@@ -462,7 +470,9 @@ class Game:
             log.warning("hot restart: %s", exc)
             if exc.ours and self.hot is not None:
                 self.hot.tell({"kind": "restart-abandoned", "error": str(exc)})
-                self._restart_failed(f"The restart failed: {exc}. The game goes on as it was.")
+                self._restart_failed(
+                    f"The restart failed: {_ended(str(exc))} The game goes on as it was."
+                )
             return
         except Exception:
             log.exception("hot restart: the handover failed")
@@ -649,6 +659,12 @@ class Game:
                 "type 'errors' to see them."
             )
         return lines
+
+
+def _ended(text: str) -> str:
+    """``text`` as a sentence: a full stop at its end unless it has one (or a ? or !)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 def _duration(seconds: float) -> str:

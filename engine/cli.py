@@ -100,14 +100,14 @@ def _check(given: str | None) -> int:
     """Check the game with its own settings: where its content and database are, its budget."""
     game = _game_or_complain(given)
     if game is None:
-        return 1
+        return 2
     from engine.check import run_check
 
     try:
         config = Config.from_sources(["--game", str(game)])
     except ConfigError as exc:
         print(f"hotmud: {exc}", file=sys.stderr)
-        return 1
+        return 2
     budget = config.content_budget if config.content_budget > 0 else 1.0
     return run_check(game, config.content_dir, config.db_path, budget)
 
@@ -116,7 +116,7 @@ def _test(pytest_args: list[str]) -> int:
     """pytest on the game's tests/, in the game folder, with async tests run by pytest-asyncio."""
     game = _game_or_complain(None)
     if game is None:
-        return 1
+        return 2
     if not (game / "tests").is_dir():
         print(f"hotmud: {game} has no tests/ folder: there is nothing to test.", file=sys.stderr)
         return 1

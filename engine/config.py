@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 #: The file that makes a folder a game folder, found by walking up as git finds ``.git``.
 GAME_FILE = "hotmud.toml"
@@ -43,10 +43,16 @@ GROUPS: dict[str, str] = {
 }
 
 
-def setting(default: Any, group: str, text: str) -> Any:
-    """Declare a setting: its default, its group in hotmud.toml and one line on what it does."""
+def setting(
+    default: Any, group: str, text: str, low: float | None = 0, high: float | None = None
+) -> Any:
+    """Declare a setting: its default, its group in hotmud.toml and one line on what it does.
+
+    A number must lie between ``low`` and ``high`` (each None: no bound); by
+    default it may not be negative.
+    """
     assert group in GROUPS, group
-    return field(default=default, metadata={"group": group, "help": text})
+    return field(default=default, metadata={"group": group, "help": text, "low": low, "high": high})
 
 
 class ConfigError(Exception):
@@ -58,10 +64,12 @@ class Config:
     """Server settings; each is a key of hotmud.toml, a ``MUD_<NAME>`` variable and a flag."""
 
     host: str = setting("127.0.0.1", "server", "Address to listen on (0.0.0.0: every address).")
-    port: int = setting(4000, "server", "Telnet port players connect to.")
+    port: int = setting(4000, "server", "Telnet port players connect to.", high=65535)
     server_name: str = setting("HotMUD", "server", "The game's name, as MUD listings show it.")
     compression: bool = setting(True, "server", "Offer MCCP2 compression to clients.")
-    backlog: int = setting(4096, "server", "Connections the system queues before they are taken.")
+    backlog: int = setting(
+        4096, "server", "Connections the system queues before they are taken.", low=1
+    )
     connect_maxwait: float = setting(
         0.5, "server", "Seconds to wait for a client's telnet negotiation before the login."
     )
@@ -73,7 +81,7 @@ class Config:
         True, "reload", "Put each save under content/ live (in a checkout, engine saves too)."
     )
     reload_step_ms: int = setting(
-        20, "reload", "How often the watcher looks for saves, in ms (a save is seen in ~2x)."
+        20, "reload", "How often the watcher looks for saves, in ms (a save is seen in ~2x).", low=1
     )
     content_budget: float = setting(
         1.0, "reload", "Seconds content may hold the game before it is stopped (0: no guard)."
@@ -86,32 +94,46 @@ class Config:
         10_000_000, "logs", "Size at which the log file is rotated, in bytes."
     )
     log_backups: int = setting(5, "logs", "Rotated log files kept (hotmud.log.1 and on).")
-    max_line: int = setting(4096, "limits", "Longest input line, in characters; longer ones go.")
+    max_line: int = setting(
+        4096, "limits", "Longest input line, in characters; longer ones go.", low=1
+    )
     max_overlong: int = setting(3, "limits", "Overlong lines tolerated before disconnecting.")
     max_output_buffer: int = setting(
-        1 << 20, "limits", "Bytes queued for a client that does not read before it is closed."
+        1 << 20,
+        "limits",
+        "Bytes queued for a client that does not read before it is closed.",
+        low=1024,
     )
-    max_connections: int = setting(10000, "limits", "Connections open at once, in all.")
-    max_per_ip: int = setting(20, "limits", "Connections open at once from one address.")
+    max_connections: int = setting(10000, "limits", "Connections open at once, in all.", low=1)
+    max_per_ip: int = setting(20, "limits", "Connections open at once from one address.", low=1)
     limit_loopback: bool = setting(
         False, "limits", "Apply the per-address limits to this machine's own addresses too."
     )
-    input_rate: float = setting(10.0, "limits", "Input lines a second per connection, on average.")
-    input_burst: float = setting(30.0, "limits", "Input lines a connection may send in a burst.")
+    input_rate: float = setting(
+        10.0, "limits", "Input lines a second per connection, on average.", low=0.001
+    )
+    input_burst: float = setting(
+        30.0, "limits", "Input lines a connection may send in a burst.", low=0.001
+    )
     flood_limit: int = setting(
-        100, "limits", "Unread lines a throttled client may have waiting before it is closed."
+        100,
+        "limits",
+        "Unread lines a throttled client may have waiting before it is closed.",
+        low=1,
     )
     login_timeout: float = setting(
         300.0, "login", "Seconds from connecting to being logged in, then the line is closed."
     )
-    min_password: int = setting(6, "login", "Shortest password of a new account.")
+    min_password: int = setting(6, "login", "Shortest password of a new account.", low=1)
     max_password_tries: int = setting(
-        3, "login", "Wrong passwords before the connection is closed."
+        3, "login", "Wrong passwords before the connection is closed.", low=1
     )
     max_pending: int = setting(
-        200, "login", "Connections not logged in yet, in all (the oldest gives way)."
+        200, "login", "Connections not logged in yet, in all (the oldest gives way).", low=1
     )
-    max_pending_per_ip: int = setting(10, "login", "Connections not logged in yet, per address.")
+    max_pending_per_ip: int = setting(
+        10, "login", "Connections not logged in yet, per address.", low=1
+    )
     account_creations: int = setting(
         3, "login", "New accounts one address may create within the window below."
     )
@@ -121,7 +143,9 @@ class Config:
     login_backoff: float = setting(
         1.0, "login", "Seconds of back-off after a failed login, doubling each failure."
     )
-    login_backoff_max: float = setting(60.0, "login", "Longest back-off after failed logins.")
+    login_backoff_max: float = setting(
+        60.0, "login", "Longest back-off after failed logins, in seconds."
+    )
     stop_grace: float = setting(
         5.0, "restart", "Seconds a stop may take before the process is ended outright."
     )
@@ -145,7 +169,10 @@ class Config:
         'What players read when the game is back after its engine process died ("": nothing).',
     )
     crash_limit: int = setting(
-        3, "restart", "Crashes of the engine process within a minute before the server stops."
+        3,
+        "restart",
+        "Crashes of the engine process within a minute before the server stops.",
+        low=1,
     )
     gc_interval: float = setting(
         600.0, "memory", "Longest wait, in seconds, for a collection of everything after a reload."
@@ -271,6 +298,12 @@ def read_toml(config: Config, path: Path) -> None:
     for key, value in data.items():
         if key in GROUPS and isinstance(value, dict):
             for name, inner in value.items():
+                if name in data and not isinstance(data[name], dict):
+                    first = _line_of(text, None, name)
+                    raise ConfigError(
+                        f'{path.name} line {_line_of(text, key, name)}: "{name}" is set twice '
+                        f"(also at line {first}, before any section); keep one."
+                    )
                 _apply_key(config, known, path, text, key, name, inner)
         else:
             _apply_key(config, known, path, text, None, key, value)
@@ -318,6 +351,22 @@ def _line_of(text: str, group: str | None, key: str) -> int:
     return 0
 
 
+def _in_range(f: Field[Any], value: Any, named: str) -> None:
+    """A number outside the setting's bounds stops the start, saying which bounds."""
+    if kind_of(f) not in ("int", "float"):
+        return
+    low, high = f.metadata.get("low"), f.metadata.get("high")
+    if (low is None or value >= low) and (high is None or value <= high):
+        return
+    if low is not None and high is not None:
+        wanted = f"between {low:g} and {high:g}"
+    elif low is not None:
+        wanted = f"at least {low:g}"
+    else:
+        wanted = f"at most {high:g}"
+    raise ConfigError(f"{named} must be {wanted}, not {value:g}.")
+
+
 _WANTED = {
     "bool": "true or false",
     "int": "a whole number",
@@ -340,11 +389,11 @@ def _typed(f: Field[Any], value: object, named: str) -> object:
     if not ok:
         shown = f'"{value}"' if isinstance(value, str) else repr(value)
         raise ConfigError(f"{named} must be {_WANTED[kind]}, not {shown}.")
-    if kind == "float":
-        return float(value)  # type: ignore[arg-type]
     if kind == "Path":
         return Path(str(value))
-    return value
+    number = float(value) if kind == "float" else value  # type: ignore[arg-type]
+    _in_range(f, number, named)
+    return number
 
 
 # -- MUD_* variables ----------------------------------------------------------------------
@@ -364,6 +413,17 @@ def read_environment(config: Config, environ: Mapping[str, str]) -> None:
         setattr(config, f.name, _from_text(f, raw, variable))
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line for each ``MUD_*`` variable set that names no setting (a typo, most likely)."""
+    names = {f"MUD_{f.name.upper()}" for f in settings()} | {"MUD_GAME_DIR"}
+    lines = []
+    for variable in sorted(v for v in environ if v.startswith("MUD_") and v not in names):
+        close = difflib.get_close_matches(variable, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{variable} is not a setting{hint}; it is ignored.")
+    return lines
+
+
 def _from_text(f: Field[Any], raw: str, named: str) -> object:
     kind = kind_of(f)
     value = raw.strip()
@@ -372,10 +432,10 @@ def _from_text(f: Field[Any], raw: str, named: str) -> object:
             if value.lower() not in _TRUE | _FALSE:
                 raise ValueError
             return value.lower() in _TRUE
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
+        if kind in ("int", "float"):
+            number = int(value) if kind == "int" else float(value)
+            _in_range(f, number, named)
+            return number
     except ValueError:
         raise ConfigError(f'{named} must be {_WANTED[kind]}, not "{raw}".') from None
     if kind == "Path":
@@ -386,9 +446,36 @@ def _from_text(f: Field[Any], raw: str, named: str) -> object:
 # -- flags ----------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose mistakes cost one line (not the whole usage) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"hotmud: {message} (see '{self.prog} --help').\n")
+
+
+def _flag_type(f: Field[Any]) -> Any:
+    """The flag's converter: the setting's type, within its bounds."""
+    kind = kind_of(f)
+    convert: Any = {"int": int, "float": float, "Path": Path, "str": str}[kind]
+
+    def typed(raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{_WANTED[kind]} is wanted, not "{raw}"') from None
+        try:
+            _in_range(f, value, "it")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+        return value
+
+    typed.__name__ = kind  # argparse names the type in its messages
+    return typed
+
+
 def parser(prog: str = "hotmud run") -> argparse.ArgumentParser:
     """The flags of ``hotmud run`` and ``python -m engine``: one for every setting."""
-    made = argparse.ArgumentParser(
+    made = _Parser(
         prog=prog,
         description=(
             "Serve the game in this folder: the nearest folder from here upwards that has "
@@ -417,15 +504,14 @@ def parser(prog: str = "hotmud run") -> argparse.ArgumentParser:
                 flag,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{text[0].lower()}{text[1:]} ({shown})",
+                help=f"{text} ({shown})",
             )
             continue
-        convert: Any = {"int": int, "float": float, "Path": Path, "str": str}[kind]
         group.add_argument(
             flag,
-            type=convert,
+            type=_flag_type(f),
             metavar=_metavar(f),
-            help=f"{text[0].lower()}{text[1:]} ({shown})",
+            help=f"{text} ({shown})",
         )
     return made
 
@@ -471,7 +557,7 @@ def toml_template() -> str:
             if f.metadata["group"] != group:
                 continue
             value = _toml_value(default_of(f))
-            lines.append(f"# {f.metadata['help']} Default: {value}.")
+            lines.append(f"# {f.metadata['help']} Default: {value}")
             lines.append(f"{'' if f.name in SET_IN_NEW_GAMES else '# '}{f.name} = {value}")
     return "\n".join(lines) + "\n"
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import logs
-from engine.config import Config, ConfigError
+from engine.config import Config, ConfigError, unknown_variables
 from engine.hot import wire
 from engine.hot.ledger import Ledger
 from engine.hot.snapshots import CodeSnapshots
@@ -122,6 +122,7 @@ class Supervisor:
         except StartupError as exc:
             print(f"hotmud: {exc}", file=sys.stderr)
             return 1
+        self._announce()
         self._install_signals()
         self.current = self._spawn(handover=None)
         try:
@@ -133,6 +134,20 @@ class Supervisor:
                 worker.process.wait()
             self.ledger.close()
             self.snapshots.close()
+
+    def _announce(self) -> None:
+        """Say which game is served (once the port is ours: a busy port is its own line)."""
+        config = self.config
+        if config.game_dir is None:
+            return
+        shown = _shown_path(config.game_dir)
+        print(
+            f"Serving the game in {shown}; edit {_shown_path(config.content_dir)}/ "
+            "and each save goes live."
+            if config.reload
+            else f"Serving the game in {shown} (live reload is off).",
+            file=sys.stderr,
+        )
 
     def _loop(self) -> int:
         while True:
@@ -500,17 +515,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m engine") -> int:
             "logging to the terminal only.",
             file=sys.stderr,
         )
+    for line in unknown_variables(os.environ):
+        print(f"hotmud: {line}", file=sys.stderr)
     if config.game_dir is not None:
         # Every worker serves this same game, wherever it is started from.
         args = ["--game", str(config.game_dir), *args]
-        shown = _shown_path(config.game_dir)
-        content = _shown_path(config.content_dir)
-        print(
-            f"Serving the game in {shown}; edit {content}/ and each save goes live."
-            if config.reload
-            else f"Serving the game in {shown} (live reload is off).",
-            file=sys.stderr,
-        )
     return Supervisor(args, config, log_file).run()
 
 

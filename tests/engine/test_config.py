@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.__main__ import main
-from engine.config import Config, ConfigError, settings, toml_template
+from engine.config import Config, ConfigError, settings, toml_template, unknown_variables
 
 EXPLICIT = ["--content-dir", "/srv/content", "--db-path", "/srv/db.sqlite3"]
 
@@ -154,7 +154,11 @@ def test_every_setting_has_a_flag_and_a_variable(game: Path) -> None:
             value = "DEBUG"
             argv, raw = [flag, value], value
         else:
-            value = type(default)(7) if isinstance(default, int | float) else type(default)("x")
+            low = f.metadata["low"] or 0
+            number = max(7, low)
+            value = (
+                type(default)(number) if isinstance(default, int | float) else type(default)("x")
+            )
             argv = [flag, str(value)]
             raw = str(value)
         by_flag = Config.from_sources(argv, environ={}, cwd=game)
@@ -209,3 +213,45 @@ def test_a_bad_flag_value_is_refused(game: Path, capsys: pytest.CaptureFixture[s
 def test_an_unknown_log_level_stops_the_start(game: Path) -> None:
     with pytest.raises(ConfigError, match='one of DEBUG, INFO, WARNING, ERROR, not "LOUD"'):
         Config.from_sources(["--log-level", "LOUD"], environ={}, cwd=game)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("toml", 'hotmud.toml line 2: "port" must be between 0 and 65535, not 70001.'),
+        ("env", "MUD_PORT must be between 0 and 65535, not 70001."),
+    ],
+)
+def test_a_number_out_of_its_range_stops_the_start(game: Path, source: str, expected: str) -> None:
+    environ = {}
+    if source == "toml":
+        write_toml(game, "[server]\nport = 70001\n")
+    else:
+        environ["MUD_PORT"] = "70001"
+    with pytest.raises(ConfigError) as refused:
+        Config.from_sources([], environ=environ, cwd=game)
+    assert str(refused.value) == expected
+
+
+def test_a_flag_out_of_range_or_of_the_wrong_type_costs_one_line(
+    game: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["--port", "70001"], ["--max-per-ip", "-5"], ["--port", "abc"]):
+        with pytest.raises(SystemExit) as exited:
+            Config.from_sources(argv, environ={}, cwd=game)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"hotmud: argument {argv[0]}:"), err
+
+
+def test_a_setting_at_the_top_and_in_its_section_is_refused(game: Path) -> None:
+    write_toml(game, "port = 4780\n[server]\nport = 4778\n")
+    with pytest.raises(ConfigError, match='line 3: "port" is set twice'):
+        Config.from_sources([], environ={}, cwd=game)
+
+
+def test_unknown_mud_variables_are_named() -> None:
+    assert unknown_variables({"MUD_PROT": "1", "MUD_PORT": "1", "HOME": "/"}) == [
+        "MUD_PROT is not a setting (did you mean MUD_PORT?); it is ignored."
+    ]
