@@ -32,6 +32,7 @@ from engine.content.guard import ContentFailed, ContentGuard
 from engine.content.lifecycle import Lifecycle
 from engine.content.manager import ContentManager
 from engine.content.tasks import TaskScheduler
+from engine.content.threads import ThreadWatch
 from engine.content.typeclasses import TypeclassWatch
 from engine.content.versions import ReloadTimes
 from engine.content.watchdog import WATCHDOG
@@ -83,6 +84,10 @@ class Game:
             config.db_path.with_name(config.db_path.name + ".crashed.json"),
         )
         self.tasks = TaskScheduler(self.guard)
+        #: Builders hear where content starts a thread (outside the guard).
+        self.threads = ThreadWatch(
+            config.content_dir, partial(self.players.notify_builders, tag="content")
+        )
         self.content = ContentManager(
             config.content_dir,
             self.registry,
@@ -157,6 +162,7 @@ class Game:
         if not taking_over:
             self.db_lock.acquire()  # raises StartupError at once if another server has it
             self._open_store()
+        self.threads.install()
         loop = asyncio.get_running_loop()
         self._previous_factory = loop.get_task_factory()
         loop.set_task_factory(self.tasks.factory)
@@ -373,6 +379,7 @@ class Game:
                     await watcher
         if self.hot is not None:
             self.hot.close()
+        self.threads.uninstall()
         self.long_lived.stop()
         if not self._handed_over:
             # Live hooks are torn down once, while the store is still open.

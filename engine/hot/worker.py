@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -88,5 +89,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _exit(status: int) -> None:
+    """End the process now, whatever threads content left running.
+
+    A plain exit waits for every non-daemon thread: a content thread that
+    never ends would keep this worker alive (and its CPU busy) long after
+    it handed its connections over or stopped.  What matters is flushed
+    first: the log and the standard streams.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    _exit(main(sys.argv[1:]))
