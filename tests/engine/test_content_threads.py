@@ -55,7 +55,7 @@ async def test_a_thread_that_never_ends_keeps_no_retired_worker_alive(watchdog: 
         text = await alice.command("spinoff", "Spun off.")
         assert "content/commands/spin.py:18 started a thread (spinner)" in text
         assert "no time budget and no undo" in text
-        for restart in range(2):
+        for _ in range(2):
             alice.send("restart")
             await alice.expect("The game is back, running the new code.", timeout=20)
             deadline = time.monotonic() + 10
