@@ -1,18 +1,29 @@
 """Clean text: nothing a player types or a builder stores can drive another player's terminal.
 
 Unit tests of ``engine.net.text``; integration tests over 127.0.0.1 with a
-player who types control characters and a description holding raw escapes.
+player who types control characters and invisible characters, and a
+description holding raw escapes.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING
 
 import pytest
 from game_helpers import named, players
 
 from engine.app import Game
-from engine.net.text import MAX_MARKUP, cap_markup, clean_line, clean_output
+from engine.net.text import (
+    FILLERS,
+    KEPT,
+    MAX_MARKUP,
+    REMOVED,
+    REMOVED_CATEGORIES,
+    cap_markup,
+    clean_line,
+    clean_output,
+)
 
 if TYPE_CHECKING:
     from conftest import MakeClient
@@ -28,6 +39,57 @@ def test_controls_and_bidi_overrides_are_removed_from_typed_lines() -> None:
 
 def test_output_keeps_newlines_and_tabs_and_drops_the_rest() -> None:
     assert clean_output("a\nb\tc" + HOSTILE) == "a\nb\tc[2J31m0;titleevilx"
+
+
+#: What goes, by kind; each is also typed between ASCII, accented letters and emoji,
+#: since each kind of text takes its own path through the cleaner.
+INVISIBLE = {
+    "line and paragraph separators (Zl, Zp)": "\u2028\u2029",
+    "format characters (Cf)": (
+        "\u202e\u2066\u2069\u200b\u200e\u00ad\u061c\u2060\ufeff\u0600\u06dd"
+        "\U000110bd\U00013430\U0001d173"
+    ),
+    "TAG characters (Cf)": "\U000e0001\U000e0020\U000e0041\U000e0069\U000e007f",
+    "Hangul fillers": "\u115f\u1160\u3164\uffa0",
+    "controls (Cc)": "\x00\x07\x1b\r\x7f\x85\x9b",
+}
+AROUND = {"ascii": "ab", "accented": "éè", "emoji": "\U0001f600\U0001f389"}
+
+
+@pytest.mark.parametrize("around", AROUND.values(), ids=list(AROUND))
+@pytest.mark.parametrize("chars", INVISIBLE.values(), ids=list(INVISIBLE))
+def test_each_kind_of_invisible_character_is_removed(chars: str, around: str) -> None:
+    first, last = around
+    for char in chars:
+        assert clean_line(first + char + last) == around, f"U+{ord(char):04X}"
+        assert clean_output(first + char + last) == around, f"U+{ord(char):04X}"
+    assert clean_output(first + chars + " " + chars + last) == first + " " + last
+
+
+KEPT_TEXT = {
+    "emoji joined by ZWJ": "\U0001f469\u200d\U0001f4bb \U0001f3f3\ufe0f\u200d\U0001f308",
+    "ZWNJ in Persian": "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+    "Korean syllables and jamo": "\uc548\ub155 \u1100\u1161",
+    "braille blank, a visible cell": "\u2800\u2801\u2800",
+    "accents, tab, variation selector": "café\tnaïve \u2764\ufe0f",
+}
+
+
+@pytest.mark.parametrize("text", KEPT_TEXT.values(), ids=list(KEPT_TEXT))
+def test_joiners_and_ordinary_letters_of_any_script_stay(text: str) -> None:
+    assert clean_line(text) == text
+    assert clean_output(text + "\n" + text) == text + "\n" + text
+
+
+def test_what_goes_is_every_control_and_format_character_unicode_knows() -> None:
+    # Over all seventeen planes, not just those the cleaner looks through.
+    every = [chr(point) for point in range(0x110000)]
+    by_category = {c for c in every if unicodedata.category(c) in REMOVED_CATEGORIES}
+    assert by_category - KEPT | FILLERS == REMOVED
+    assert {"\u2028", "\u2029", "\U000e0001", "\U000e007f", "\u3164"} <= REMOVED
+    assert clean_output("".join(sorted(REMOVED))) == ""
+    rest = "".join(c for c in every if c not in REMOVED)
+    assert clean_output(rest) == rest
 
 
 def test_colour_markup_is_capped_per_line() -> None:
@@ -52,6 +114,19 @@ async def test_a_player_cannot_send_controls_or_colour_floods_to_others(
     line = await alice.expect("Bob says")
     line += await alice.expect('"\x1b[0m\r\n')
     assert line.count("\x1b[") <= MAX_MARKUP + 1  # the codes kept, and one reset
+
+
+async def test_another_player_never_receives_invisible_characters(
+    game: Game, make_client: MakeClient
+) -> None:
+    alice, bob = await players(make_client, "Alice", "Bob")
+    hidden = "".join(INVISIBLE.values()).replace("\r", "")
+    bob.send(f"say tag{hidden}ged \u00e9\U0001f600{hidden}!")
+    await bob.expect("You say")
+    line = await alice.expect('!"')
+    assert 'Bob says, "tagged \u00e9\U0001f600!"' in line, line
+    for char in hidden:
+        assert char not in alice.transcript, f"U+{ord(char):04X}"
 
 
 async def test_stored_text_with_raw_escapes_is_never_rendered(
