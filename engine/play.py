@@ -22,7 +22,7 @@ from engine.commands.base import Command, Context
 from engine.commands.dispatch import DIRECTIONS, parse, resolve
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.content.guard import ContentGuard
+from engine.content.guard import ContentFailed, ContentGuard
 from engine.content.run import run_command, start_command
 from engine.net.lines import LineTooLong
 from engine.net.session import Flooding, Session
@@ -178,7 +178,26 @@ class PlayLoop:
         A second login to the same account takes the character over; the
         older connection is told and closed.  ``returning``: a connection
         handed over by a hot restart, which nobody else hears about.
+
+        Entering runs type class code (the character's and its room's hooks,
+        names, what others hear), so it runs under the guard: a type class
+        that raises, even in attribute access, is reported to builders with
+        file and line and never keeps a player out (``_enter_plainly``).
         """
+        try:
+            self.guard.call(
+                "entering the game",
+                self._enter,
+                session,
+                account,
+                returning,
+                caller=session,
+                context=f"{account.name} entering the game",
+            )
+        except ContentFailed:
+            self._enter_plainly(session, account)
+
+    def _enter(self, session: Session, account: Account, returning: bool) -> None:
         character = self.world.character_for(account.id, account.name)
         if character.location is None:
             character.location = self.world.start_room
@@ -203,6 +222,37 @@ class PlayLoop:
         session.gmcp("Char.Status", {"name": account.name, "role": str(account.role)})
         session.room_changed(character.location)
 
+    def _enter_plainly(self, session: Session, account: Account) -> None:
+        """Entering failed in content: the character plays on its kind's engine class.
+
+        The guard has told builders what failed and where.  Only engine code
+        runs here; the character is back on its type class at the next
+        reload of that class (``World.refresh``).
+        """
+        character = self.world.character_of(account.id)
+        if character is None:
+            character = self.world.character_for(account.id, account.name)
+        self.world.plain(character)
+        if character.location is None:
+            character.location = self.world.start_room
+        session.logged_in(account)
+        previous = self.players.entered(session)
+        if previous is not None:
+            previous.superseded = True
+            previous.character = None
+            previous.close("Your character has been taken over by a new connection. Goodbye.")
+        session.character = character
+        character.session = session
+        log.warning(
+            "%s entered on the engine's own class: entering failed in content", account.name
+        )
+        self.players.notify_builders(
+            f"{account.name} entered the game, but type class code failed on the way (see "
+            f"errors): their character plays on the engine's plain {type(character).__name__} "
+            "class until its type class is reloaded.",
+            tag="error",
+        )
+
     def leave(self, session: Session) -> None:
         """The character stays where it stands, asleep, until its player returns."""
         character = session.character
@@ -213,7 +263,17 @@ class PlayLoop:
         session.character = None
         character.session = None
         self.players.changed()
-        _tell_room(character, f"{character.name} has left the game.")
+        name = session.name
+        try:
+            self.guard.call(
+                "leaving the game",
+                _tell_room,
+                character,
+                f"{name} has left the game.",
+                context=f"{name} leaving the game",
+            )
+        except ContentFailed:
+            pass  # builders were told; nobody hears of the departure
 
     async def _play(self, session: Session) -> None:
         """Read lines and run them one at a time, in the order they were typed.

@@ -39,7 +39,9 @@ def start_command(
     """
     guard = guard if guard is not None else _PLAIN
     label = f"'{command.key}'"
-    context = f"running '{command.key}' for {ctx.caller.name}"
+    # The player's name from the connection, not from the character's class (which
+    # content may have broken): the one line that reports a failure must not fail.
+    context = f"running '{command.key}' for {ctx.session.name}"
     try:
         result = guard.step(label, ctx.session, context, command.run, ctx)
     except ContentFailed as failure:

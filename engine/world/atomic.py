@@ -93,14 +93,17 @@ class _ObjectState:
 
     def restore(self) -> None:
         obj = self.obj
+        # Into the object's own fields, never through its class: a type class may
+        # override any of them (even with a property that raises), and an undo
+        # must always complete.
+        data = vars(obj)
+        typeclass_changed = data.get("typeclass") != self.fields["typeclass"]
+        data.update(self.fields)
+        data["aliases"] = self.aliases
+        data["_location"] = self.location
+        data["contents"] = self.contents
+        data["attributes"]._values = json.loads(self.attributes)
         set_ = object.__setattr__
-        typeclass_changed = vars(obj).get("typeclass") != self.fields["typeclass"]
-        for name, value in self.fields.items():
-            set_(obj, name, value)
-        set_(obj, "aliases", self.aliases)
-        set_(obj, "_location", self.location)
-        set_(obj, "contents", self.contents)
-        obj.attributes._values = json.loads(self.attributes)
         world = self.world
         if world is None:
             world = vars(obj).get("_world")

@@ -186,6 +186,17 @@ class World:
             object.__setattr__(obj, "__class__", wanted)
         return ok
 
+    def plain(self, obj: GameObject) -> None:
+        """Put ``obj`` on its kind's engine class: its type class failed in engine code.
+
+        Until the next ``refresh`` of it (a reload of its type class), it
+        behaves as the engine's own kind; its data is untouched.
+        """
+        for cls in type(obj).__mro__:
+            if cls in KINDS.values():
+                object.__setattr__(obj, "__class__", cls)
+                return
+
     def refresh_paths(self, modules: Iterable[str]) -> list[BrokenTypeclass]:
         """Move objects whose type class lives in ``modules`` (or is broken) onto current classes.
 

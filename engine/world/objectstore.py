@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.world.objects import GameObject
+from engine.world.objects import KINDS, GameObject
 from engine.world.store import Store
 
 COLUMNS = (
@@ -24,6 +24,10 @@ _UPSERT = (
     f"INSERT INTO objects ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
     "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
 )
+
+
+#: Each kind's engine class, to its kind.
+_KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 
 
 @dataclass
@@ -39,18 +43,36 @@ class Snapshot:
 
 
 def row_of(obj: GameObject) -> tuple[Any, ...]:
+    """``obj``'s stored fields, read from the object itself, never through its class.
+
+    A type class may override any attribute, even with a property that
+    raises; what is saved is the data, so a broken class can never keep the
+    world from being saved (and everyone from being answered).
+    """
+    data = object.__getattribute__(obj, "__dict__")
+    location = data["_location"]
+    destination = data["destination"]
     return (
-        obj.id,
-        obj.kind,
-        obj.name,
-        json.dumps(obj.aliases),
-        obj.description,
-        obj.location.id if obj.location is not None else None,
-        obj.destination.id if obj.destination is not None else None,
-        obj.typeclass,
-        obj.account_id,
-        obj.attributes.to_json(),
+        data["id"],
+        kind_of(obj),
+        data["name"],
+        json.dumps(data["aliases"]),
+        data["description"],
+        object.__getattribute__(location, "__dict__")["id"] if location is not None else None,
+        object.__getattribute__(destination, "__dict__")["id"] if destination is not None else None,
+        data["typeclass"],
+        data["account_id"],
+        data["attributes"].to_json(),
     )
+
+
+def kind_of(obj: GameObject) -> str:
+    """``obj``'s kind, from the engine class its class derives from (not from its class)."""
+    for cls in type(obj).__mro__:
+        kind = _KIND_OF.get(cls)
+        if kind is not None:
+            return kind
+    raise TypeError(f"{type(obj).__name__} is not a world object")
 
 
 def snapshot(
