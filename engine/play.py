@@ -9,6 +9,7 @@ services (``engine.services.GameServices``) and nothing more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -264,7 +265,8 @@ class PlayLoop:
         character.session = None
         self.players.changed()
         name = session.name
-        try:
+        # On a failure builders were told; nobody hears of the departure.
+        with contextlib.suppress(ContentFailed):
             self.guard.call(
                 "leaving the game",
                 _tell_room,
@@ -272,8 +274,6 @@ class PlayLoop:
                 f"{name} has left the game.",
                 context=f"{name} leaving the game",
             )
-        except ContentFailed:
-            pass  # builders were told; nobody hears of the departure
 
     async def _play(self, session: Session) -> None:
         """Read lines and run them one at a time, in the order they were typed.
