@@ -268,3 +268,35 @@ async def test_the_log_file_is_rotated_by_size(game: Path, serve: type[Served]) 
     logs = sorted(p.name for p in (game / "var" / "log").iterdir())
     assert logs == ["hotmud.log", "hotmud.log.1", "hotmud.log.2"]
     assert all((game / "var" / "log" / name).stat().st_size <= 1200 for name in logs)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def broken(:\n", "content/commands/broken.py:1: SyntaxError: "),
+        ("x = 1\nraise RuntimeError('no')\n", "content/commands/broken.py:2: RuntimeError: no"),
+    ],
+)
+def test_check_names_file_and_line_of_what_does_not_load(
+    game: Path, source: str, expected: str
+) -> None:
+    (game / "content" / "commands" / "broken.py").write_text(source)
+    done = hotmud("check", cwd=game, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout.startswith(expected), done.stdout
+
+
+def test_make_check_checks_the_game_make_run_serves(tmp_path: Path) -> None:
+    game = tmp_path / "var" / "game"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUD_", "MAKE"))}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "check", f"GAME={game}"],
+        cwd=CODE_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no problems" in done.stdout
+    assert (game / "hotmud.toml").is_file()  # made from the starter on the way
