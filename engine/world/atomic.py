@@ -18,6 +18,12 @@ content holds the loop.
 Transactions nest (a lifecycle hook run during a reload a command started):
 an inner commit hands its records and output to the outer transaction, an
 inner rollback undoes only its own changes.
+
+A committed transaction is done in memory, not yet on disk: its records go to
+its world's ``Undo`` log until the commit to SQLite that holds its changes
+succeeds.  If that commit fails (a full disk), the world undoes them
+(``Undo.undo``), and the output they held, which was waiting for the commit
+as ``HeldOutput``, is dropped instead of sent (``engine.world.durability``).
 """
 
 from __future__ import annotations
@@ -48,13 +54,47 @@ class Receiver(Protocol):
         """Run ``action`` at once (it reports nothing that changed)."""
         ...
 
+    def send(self, text: str, newline: bool = True, *, held: bool = True) -> None:
+        """One message (``held=False``: not held by a transaction)."""
+        ...
+
 
 #: The open transaction, innermost first; content runs on one thread, the loop's.
 _current: Transaction | None = None
+#: True while recorded states are being put back (a rollback, an undo).
+_restoring = False
 
 
 def current() -> Transaction | None:
     return _current
+
+
+def recording() -> bool:
+    """Whether a change made now can be undone: a transaction records it, or it is an undo.
+
+    The world notes changes made otherwise (the engine's own, outside
+    content); a batch that holds one cannot be undone when its commit fails.
+    """
+    return _current is not None or _restoring
+
+
+class HeldOutput:
+    """Output a transaction held, on its way to a connection after the commit.
+
+    Tagged so that, when the commit it waits for fails and the changes are
+    undone, the durability layer knows whose output it drops
+    (``engine.world.durability``).
+    """
+
+    __slots__ = ("action", "kind", "receiver")
+
+    def __init__(self, receiver: Receiver, action: Callable[[], None], kind: OutputKind) -> None:
+        self.receiver = receiver
+        self.action = action
+        self.kind = kind
+
+    def __call__(self) -> None:
+        self.action()
 
 
 class _ObjectState:
@@ -200,11 +240,16 @@ class Transaction:
             parent._held.extend(self._held)
             return
         changed = self.changed
-        for session, action, _kind in self._held:
+        if changed:
+            # Undoable until the commit to disk that holds these changes succeeds.
+            for world in self._worlds():
+                world.keep(self)
+        for session, action, kind in self._held:
+            output = HeldOutput(session, action, kind)
             if changed:
-                session.deliver(action)  # waits for this stretch's changes to be durable
+                session.deliver(output)  # waits for this stretch's changes to be durable
             else:
-                session.deliver_unchanged(action)
+                session.deliver_unchanged(output)
 
     def rollback(self, keep_caller_text: bool = True) -> None:
         """Undo every change; deliver only the caller's text and connection controls.
@@ -213,8 +258,7 @@ class Transaction:
         change: what it said would contradict the refusal).
         """
         self._end()
-        for state in reversed(list((self._records or {}).values())):
-            state.restore()
+        _restore(list((self._records or {}).values()))
         kept = [
             (session, action, kind)
             for session, action, kind in self._held
@@ -226,6 +270,18 @@ class Transaction:
         for session, action, _kind in kept:
             session.deliver_unchanged(action)
 
+    def _worlds(self) -> list[World]:
+        """The worlds whose objects or counters this transaction changed."""
+        worlds: dict[int, World] = {}
+        for state in (self._records or {}).values():
+            if isinstance(state, _WorldState):
+                world: World | None = state.world
+            else:
+                world = state.world or vars(state.obj).get("_world")
+            if world is not None:
+                worlds[id(world)] = world
+        return list(worlds.values())
+
     def _end(self) -> None:
         global _current
         if self.done:
@@ -233,6 +289,75 @@ class Transaction:
         self.done = True
         if _current is self:
             _current = self.parent
+
+
+def _restore(states: list[_ObjectState | _WorldState]) -> None:
+    """Put recorded states back, newest first."""
+    global _restoring
+    outer = _restoring
+    _restoring = True
+    try:
+        for state in reversed(states):
+            state.restore()
+    finally:
+        _restoring = outer
+
+
+class Undo:
+    """How to undo changes committed in memory whose commit to disk has not succeeded yet.
+
+    The states before the first change of each object (and of the world's
+    counters) since the last commit that reached the disk, gathered from the
+    transactions that made them, and who made them.  A world keeps one per
+    batch of changes (``engine.world.model.World.keep``).
+    """
+
+    __slots__ = ("_callers", "_records")
+
+    def __init__(self) -> None:
+        self._records: dict[int, _ObjectState | _WorldState] = {}
+        self._callers: dict[int, Receiver] = {}
+
+    def add(self, txn: Transaction) -> None:
+        """Remember ``txn``'s records; an object's earliest state wins."""
+        records = self._records
+        for key, state in (txn._records or {}).items():
+            records.setdefault(key, state)
+        caller = txn.caller
+        if caller is not None:
+            self._callers.setdefault(id(caller), caller)
+
+    def extend(self, other: Undo) -> None:
+        """Take ``other``'s records and callers, which come after this log's."""
+        for key, state in other._records.items():
+            self._records.setdefault(key, state)
+        for key, caller in other._callers.items():
+            self._callers.setdefault(key, caller)
+
+    def __bool__(self) -> bool:
+        return bool(self._records)
+
+    def strands_a_player(self) -> bool:
+        """Whether undoing would take a character someone plays out of the world, or nowhere.
+
+        The connection holds on to its character (a first login creates it,
+        an entry puts it in a room): undone, it would play an object the
+        world no longer has, whose id the next object may take.
+        """
+        return any(
+            isinstance(state, _ObjectState)
+            and vars(state.obj).get("session") is not None
+            and (state.created or state.location is None)
+            for state in self._records.values()
+        )
+
+    def undo(self) -> list[Receiver]:
+        """Put every recorded state back; returns who made the changes, first come first."""
+        _restore(list(self._records.values()))
+        callers = list(self._callers.values())
+        self._records = {}
+        self._callers = {}
+        return callers
 
 
 def begin(caller: Receiver | None = None) -> Transaction:

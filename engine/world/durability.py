@@ -10,6 +10,17 @@ anyone was told.  Output that follows no change goes out at once.
 
 Tagging (not a global pause) keeps a stream of writes from starving output:
 each message waits for its own changes only.
+
+When a commit fails (a full disk, an I/O error), the changes it held and
+every change made since are undone in memory (``Undoable.undo``): their
+output is still held, so nobody was told of them.  That output is dropped,
+each player whose command made them, or whose output was dropped with them,
+gets the usual refusal instead, and output that reports no change (prompts)
+goes out.  Until a probe write succeeds changes are refused (``SaveState``)
+and nothing waits on the disk.  A batch holding a change that cannot be
+undone (the engine's own, made outside any transaction, or the character a
+player has just entered the game with) is written again until it succeeds,
+as every batch once was.
 """
 
 from __future__ import annotations
@@ -17,12 +28,36 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from engine.world.atomic import HeldOutput, Receiver
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P")
+
+
+def refusal_line(reason: str) -> str:
+    """What a player is told when a change is refused, or undone, because saving fails."""
+    return f"The world cannot be saved right now: {reason}. Nothing was changed."
+
+
+@runtime_checkable
+class Undoable(Protocol):
+    """A snapshot whose changes can be undone in memory when writing it fails.
+
+    ``engine.world.model.Batch`` is one; a snapshot that is not is written
+    again until it succeeds.
+    """
+
+    def undo(self) -> Sequence[Receiver] | None:
+        """Undo its changes and all since (on the loop): who made them, or None if it cannot."""
+        ...
+
+    def probe(self) -> None:
+        """Raise unless a write like this one can be made durable now (in a worker thread)."""
+        ...
 
 
 class SaveState:
@@ -45,8 +80,10 @@ class DurableOutput(Generic[P]):
 
     ``take`` runs on the event loop and snapshots what is staged (objects
     change on the loop, so they are read there); ``write`` runs in a worker
-    thread and makes the snapshot durable.  A snapshot whose write failed is
-    written again, before any newer one, until it succeeds.
+    thread and makes the snapshot durable.  When a write fails, an
+    ``Undoable`` snapshot is undone with everything staged since, and probed
+    until writing works; any other is written again, before any newer one,
+    until it succeeds.
     """
 
     def __init__(
@@ -72,6 +109,8 @@ class DurableOutput(Generic[P]):
         self.state = state if state is not None else SaveState()
         self._on_trouble = on_trouble
         self._on_recovery = on_recovery
+        #: A snapshot whose changes were undone: it is probed until a write works again.
+        self._probe: Undoable | None = None
 
     @property
     def trouble(self) -> str | None:
@@ -110,7 +149,19 @@ class DurableOutput(Generic[P]):
             self.after_commit(action)
 
     async def _flush(self) -> None:
-        while self.committed < self.staged:
+        while True:
+            if self._probe is not None:
+                try:
+                    await asyncio.to_thread(self._probe.probe)
+                except Exception:
+                    self.failures += 1
+                    await asyncio.sleep(self._pause())
+                    continue
+                # Writing seems to work: a real commit of what is staged (perhaps
+                # nothing) decides, and ends the trouble if it succeeds.
+                self._probe = None
+            elif self.committed >= self.staged:
+                break
             if self._retry is not None:
                 # The count travels with its snapshot: writing an older snapshot
                 # again makes durable what it held, not what was staged since.
@@ -122,24 +173,83 @@ class DurableOutput(Generic[P]):
             try:
                 await asyncio.to_thread(self._write, payload)
             except Exception as exc:
-                self._retry = (payload, target)
-                # A failed commit keeps the changes staged; retry after a pause
-                # rather than telling anyone that something happened.
                 self.failures += 1
-                if self.trouble is None:
+                first = self.trouble is None
+                if first:
                     self.trouble = describe_failure(exc)
-                    log.exception("committing world changes failed; retrying")
-                    self._on_trouble(self.trouble)
-                await asyncio.sleep(min(2.0, 0.1 * self.failures))
+                    log.exception("committing world changes failed")
+                reason = self.trouble or describe_failure(exc)
+                if isinstance(payload, Undoable) and self._undo(payload, reason):
+                    # Nobody waits for the disk: what the batch did is undone.
+                    self._probe = payload
+                else:
+                    # Changes that cannot be undone stay staged; retry after a
+                    # pause rather than telling anyone that something happened.
+                    self._retry = (payload, target)
+                    if first:
+                        log.warning("the changes not yet saved cannot be undone; retrying")
+                if first:
+                    self._on_trouble(reason)
+                await asyncio.sleep(self._pause())
                 continue
             self.failures = 0
-            self.committed = target
+            self.committed = max(self.committed, target)
             self._release()
             if self.trouble is not None:
                 log.info("committing world changes works again")
                 self.trouble = None
                 self._on_recovery()
         self._idle.set()
+
+    def _pause(self) -> float:
+        """Seconds between two tries while writing fails."""
+        return min(2.0, 0.1 * self.failures)
+
+    def _undo(self, payload: Undoable, reason: str) -> bool:
+        """Undo what ``payload`` and the changes since did; drop their output, refuse instead.
+
+        Runs on the loop, between two stretches of content, while nothing of
+        theirs has been sent: the output that follows them is held here.
+        Returns False, changing nothing, if they cannot be undone.
+        """
+        callers = payload.undo()
+        if callers is None:
+            return False
+        # Memory is back as the database has it: nothing staged so far is waited for.
+        self.committed = self.staged
+        told: dict[int, Receiver] = {id(caller): caller for caller in callers}
+        unchanged: list[Callable[[], None]] = []
+        held, self._held = self._held, deque()
+        for _, action in held:
+            if isinstance(action, HeldOutput) and action.kind != "control":
+                # Content's output, after the changes: it may tell of them.
+                told.setdefault(id(action.receiver), action.receiver)
+            else:
+                unchanged.append(action)  # prompts, connection closes, engine notices
+        line = refusal_line(reason)
+        for receiver in told.values():
+            try:
+                # Trouble is set: this goes out at once, before the prompts kept below.
+                receiver.send(line, held=False)
+            except Exception:
+                log.exception("telling %r its change was undone failed", receiver)
+        for action in unchanged:
+            try:
+                action()
+            except Exception:
+                log.exception("delivering output after an undo failed")
+        dropped = len(held) - len(unchanged)
+        log.log(
+            logging.WARNING if told or dropped else logging.DEBUG,
+            "saving failed (%s): the changes not yet saved were undone, %d player%s "
+            "told so, %d held message%s dropped",
+            reason,
+            len(told),
+            "" if len(told) == 1 else "s",
+            dropped,
+            "" if dropped == 1 else "s",
+        )
+        return True
 
     def _release(self) -> None:
         while self._held and self._held[0][0] <= self.committed:
@@ -150,8 +260,15 @@ class DurableOutput(Generic[P]):
                 log.exception("delivering output after commit failed")
 
     async def wait(self) -> None:
-        """Until everything staged so far is committed and its output delivered."""
+        """Until everything staged so far is committed (or undone) and its output delivered.
+
+        While saving fails after an undo, nothing is waited for: the flusher
+        keeps probing, but everything staged so far was undone.
+        """
         while self.committed < self.staged or self._held:
+            if self._probe is not None and self.committed >= self.staged:
+                self._release()
+                break
             await self._idle.wait()
             if self.committed >= self.staged:
                 self._release()

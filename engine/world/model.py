@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine.world import atomic, objectstore
@@ -66,6 +66,55 @@ class BrokenTypeclass:
     objects: tuple[int, ...]
 
 
+#: What a probe asks to be free on the database's disk, at least (see ``Batch.probe``).
+PROBE_ROOM = 64 * 1024
+
+
+@dataclass(eq=False)
+class Batch(objectstore.Snapshot):
+    """A snapshot, and how to undo the changes it holds if writing it fails.
+
+    ``undo_log`` holds the states before the changes of every transaction
+    staged into this snapshot.  ``untracked`` is True when a change was made
+    outside any transaction (the engine's own): such a batch cannot be
+    undone, nor one that made the character someone now plays, and is
+    written again until it succeeds.
+    """
+
+    undo_log: atomic.Undo = field(default_factory=atomic.Undo)
+    untracked: bool = False
+    world: World | None = None
+    #: After an undo: the rows this batch (and the changes since) touched, as
+    #: memory has them again, which the probe writes back (see ``probe``).
+    write_back: objectstore.Snapshot | None = None
+
+    def undo(self) -> list[atomic.Receiver] | None:
+        """Undo this batch, whose write failed, and everything changed since (on the loop).
+
+        Returns who made the changes undone, or None when they cannot be undone.
+        """
+        return self.world.undo_uncommitted(self) if self.world is not None else None
+
+    def probe(self) -> None:
+        """Raise unless a write of this batch's size can be made durable now (worker thread).
+
+        After a room check and a small write, the rows the undo put back are
+        written as they are now: what the database holds already, unless the
+        failed write reached the disk after all (a commit whose sync failed).
+        """
+        store = self.world.store if self.world is not None else None
+        if store is not None:
+            store.probe(max(PROBE_ROOM, 2 * self.size()))
+            if self.write_back is not None:
+                objectstore.write(store, self.write_back)
+                self.write_back = None
+
+    def size(self) -> int:
+        """About how many bytes writing this batch adds to the database's files."""
+        pages = len(self.rows) + len(self.deleted) + len(self.meta) + 2
+        return 4096 * pages + sum(len(str(column)) for row in self.rows for column in row)
+
+
 class World:
     """Every object of the running game, indexed by id."""
 
@@ -77,6 +126,10 @@ class World:
         self._dirty: dict[int, GameObject] = {}
         self._deleted: set[int] = set()
         self._meta: dict[str, str] = {}
+        #: How to undo the changes staged since the last snapshot (see ``Batch``).
+        self._undo = atomic.Undo()
+        #: A change was staged since the last snapshot outside any transaction.
+        self._untracked = False
         #: account id -> its character, as last found (``character_of`` checks it).
         self._characters: dict[int, Character] = {}
         #: Called after each staged change.  The game sets it once the world is
@@ -99,20 +152,74 @@ class World:
         """Remember that ``obj`` changed; it is written with the next commit."""
         if obj.id in self.objects:
             self._dirty[obj.id] = obj
-            self.on_change()
+            self._changed()
 
-    def take_snapshot(self) -> objectstore.Snapshot:
+    def _changed(self) -> None:
+        if not atomic.recording():
+            self._untracked = True
+        self.on_change()
+
+    def keep(self, txn: atomic.Transaction) -> None:
+        """``txn`` committed in memory: keep its records until its changes are on disk.
+
+        Only a world with a store commits to disk; one without keeps nothing.
+        """
+        if self.store is not None:
+            self._undo.add(txn)
+
+    def take_snapshot(self) -> Batch:
         """What changed since the last snapshot, as rows (runs on the event loop)."""
         snap = objectstore.snapshot(self._dirty.values(), self._deleted, self._meta)
+        batch = Batch(snap.rows, snap.deleted, snap.meta, self._undo, self._untracked, self)
         self._dirty = {}
         self._deleted = set()
         self._meta = {}
-        return snap
+        self._undo = atomic.Undo()
+        self._untracked = False
+        return batch
 
     def write_snapshot(self, snap: objectstore.Snapshot) -> None:
         """Store a snapshot (runs in a worker thread)."""
         if self.store is not None:
             objectstore.write(self.store, snap)
+
+    def undo_uncommitted(self, batch: Batch) -> list[atomic.Receiver] | None:
+        """Undo ``batch``, whose write failed, and every change staged since it was taken.
+
+        The world is back as the last successful commit left it, which is
+        what the database holds.  Nobody was told of these changes: output
+        that follows a change waits for its commit.  Returns who made them
+        (the callers of their transactions), or None, changing nothing, when
+        they cannot be undone: some change was made outside a transaction
+        (no record to undo it by), or undoing would take a character someone
+        plays out of the world (made at their first login).
+        """
+        if batch.untracked or self._untracked or atomic.current() is not None:
+            return None
+        if batch.undo_log.strands_a_player() or self._undo.strands_a_player():
+            return None
+        undo = batch.undo_log
+        undo.extend(self._undo)  # the changes made since come after the batch's
+        self._undo = atomic.Undo()
+        callers = undo.undo()
+        # Memory is what the database holds again, so nothing is left to write:
+        # a shutdown now writes nothing, and cannot fail on the disk.  Only if
+        # the failed write reached the disk after all do they differ, so the
+        # probe writes back every row it and the undo touched, as they are now.
+        ids = {row[0] for row in batch.rows} | set(batch.deleted)
+        ids |= self._dirty.keys() | self._deleted
+        meta = {}
+        if self.start_room is not None and ("start_room" in batch.meta or self._meta):
+            meta["start_room"] = str(self.start_room.id)
+        batch.write_back = objectstore.snapshot(
+            (self.objects[i] for i in sorted(ids) if i in self.objects),
+            (i for i in ids if i not in self.objects),
+            meta,
+        )
+        self._dirty = {}
+        self._deleted = set()
+        self._meta = {}
+        return callers
 
     def commit_now(self) -> None:
         """Write everything staged, synchronously (start-up and shutdown only)."""
@@ -274,7 +381,7 @@ class World:
         atomic.touch_world(self)
         self.start_room = room
         self._meta["start_room"] = str(room.id)
-        self.on_change()
+        self._changed()
 
     def open_exit(
         self,
@@ -341,7 +448,7 @@ class World:
             self._dirty.pop(item.id, None)
             self._deleted.add(item.id)
             object.__setattr__(item, "_world", None)
-        self.on_change()
+        self._changed()
         return doomed
 
     # -- characters -------------------------------------------------------------------

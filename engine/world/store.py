@@ -8,6 +8,8 @@ under a lock, because sqlite3 connections are not safe for concurrent use.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -158,15 +160,47 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction; committed durably (synchronous=FULL) on exit."""
+        """A short write transaction; committed durably (synchronous=FULL) on exit.
+
+        When it fails, it is rolled back, the ``COMMIT`` included: SQLite may
+        leave a transaction open after a commit fails (a full disk, an I/O
+        error), and the next ``BEGIN`` would fail on it.  If SQLite rolled it
+        back itself, the ``ROLLBACK`` has nothing to do.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._abandon()
                 raise
-            self._db.execute("COMMIT")
+
+    def _abandon(self) -> None:
+        """Roll back the open transaction, if SQLite has not already."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def probe(self, room: int = 0) -> None:
+        """Raise unless a write can be made durable now, with ``room`` bytes free on the disk.
+
+        After a failed commit (see ``engine.world.durability``): a transaction
+        that writes a row and deletes it again, so its pages go to the
+        write-ahead log and are synced like any commit, and leaves nothing.
+        A small write may still fit where a real commit does not (into the
+        log's room from earlier commits), hence the free space asked for too.
+        """
+        if room and str(self.path) != ":memory:":
+            disk = os.statvfs(self.path.parent)
+            free = disk.f_bavail * disk.f_frsize
+            if free < room:
+                raise OSError(errno.ENOSPC, f"{free} bytes free on the disk, {room} needed")
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('hotmud.probe', ?)", ("x" * 512,)
+            )
+            db.execute("DELETE FROM meta WHERE key = 'hotmud.probe'")
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
