@@ -74,15 +74,14 @@ class LineCopier:
         # Already formatted by the worker: written as it is (a record whose message
         # has no arguments is never %-formatted).
         record = logging.makeLogRecord({"msg": line, "levelno": logging.INFO})
-        stream = getattr(self.handler, "stream", None)
-        if isinstance(self.handler, logging.handlers.RotatingFileHandler):
-            if self.handler.shouldRollover(record):
-                self.handler.doRollover()
-            stream = self.handler.stream
-        if stream is None:
-            return
         try:
-            stream.write(line + "\n")
-            stream.flush()
-        except OSError:
-            pass  # a full disk costs log lines, never the game
+            stream = getattr(self.handler, "stream", None)
+            if isinstance(self.handler, logging.handlers.RotatingFileHandler):
+                if self.handler.shouldRollover(record):
+                    self.handler.doRollover()
+                stream = self.handler.stream
+            if stream is not None:
+                stream.write(line + "\n")
+                stream.flush()
+        except (OSError, ValueError):
+            pass  # a full disk costs log lines, never the game (nor this process)

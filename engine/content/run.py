@@ -39,9 +39,7 @@ def start_command(
     """
     guard = guard if guard is not None else _PLAIN
     label = f"'{command.key}'"
-    # The player's name from the connection, not from the character's class (which
-    # content may have broken): the one line that reports a failure must not fail.
-    context = f"running '{command.key}' for {ctx.session.name}"
+    context = f"running '{command.key}' for {_player_name(ctx)}"
     try:
         result = guard.step(label, ctx.session, context, command.run, ctx)
     except ContentFailed as failure:
@@ -50,6 +48,22 @@ def start_command(
     if result is not None and inspect.isawaitable(result):
         return _finish(result, ctx, guard, label, context)
     return None
+
+
+def _player_name(ctx: Context) -> str:
+    """Who runs the command, for reports: never through the character's class if avoidable.
+
+    Content may have broken the character's class (a ``name`` that raises); the
+    line that reports a failure must not fail, so the connection's name is
+    taken first.
+    """
+    name = getattr(ctx.session, "name", None)
+    if isinstance(name, str):
+        return name
+    try:
+        return str(ctx.caller.name)
+    except Exception:
+        return "someone"
 
 
 async def _finish(
