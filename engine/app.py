@@ -203,6 +203,8 @@ class Game:
                 raise
             handover.taken(sock)
             sock.close()
+            # From here this worker carries the game on, even if the old one dies now.
+            hot.tell({"kind": "adopting"})
             adopted = list(zip(message["sessions"], fds, strict=True))
             self.recovered_from = str(message.get("recovered") or "")
         self._open_world()

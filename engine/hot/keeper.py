@@ -43,7 +43,11 @@ class ConnectionKeeper:
         sock = _transport(session).get_extra_info("socket")
         if sock is None:
             return
-        message = {"kind": "conn", "key": session.key, "state": state_of(session)}
+        state = state_of(session)
+        if state["account_id"] is None:
+            # Handed over in the game: it is still that account's until proven otherwise.
+            state["account_id"] = adopted.get("account_id")
+        message = {"kind": "conn", "key": session.key, "state": state}
         self.link.tell(message, [sock.fileno()])
 
     def entered(self, session: Session) -> None:

@@ -71,6 +71,8 @@ class Worker:
     stopping: bool = False
     #: Given up on (killed): its end needs nothing more.
     discarded: bool = False
+    #: It has taken the connections from the old worker and is bringing them back.
+    adopting: bool = False
     #: Why it failed to start, as it said itself.
     error: str = ""
     started: float = field(default_factory=time.monotonic)
@@ -299,6 +301,8 @@ class Supervisor:
             worker.error = str(message.get("error", ""))
         elif kind == "stopping":
             worker.stopping = True
+        elif kind == "adopting":
+            worker.adopting = True
         elif kind == "restart-abandoned":
             # The old worker could not finish its side (a full disk): it serves on.
             self._discard(self.incoming)
@@ -412,6 +416,11 @@ class Supervisor:
             self.stopping = True
             self.status = status if status >= 0 else 1
             self._discard(self.incoming)
+            return
+        incoming = self.incoming
+        if incoming is not None and incoming.adopting and not incoming.cause:
+            # The old worker died after the new one took everything: nothing is lost.
+            log.warning("the old worker %s after the handover; the new one goes on", _ended(status))
             return
         if not worker.ready and self.ledger.lock_fd is None:
             # The first start failed (the worker said why): nothing to carry on.

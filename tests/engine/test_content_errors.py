@@ -9,6 +9,7 @@ The unit tests drive ``engine.content.errors.ContentErrors`` with a fake clock.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,7 +123,10 @@ async def test_a_module_that_hangs_at_start_is_left_out_and_the_game_starts(
     game: Game, make_client: MakeClient
 ) -> None:
     (alice,) = await players(make_client, "Alice")
-    assert "content/commands/hang.py:3: ContentTimeout: stopped after 0.3 s" in alice.transcript
+    # Stopped at its budget (0.3 s), a little later on a loaded machine.
+    assert re.search(
+        r"content/commands/hang\.py:3: ContentTimeout: stopped after 0\.\d s", alice.transcript
+    ), alice.transcript
     await alice.command("say hi", 'You say, "hi"')
 
 
