@@ -41,6 +41,7 @@ smoke: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_reload.py
 	$(BIN)/python scripts/bench_load.py
+	$(BIN)/python scripts/bench_hostile.py
 	$(BIN)/python scripts/bench_guard.py
 	$(BIN)/python scripts/bench_login.py
 	$(BIN)/python scripts/bench_restart.py

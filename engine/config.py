@@ -121,6 +121,9 @@ class Config:
         "Unread lines a throttled client may have waiting before it is closed.",
         low=1,
     )
+    max_bad_negotiation: int = setting(
+        5, "limits", "Malformed telnet subnegotiations a connection may send before it is closed."
+    )
     login_timeout: float = setting(
         300.0, "login", "Seconds from connecting to being logged in, then the line is closed."
     )

@@ -1,4 +1,4 @@
-"""Limits that keep one client from hurting the others: input rates and connection counts.
+"""Limits that keep one client from hurting the others: input rates, negotiation, connections.
 
 Pure bookkeeping with an injectable clock, so each rule is tested without
 sleeping; the session and the telnet edge apply them.
@@ -36,6 +36,51 @@ class TokenBucket:
         if self.tokens >= 0:
             return 0.0
         return -self.tokens / self.rate
+
+    def spend(self, amount: float) -> bool:
+        """Spend ``amount`` tokens at once; False when that overdraws the bucket."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= amount
+        return self.tokens >= 0
+
+
+class NegotiationGuard:
+    """How much telnet negotiation one connection may send before it is closed.
+
+    telnetlib3 parses telnet commands and subnegotiations a byte at a time
+    on the event loop (about 2 us a byte), so everyone pays for what one
+    connection sends that way.  A client says what it is and how wide its
+    window is when it connects, then little (a resize, a GMCP message), and
+    an honest client with a bug sends one or two malformed subnegotiations,
+    not a stream of them.  Two rules:
+
+    - more than ``max_bad`` malformed subnegotiations in the connection's life;
+    - negotiation parsed faster than ``rate`` bytes a second, past a burst of
+      ``burst`` bytes (a flood of well-formed NAWS or option requests).
+    """
+
+    MALFORMED = "malformed"
+    TOO_FAST = "too fast"
+
+    def __init__(
+        self, max_bad: int, rate: float, burst: float, clock: Clock = time.monotonic
+    ) -> None:
+        self.max_bad = max_bad
+        self.budget = TokenBucket(rate, burst, clock)
+
+    def check(self, parsed: int, malformed: int) -> str | None:
+        """``parsed`` more bytes of negotiation were read, ``malformed`` bad ones so far in all.
+
+        Returns why the connection must be closed (``MALFORMED`` or
+        ``TOO_FAST``), or None.
+        """
+        if malformed > self.max_bad:
+            return self.MALFORMED
+        if parsed and not self.budget.spend(parsed):
+            return self.TOO_FAST
+        return None
 
 
 #: Seconds a connection may wait at the login prompt before it can be made to give way.

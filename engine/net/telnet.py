@@ -4,7 +4,8 @@ telnetlib3 5.0.1 never pauses reading from a flooding client (docs/architecture.
 handing the transport to the reader restores asyncio's flow control, so a
 client's unread input stays within twice the reader's limit.  Everything
 protocol-level stays here: offering GMCP, MSSP and EOR, answering an MSSP
-crawler, counting connections per address, and a larger accept backlog.
+crawler, counting connections per address, closing a connection whose
+telnet negotiation is malformed or endless, and a larger accept backlog.
 """
 
 from __future__ import annotations
@@ -25,23 +26,41 @@ from telnetlib3 import stream_writer
 from telnetlib3.stream_reader import TelnetReaderUnicode
 from telnetlib3.stream_writer import TelnetWriterUnicode
 from telnetlib3.telopt import (
+    AARDWOLF,
     ACCEPTED,
+    ATCP,
     CHARSET,
+    COM_PORT_OPTION,
     EOR,
     GMCP,
+    IAC,
     IS,
+    LFLOW,
+    LINEMODE,
     MCCP2_COMPRESS,
+    MCCP3_COMPRESS,
+    MSDP,
+    MSP,
     MSSP,
+    MXP,
     NAWS,
+    NEW_ENVIRON,
     REJECTED,
     REQUEST,
+    SB,
+    SNDLOC,
+    STATUS,
+    TSPEED,
     TTYPE,
     WILL,
+    WONT,
+    XDISPLOC,
+    ZMP,
 )
 
 from engine.config import Config
 from engine.net.clientinfo import MAX_WIDTH, MIN_WIDTH, clamp
-from engine.net.limits import ConnectionLimiter
+from engine.net.limits import ConnectionLimiter, NegotiationGuard
 from engine.net.session import Session
 from engine.world.atomic import Deliver
 
@@ -50,8 +69,28 @@ log = logging.getLogger(__name__)
 #: telnetlib3's reader pauses the socket once it buffers twice this many bytes.
 READER_LIMIT = 16 * 1024
 
-#: Bytes read at a time from a client that sent malformed subnegotiations.
+#: Bytes read at a time from a client that sent malformed subnegotiations, or
+#: a read mostly negotiation.
 SUSPECT_READ = 2048
+
+#: Bytes of a read handed to telnetlib3's parser at a time when the read holds
+#: telnet commands: a connection closed for its negotiation mid-read costs at
+#: most this much more parsing (about half a millisecond).
+PARSE_PIECE = 256
+
+#: Bytes of negotiation parsed in one turn of the event loop from reads that
+#: are mostly negotiation, all connections together (``NegotiationQueue``).
+TURN_NEGOTIATION = 256
+
+#: Telnet negotiation (commands and subnegotiations, in bytes parsed one at a
+#: time) a connection may send: a burst, then so many bytes a second.  A MUD
+#: client's whole negotiation at connect is one or two KiB (TTYPE three
+#: times, NAWS, CHARSET, NEW-ENVIRON, GMCP Core.Hello and Core.Supports.Set);
+#: after it, a resize or a GMCP message now and then.  Past the rate, the
+#: connection is closed: 1 KiB a second is about 110 NAWS a second, and costs
+#: the event loop about 2 ms a second.
+NEGOTIATION_BURST = 8 * 1024
+NEGOTIATION_RATE = 1024.0
 
 #: Longest subnegotiation (IAC SB ... IAC SE) kept from a client; longer ones
 #: are discarded.  MUD clients send a few hundred bytes (GMCP Core.Supports).
@@ -67,6 +106,57 @@ MAX_ENVIRON = 64
 MsspProvider = Callable[[], dict[str, str | list[str]]]
 
 
+class Malformed:
+    """The malformed subnegotiations one connection sent: how many, and what the first was."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = problem
+            log.debug("malformed subnegotiation dropped: %s", problem)
+
+
+class WriterLog:
+    """telnetlib3's writer's logger, but its warnings about broken subnegotiations are counted.
+
+    telnetlib3 ends a subnegotiation that is empty (IAC SB IAC SE),
+    interrupted by another command, or overlong with a warning, each time,
+    and never hands it on: those count as malformed here (``Malformed``),
+    and are not logged one by one (a log record each, thousands a second).
+    Everything else goes to the logger unchanged.
+    """
+
+    def __init__(self, logger: logging.Logger, malformed: Malformed) -> None:
+        self._logger = logger
+        self._malformed = malformed
+        # Looked up at every byte telnetlib3 parses: plain attributes, not __getattr__.
+        self.debug = logger.debug
+        self.info = logger.info
+        self.error = logger.error
+        self.exception = logger.exception
+        self.log = logger.log
+        self.isEnabledFor = logger.isEnabledFor
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if isinstance(msg, str) and msg.startswith("sub-negotiation SB"):
+            # "... interrupted by IAC x", "... discarded": one broken subnegotiation
+            # ended; "... discarding until IAC SE": an overlong one began (counted
+            # when it ends).
+            if "interrupted" in msg or msg.endswith("discarded"):
+                self._malformed.add(msg % args if args else msg)
+            return
+        self._logger.warning(msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
 class MudWriter(TelnetWriterUnicode):
     """telnetlib3's writer: answers ``DO MSSP``, and checks subnegotiations first.
 
@@ -75,12 +165,18 @@ class MudWriter(TelnetWriterUnicode):
     traceback for each, about a millisecond on the event loop: a client
     sending tens of kilobytes of them stalled everyone and filled the log.
     Each one is checked here before telnetlib3's handlers see it; a bad one
-    is dropped and counted, and logged once per connection.
+    is dropped and counted (``malformed``), with those telnetlib3 drops
+    itself (``WriterLog``).  The server closes the connection past
+    ``max_bad_negotiation`` of them, with one log line.
     """
 
     mssp: MsspProvider | None = None
-    #: Malformed subnegotiations this connection sent (dropped).
-    bad_subnegotiations: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Malformed subnegotiations this connection sent (dropped).
+        self.malformed = Malformed()
+        self.log = cast(logging.Logger, WriterLog(self.log, self.malformed))
 
     def handle_subnegotiation(self, buf: deque[bytes]) -> None:
         problem = subnegotiation_problem(buf)
@@ -89,17 +185,16 @@ class MudWriter(TelnetWriterUnicode):
                 super().handle_subnegotiation(buf)
                 return
             except Exception as exc:
-                problem = f"{type(exc).__name__}: {exc}"[:200]
-        self.bad_subnegotiations += 1
-        if self.bad_subnegotiations == 1:
-            peer = self.get_extra_info("peername") or ("?",)
-            log.warning(
-                "%s sent a malformed subnegotiation (%s); dropping it and any more like it",
-                peer[0],
-                problem,
-            )
+                # (Only the first is named: a message may hold the whole buffer.)
+                problem = f"{type(exc).__name__}: {exc}"[:200] if not self.malformed.count else ""
+        self.malformed.add(problem)
 
     def handle_do(self, opt: bytes) -> bool:
+        if opt == MCCP3_COMPRESS:
+            # Client-to-server compression is refused (``subnegotiation_problem``).
+            if not self.local_option.enabled(opt):
+                self.iac(WONT, opt)
+            return False
         agreed = super().handle_do(opt)
         if opt == MSSP and agreed and self.mssp is not None:
             self.local_option[MSSP] = True
@@ -113,16 +208,35 @@ class MudWriter(TelnetWriterUnicode):
 #: Subnegotiations (option byte first) and the checks they must pass.
 _ASCII_PRINTABLE = frozenset(range(0x20, 0x7F))
 
+#: The options whose subnegotiations telnetlib3 5.0.1 handles
+#: (``TelnetWriter.handle_subnegotiation``); it raises on any other, with the
+#: whole buffer in the message.
+_HANDLED = frozenset(
+    {
+        LINEMODE, LFLOW, NAWS, SNDLOC, NEW_ENVIRON, CHARSET, TTYPE, TSPEED, XDISPLOC,
+        STATUS, COM_PORT_OPTION, GMCP, MSDP, MSSP, MSP, MXP, ZMP, AARDWOLF, ATCP,
+        MCCP2_COMPRESS, MCCP3_COMPRESS,
+    }
+)  # fmt: skip
+#: Options telnetlib3 accepts an empty subnegotiation of (IAC SB <option> IAC SE).
+_EMPTY_OK = frozenset({MXP, MSP, ZMP, AARDWOLF, ATCP, MCCP2_COMPRESS, MCCP3_COMPRESS})
+
 
 def subnegotiation_problem(buf: deque[bytes]) -> str | None:
     """Why telnetlib3's handler would fail on ``buf`` (IAC SB <buf> IAC SE), or None.
 
-    Pure and cheap: lengths and byte ranges only, per RFC 1073 (NAWS),
-    RFC 2066 (CHARSET) and RFC 1091 (TTYPE).
+    Pure and cheap: the option, lengths and byte ranges only, per RFC 1073
+    (NAWS), RFC 2066 (CHARSET) and RFC 1091 (TTYPE).
     """
     if not buf:
         return "empty"
     option, size = buf[0], len(buf)
+    if option not in _HANDLED:
+        return f"option {option[0]} not supported"
+    if option == MCCP3_COMPRESS:
+        # telnetlib3 would start inflating all the client sends, without a bound:
+        # 48 KB of it became 50 MB, and held the game for half a minute.
+        return "MCCP3 (client-to-server compression), which the server refuses"
     if option == NAWS:
         return None if size == 5 else f"NAWS of {size - 1} bytes, not 4"
     if option == CHARSET:
@@ -150,7 +264,48 @@ def subnegotiation_problem(buf: deque[bytes]) -> str | None:
         if any(b[0] not in _ASCII_PRINTABLE for b in list(buf)[2:]):
             return "TTYPE that is not printable ASCII"
         return None
+    if size == 1 and option not in _EMPTY_OK:
+        return f"option {option[0]} without a payload"
     return None
+
+
+class NegotiationQueue:
+    """Connections whose reads are full of telnet negotiation, taking turns at the parser.
+
+    telnetlib3 parses negotiation a byte at a time on the event loop, about
+    2 us a byte, and a command of a player needs several turns of the loop:
+    fifty connections each parsing a piece of their flood in every turn made
+    every command wait as long.  Here such reads wait, reading from their
+    connections paused, and ``per_turn`` bytes of them are parsed in each
+    turn of the event loop for all of them together, each in its turn
+    (round robin).  What everyone else waits for stays under a millisecond a
+    turn, however many connections flood, until each is cut off (its
+    ``NegotiationGuard``).  Honest clients hardly ever wait here: their reads
+    are text, and their negotiation a few hundred bytes at connect, the
+    first ``PARSE_PIECE`` bytes of a read parsed at once.
+    """
+
+    def __init__(self, per_turn: int = TURN_NEGOTIATION) -> None:
+        self.per_turn = per_turn
+        self.waiting: deque[MudTelnetServer] = deque()
+        self._scheduled = False
+
+    def add(self, protocol: MudTelnetServer) -> None:
+        if protocol not in self.waiting:
+            self.waiting.append(protocol)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._scheduled = False
+        budget = self.per_turn
+        while self.waiting and budget > 0:
+            protocol = self.waiting.popleft()
+            budget -= max(1, protocol.take_turn(budget))
+        if self.waiting and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn)
 
 
 class MudTelnetServer(telnetlib3.TelnetServer):
@@ -171,6 +326,14 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: Bytes queued for a client before it is dropped (``Config.max_output_buffer``).
     max_output_buffer: ClassVar[int] = 1 << 20
 
+    #: Malformed subnegotiations tolerated (``Config.max_bad_negotiation``), and
+    #: the negotiation a connection may send (``NegotiationGuard``).
+    max_bad_negotiation: ClassVar[int] = 5
+    negotiation_rate: ClassVar[float] = NEGOTIATION_RATE
+    negotiation_burst: ClassVar[float] = NEGOTIATION_BURST
+    #: Where reads full of negotiation take turns; set by ``serve`` (None: parsed at once).
+    negotiation_queue: ClassVar[NegotiationQueue | None] = None
+
     #: A connection handed over by the previous engine process: its session state,
     #: with the telnet state (``export_state``) under ``telnet``.  Nothing is
     #: negotiated again; an MCCP2 stream is started anew.
@@ -190,6 +353,8 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     shell_ended = False
     #: The connection is lost and its objects released: a shell started late stays away.
     released = False
+    #: Closed for its telnet negotiation: nothing more it sent is parsed.
+    negotiation_closed = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("writer_factory_encoding", MudWriter)
@@ -201,6 +366,16 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         self._gmcp_sizes: dict[str, int] = {}
         self._gmcp_kept = 0
         self._environ_names: set[str] = set()
+        cls = type(self)
+        self._negotiation = NegotiationGuard(
+            cls.max_bad_negotiation, cls.negotiation_rate, cls.negotiation_burst
+        )
+        #: telnetlib3's count of bytes it parsed one at a time, when last seen.
+        self._parsed = 0
+        #: Read but not parsed yet: waiting for a turn in the negotiation queue.
+        self._held = bytearray()
+        #: A read of this connection was mostly negotiation: it is read in small pieces.
+        self._heavy = False
 
     @property
     def mud_writer(self) -> MudWriter:
@@ -231,7 +406,69 @@ class MudTelnetServer(telnetlib3.TelnetServer):
             self.admitted_ip = ip
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        if self.negotiation_closed:
+            return
+        queue = type(self).negotiation_queue
+        if self._held and queue is not None:
+            # (Read before the pause took effect.)  An earlier read waits for its
+            # turn in the negotiation queue: this one goes after it.
+            self._held += data
+            self._pause()
+            queue.add(self)
+            return
+        self._take(data, None)
+
+    def take_turn(self, budget: int) -> int:
+        """The negotiation queue's turn: parse on what is held, ``budget`` bytes of negotiation.
+
+        Returns the bytes of negotiation parsed; what is left waits for the next turn.
+        """
+        held, self._held = bytes(self._held), bytearray()
+        transport: Any = self.writer.transport if self.writer is not None else None
+        if not held or self.negotiation_closed or transport is None or transport.is_closing():
+            return 0
+        spent = self._take(held, budget)
+        reader: Any = self.reader
+        if not self._held and not transport.is_closing() and not getattr(reader, "_paused", False):
+            # All parsed: read again (unless telnetlib3's reader paused the
+            # transport itself, its buffer full: it resumes it).
+            transport.resume_reading()
+        return spent
+
+    def _take(self, data: bytes, budget: int | None) -> int:
+        """Parse ``data``; then the limits on output and read size.  Returns the negotiation parsed.
+
+        A read with telnet commands in it is parsed a piece at a time: the
+        parsing stops as soon as the connection is closed for its
+        negotiation.  A read that turns out to be mostly negotiation (a
+        piece of it more than half) leaves the rest to the negotiation queue
+        (``NegotiationQueue``), reading paused meanwhile; in a queue's turn
+        (``budget`` given), parsing stops once the budget is spent.
+        """
+        writer = self.mud_writer
+        queue = type(self).negotiation_queue
+        first = writer.byte_count
+        if len(data) <= PARSE_PIECE or (IAC not in data and writer.cmd_received != SB):
+            if not self._parse(data):
+                return writer.byte_count - first
+        else:
+            for start in range(0, len(data), PARSE_PIECE):
+                before = writer.byte_count
+                if not self._parse(data[start : start + PARSE_PIECE]):
+                    return writer.byte_count - first
+                rest = start + PARSE_PIECE
+                if rest >= len(data) or queue is None:
+                    continue
+                if budget is None:
+                    if writer.byte_count - before <= PARSE_PIECE // 2:
+                        continue
+                    self._heavy = True
+                elif writer.byte_count - first < budget:
+                    continue
+                self._held = bytearray(data[rest:])
+                self._pause()
+                queue.add(self)
+                break
         # telnetlib3 answers every option request itself (IAC DO x gets IAC
         # WONT x, each time), out of sight of the session's output limit: the
         # same limit applies to those answers, so a client that asks and
@@ -244,12 +481,66 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         ):
             log.warning("%s is not reading the answers to its requests; closing", self)
             transport.abort()
-            return
-        # A client that sends malformed subnegotiations is read in small
-        # pieces from then on: each read is parsed a byte at a time on the
-        # event loop, and everyone else waits for it to end.
-        if transport is not None and self.mud_writer.bad_subnegotiations:
+        # A client that sends malformed subnegotiations, or reads full of
+        # negotiation, is read in small pieces from then on: each read is
+        # parsed a byte at a time on the event loop.
+        elif transport is not None and (writer.malformed.count or self._heavy):
             _set_read_size(transport, SUSPECT_READ)
+        return writer.byte_count - first
+
+    def _pause(self) -> None:
+        transport = self.writer.transport if self.writer is not None else None
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()  # type: ignore[attr-defined]  # asyncio's Transport
+
+    def _parse(self, data: bytes) -> bool:
+        """Hand ``data`` to telnetlib3; False once the connection is closed for its negotiation."""
+        super().data_received(data)
+        writer = self.mud_writer
+        parsed = writer.byte_count - self._parsed
+        malformed = writer.malformed.count
+        if not parsed and not malformed:
+            return True  # plain text, as from almost every client almost always
+        self._parsed = writer.byte_count
+        reason = self._negotiation.check(parsed, malformed)
+        if reason is None:
+            return True
+        self._close_for_negotiation(reason)
+        return False
+
+    def _close_for_negotiation(self, reason: str) -> None:
+        """Too many malformed subnegotiations, or too much negotiation: one log line, and close."""
+        self.negotiation_closed = True
+        writer = self.mud_writer
+        transport = cast("asyncio.Transport | None", writer.transport)
+        ip = (self.get_extra_info("peername") or ("?",))[0]
+        if reason == NegotiationGuard.MALFORMED:
+            log.warning(
+                "%s sent %d malformed telnet subnegotiations, more than the %d allowed "
+                "(the first: %s); closing",
+                ip,
+                writer.malformed.count,
+                type(self).max_bad_negotiation,
+                writer.malformed.first or "?",
+            )
+            goodbye = "Too many malformed telnet negotiations. Goodbye."
+        else:
+            log.warning(
+                "%s sent more telnet negotiation than %d bytes at once and %d a second; closing",
+                ip,
+                type(self).negotiation_burst,
+                type(self).negotiation_rate,
+            )
+            goodbye = "Too much telnet negotiation. Goodbye."
+        if transport is None or transport.is_closing():
+            return
+        with contextlib.suppress(Exception):
+            writer.write(f"\r\n{goodbye}\r\n")
+        # A client that does not read would hold a closing connection open.
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _give_way(self) -> None:
         """Closed to make room: this connection waited longest at the login prompt."""
@@ -566,6 +857,8 @@ async def serve(
             "mssp": staticmethod(mssp) if mssp else None,
             "offer_mccp2": config.compression,
             "max_output_buffer": config.max_output_buffer,
+            "max_bad_negotiation": config.max_bad_negotiation,
+            "negotiation_queue": NegotiationQueue(),
         },
     )
     # telnetlib3.create_server's own factory, on a socket of the engine's
