@@ -40,6 +40,11 @@ class Connection(Protocol):
     def closed(self) -> bool: ...
 
     @property
+    def last_input(self) -> float:
+        """When the player last typed a line (``time.time()``)."""
+        ...
+
+    @property
     def client(self) -> ClientInfo:
         """What the client said of itself (terminal type, width, colour support)."""
         ...

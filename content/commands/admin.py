@@ -117,7 +117,7 @@ class CmdGrant(Command):
         if account is None:
             ctx.msg(f"There is no account {ctx.lhs}.")
             return
-        if account.id == ctx.session.account.id and role < Role.ADMIN:
+        if account.id == ctx.account.id and role < Role.ADMIN:
             ctx.msg("You cannot take your own admin role away.")
             return
         before = account.role

@@ -9,10 +9,12 @@ builder makes to another player's character (``set``, ``typeclass``,
 import json
 
 from engine.api import (
+    Character,
     Command,
     Context,
     GameObject,
     Role,
+    Room,
     WorldError,
     audit,
     indefinite,
@@ -76,23 +78,28 @@ class CmdDig(BuilderCommand):
         there, back = "", ""
         if ctx.rhs:
             there, _, back = (part.strip() for part in ctx.rhs.partition(","))
-        if (there or back) and ctx.here is None:
+        if not there and not back:
+            room = ctx.world.create_room(name)
+            ctx.msg(f"Dug room {room.name} ({room.dbref}).")
+            return
+        here = ctx.room
+        if here is None:
             ctx.msg("You are nowhere, so no exits can be opened from here.")
             return
         there, there_aliases = split_aliases(there)
         back, back_aliases = split_aliases(back)
-        if there and ctx.here.find_exit(there):
-            ctx.msg(f"{ctx.here.name} has an exit called {there} already.")
+        if there and here.find_exit(there):
+            ctx.msg(f"{here.name} has an exit called {there} already.")
             return
         room = ctx.world.create_room(name)
         lines = [f"Dug room {room.name} ({room.dbref})."]
         if there:
-            exit_ = ctx.world.open_exit(ctx.here, there, room)
+            exit_ = ctx.world.open_exit(here, there, room)
             if there_aliases:
                 exit_.aliases = [*exit_.aliases, *there_aliases]
             lines.append(f"Opened exit {exit_.name} ({exit_.dbref}) from here to {room.name}.")
         if back:
-            exit_ = ctx.world.open_exit(room, back, ctx.here)
+            exit_ = ctx.world.open_exit(room, back, here)
             if back_aliases:
                 exit_.aliases = [*exit_.aliases, *back_aliases]
             lines.append(f"Opened exit {exit_.name} ({exit_.dbref}) from {room.name} back here.")
@@ -241,7 +248,7 @@ class CmdDestroy(BuilderCommand):
         holder = target.location if target.kind == "thing" else None
         if holder is not None and holder.kind != "character":
             holder = None
-        if target.kind == "character" and target.account_id is not None:
+        if isinstance(target, Character) and target.account_id is not None:
             if target.online:
                 ctx.msg(f"{target.name} is in the game now; a character is destroyed only "
                         "while its player is away.")  # fmt: skip
@@ -261,7 +268,7 @@ class CmdDestroy(BuilderCommand):
         if target is ctx.here and target.kind == "room":
             ctx.msg("You are standing in it; go elsewhere first.")
             return
-        if target.kind == "room" and target.characters():
+        if isinstance(target, Room) and target.characters():
             names = ", ".join(c.name for c in target.characters())
             ctx.msg(f"{target.name} has players in it ({names}); it is not destroyed.")
             return
@@ -375,7 +382,7 @@ class CmdExamine(BuilderCommand):
         ]
         if target.kind == "exit":
             lines.append(f"  destination: {_place_name(target.destination)}")
-        if target.kind == "character":
+        if isinstance(target, Character):
             online = "in the game" if target.online else "away"
             lines.append(f"  account:     {target.account_id} ({online})")
             home = ctx.world.get(target.attributes.get("home", 0))

@@ -93,7 +93,7 @@ class CmdGive(Command):
         if thing.location is not ctx.caller:
             ctx.msg(f"You do not carry {thing.the_name(ctx.caller)}.")
             return
-        people = ctx.here.characters() if ctx.here else []
+        people = ctx.room.characters() if ctx.room is not None else []
         receiver = ctx.search(whom.strip(), candidates=people)
         if receiver is None:
             return

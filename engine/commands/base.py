@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from engine.accounts.account import Role
+from engine.world.objects import Room
 from engine.world.search import describe_matches, find, is_near, nearby
 
 if TYPE_CHECKING:
+    from engine.accounts.account import Account
     from engine.services import Connection, GameServices
     from engine.world.model import World
     from engine.world.objects import Character, GameObject
@@ -87,6 +89,20 @@ class Context:
     def here(self) -> GameObject | None:
         """Where the caller is: a room, or whatever content put it inside."""
         return self.caller.location
+
+    @property
+    def room(self) -> Room | None:
+        """The room the caller stands in; None when it is nowhere (or content put it elsewhere)."""
+        where = self.caller.location
+        return where if isinstance(where, Room) else None
+
+    @property
+    def account(self) -> Account:
+        """The caller's account: commands are run only for a player who has logged in."""
+        account = self.session.account
+        if account is None:
+            raise RuntimeError(f"{self.caller.name} runs a command without being logged in")
+        return account
 
     @property
     def role(self) -> Role:

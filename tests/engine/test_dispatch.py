@@ -11,6 +11,7 @@ from engine.commands.base import Command, Context
 from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry, RegistryError
 from engine.content.run import run_command
+from engine.testing import RecordingSession
 from engine.world.model import World
 from engine.world.objects import Character, Room
 
@@ -298,6 +299,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.role = Role.PLAYER
+        self.account = None  # not logged in
 
     def send(self, text: str, newline: bool = True) -> None:
         self.sent.append(text)
@@ -368,3 +370,25 @@ async def test_run_command_awaits_coroutine_commands_and_reports_nothing_on_succ
     await run_command(CmdAsync(), ctx)
     assert recorder.sent == ["async ran with xyz"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- Context ----------------------------------------------------------------------------
+
+
+def test_context_gives_the_callers_room_and_account(world: World) -> None:
+    square = room(world, "square")
+    pat = world.create("character", "Pat", location=square, account_id=1)
+    assert isinstance(pat, Character)
+    session = RecordingSession("Pat")
+    ctx = Context(caller=pat, session=session, game=None, verb="x", args="")  # type: ignore[arg-type]
+    assert ctx.room is square and ctx.here is square
+    assert ctx.account is session.account
+    # Nowhere, or put by content inside something that is not a room: no room.
+    pat.location = None
+    assert ctx.room is None
+    pat.location = world.create("thing", "barrel", location=square)
+    assert ctx.room is None and ctx.here is not None
+    # A command runs only for a player who has logged in.
+    ctx, _ = _context()
+    with pytest.raises(RuntimeError, match="without being logged in"):
+        ctx.account  # noqa: B018 - the property raises
