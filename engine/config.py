@@ -86,6 +86,11 @@ class Config:
     content_budget: float = setting(
         1.0, "reload", "Seconds content may hold the game before it is stopped (0: no guard)."
     )
+    max_changes: int = setting(
+        10_000,
+        "reload",
+        "Objects one command (or timer, hook) may create, change or destroy (0: no cap).",
+    )
     log_level: str = setting("INFO", "logs", "DEBUG, INFO, WARNING or ERROR.")
     log_file: str = setting(
         "var/log/hotmud.log", "logs", 'The log file, beside the terminal ("": none).'

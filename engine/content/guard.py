@@ -11,7 +11,11 @@ transaction (``engine.world.atomic``):
   changes are undone, its messages to others are dropped, builders online
   are told where (file:line) and what, at most once a minute per distinct
   error (``engine.content.errors``), the log gets the traceback, and the engine
-  code that called it gets ``ContentFailed`` with a line for the caller.
+  code that called it gets ``ContentFailed`` with a line for the caller;
+- it changes more than ``max_changes`` objects: the change past the cap
+  raises ``TooManyChanges`` inside it (``engine.world.atomic``), and the
+  stretch fails as above, whatever it does with that error, with a line
+  that says so.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from engine.config import Config
 from engine.content.errors import ContentErrors, describe, locate
 from engine.content.watchdog import WATCHDOG, ContentInterrupted, Section
 from engine.world import atomic
@@ -42,6 +47,9 @@ _NOWHERE = "\0"
 
 #: Errors in code reloaded less than this many seconds ago say it is new code.
 RECENT_RELOAD = 600.0
+
+#: Objects one stretch may create, change or destroy, unless told otherwise.
+MAX_CHANGES: int = Config.max_changes
 
 
 def _module_of_innermost(tb: TracebackType | None, prefix: str) -> str | None:
@@ -82,6 +90,7 @@ class ContentGuard:
         *,
         refusal: Callable[[], str | None] = lambda: None,
         reload_age: Callable[[str], float | None] = lambda version: None,
+        max_changes: int = MAX_CHANGES,
     ) -> None:
         self.content_dir = str(Path(content_dir).resolve()) if content_dir else _NOWHERE
         self.prefix = self.content_dir + os.sep
@@ -95,6 +104,8 @@ class ContentGuard:
         self.refusal = refusal
         #: Seconds since a reload brought a module version live (None: loaded at start).
         self.reload_age = reload_age
+        #: The most objects one stretch may create, change or destroy (None: no cap).
+        self.max_changes = max_changes if max_changes > 0 else None
 
     # -- one synchronous stretch -------------------------------------------------------
 
@@ -117,7 +128,7 @@ class ContentGuard:
         """
         if not self.enabled:
             return fn(*args)
-        txn = atomic.begin(caller)
+        txn = atomic.begin(caller, self.max_changes)
         section = Section(label, self.budget, self.prefix)
         WATCHDOG.push(section)
         try:
@@ -125,7 +136,7 @@ class ContentGuard:
         except StopIteration:
             # A coroutine step that finished: the normal end.
             WATCHDOG.leave(section)
-            self._keep(txn, section, context)
+            self._keep(txn, section, label, context)
             raise
         except ContentFailed:
             # A nested stretch failed and was reported already; this one fails with it.
@@ -135,21 +146,31 @@ class ContentGuard:
         except _FAILURES as exc:
             WATCHDOG.leave(section)
             txn.rollback()
+            if txn.refused is not None:
+                raise self._too_many(label, txn, context) from exc
             raise self._failed(label, section, exc, context) from exc
         except BaseException:
             # Cancellation and the like pass through; what was done stands.
             WATCHDOG.leave(section)
-            txn.commit()
+            if txn.refused is not None:
+                txn.rollback()
+            else:
+                txn.commit()
             raise
         WATCHDOG.leave(section)
         if section.interrupted:  # it swallowed the interrupt: still stopped
             txn.rollback()
+            if txn.refused is not None:
+                raise self._too_many(label, txn, context)
             raise self._failed(label, section, None, context)
-        self._keep(txn, section, context)
+        self._keep(txn, section, label, context)
         return result
 
-    def _keep(self, txn: atomic.Transaction, section: Section, context: str) -> None:
+    def _keep(self, txn: atomic.Transaction, section: Section, label: str, context: str) -> None:
         """Commit a stretch that ended well, unless the world cannot be saved now."""
+        if txn.refused is not None:  # it went past the cap and swallowed the error
+            txn.rollback()
+            raise self._too_many(label, txn, context)
         if txn.parent is None and txn.changed:
             reason = self.refusal()
             if reason is not None:
@@ -191,6 +212,30 @@ class ContentGuard:
         error = self.errors.record(place, describe(exc), suffix)
         return ContentFailed(
             f"Something went wrong running {label}; the builders have been told.",
+            False,
+            error.line(),
+        )
+
+    def _too_many(self, label: str, txn: atomic.Transaction, context: str) -> ContentFailed:
+        """A stretch that went past ``max_changes`` and was undone: the lines that say so."""
+        where = next(
+            (entry for entry in txn.refused or () if entry[0].startswith(self.prefix)), None
+        )
+        place = (
+            f"{os.path.relpath(where[0], self.shown_from)}:{where[1]}, in {where[2]}"
+            if where
+            else "(no content frame)"
+        )
+        suffix = f" ({context})" if context else ""
+        cap = f"more than {txn.cap:,} changes"
+        log.error(
+            "%s changed too much at once (%s) and was undone: %s%s", label, cap, place, suffix
+        )
+        error = self.errors.record(
+            place, f"changed too much at once ({cap}); nothing it did was kept", suffix
+        )
+        return ContentFailed(
+            f"This command changed too much at once ({cap}); nothing it did was kept.",
             False,
             error.line(),
         )

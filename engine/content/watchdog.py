@@ -13,10 +13,21 @@ the blocking call in progress (``time.sleep``, a socket read) return with
 - if that frame is content's (its file lies under the section's content
   directory), the handler raises ``ContentInterrupted`` there, and the
   exception unwinds content's frames like any error would;
-- otherwise (engine, library or standard library code) the handler returns
-  and the thread tries again ``RETRY`` seconds later.  An interrupt therefore
-  never lands halfway through engine code: it waits until control is back
-  in a content frame.
+- otherwise (engine, library or standard library code) the handler lets
+  that code run on, and sets the interrupt to land the moment control is
+  back in content: every content frame on the stack is traced
+  (``frame.f_trace``) and so is every frame that starts
+  (``sys.settrace``); the first content line to run (or content function
+  to start, or return) raises ``ContentInterrupted``.  An interrupt
+  therefore never lands halfway through engine code, and a command that
+  spends nearly all its time in short engine calls (a loop of
+  ``world.create``) is stopped at its first line after the budget,
+  not whenever a signal happens to arrive between two calls (nearly
+  never: Python runs the handler at its next check, which is mostly a
+  function call, so in the engine).  The tracing lasts until the
+  interrupt lands or the section ends, usually microseconds.  While
+  another trace function is set (a debugger, coverage) nothing is traced:
+  the thread tries again every ``RETRY`` seconds, as it always does.
 
 ``ContentInterrupted`` derives from ``BaseException`` so that content's own
 ``except Exception`` cannot swallow it; content that swallows it anyway is
@@ -50,6 +61,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +102,7 @@ class Section:
         "prefix",
         "stalled",
         "started",
+        "thread",
         "where",
     )
 
@@ -95,6 +111,8 @@ class Section:
         self.budget = budget
         #: Files whose frames may be interrupted: the content directory and a separator.
         self.prefix = prefix
+        #: The thread it runs on: only the main thread's sections can be interrupted.
+        self.thread = threading.get_ident()
         self.started = time.monotonic()
         self.paused_at = 0.0
         self.last_fire = 0.0
@@ -126,6 +144,13 @@ class Watchdog:
         #: Read end of the signal wakeup socket, and who is told of each signal.
         self._signal_socket: socket.socket | None = None
         self._on_signal_seen: Callable[[int], None] | None = None
+        #: Content frames set to raise at their next line (``_arm``), and whether
+        #: the global trace function is ours: main thread only.
+        self._armed: list[FrameType] = []
+        self._tracing = False
+        #: The trace functions, made once (a bound method is a new object each time).
+        self._trace_call = self._on_call
+        self._trace_line = self._on_line
 
     # -- sections (event loop thread) ---------------------------------------------
 
@@ -151,6 +176,8 @@ class Watchdog:
         self._current = section
 
     def leave(self, section: Section) -> None:
+        if self._tracing:
+            self._disarm()
         now = time.monotonic()
         section.elapsed = now - section.started
         stack = self._stack
@@ -247,7 +274,11 @@ class Watchdog:
         section = self._current
         if section is None or not section.over(now):
             return
-        if self._installed and now - section.last_fire >= RETRY:
+        if (
+            self._installed
+            and section.thread == self._main_ident
+            and now - section.last_fire >= RETRY
+        ):
             section.last_fire = now
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pthread_kill(self._main_ident or 0, SIGNAL)
@@ -281,12 +312,77 @@ class Watchdog:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         section = self._current
-        if section is None or frame is None:
+        if section is None or frame is None or section.thread != self._main_ident:
             return
         if not section.over(time.monotonic()):
             return  # a late signal for a section that has ended
         if not frame.f_code.co_filename.startswith(section.prefix):
-            return  # engine code: the thread tries again once content runs
+            self._arm(section, frame)  # engine code: it runs on, content is stopped after
+            return
+        self._stop(section, frame)
+
+    # -- landing once control is back in content (main thread) --------------------------
+
+    def _arm(self, section: Section, frame: FrameType) -> None:
+        """Make the first content line to run from now on raise ``ContentInterrupted``.
+
+        ``frame`` is engine code that content called (or that runs content).
+        Each content frame below it on the stack raises at its next line
+        event (or its return), and the global trace function raises in any
+        content function that starts (a hook the engine calls, a ``key=``
+        function ``sorted`` calls).  Engine frames are not traced: the
+        global function returns None for them, after one call per frame.
+        """
+        if not self._tracing:
+            if sys.gettrace() is not None:
+                return  # a debugger or coverage traces: the thread's retries must do
+            sys.settrace(self._trace_call)
+            self._tracing = True
+        prefix = section.prefix
+        armed = self._armed
+        back = frame.f_back
+        while back is not None:
+            if back.f_trace is None and back.f_code.co_filename.startswith(prefix):
+                back.f_trace = self._trace_line
+                armed.append(back)
+            back = back.f_back
+
+    def _on_call(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
+        """The global trace function while armed: a content frame starting is stopped."""
+        section = self._current
+        if section is not None and frame.f_code.co_filename.startswith(section.prefix):
+            self._land(section, frame)
+        return None
+
+    def _on_line(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
+        """The trace function of an armed content frame: stopped at its next line or return."""
+        if event == "line" or event == "return":
+            section = self._current
+            if section is not None and frame.f_code.co_filename.startswith(section.prefix):
+                self._land(section, frame)
+        return self._trace_line
+
+    def _land(self, section: Section, frame: FrameType) -> None:
+        if section.thread == self._main_ident and section.over(time.monotonic()):
+            self._stop(section, frame)
+        # A section that is not over budget is running (a nested one, started
+        # since the tracing began): the thread arms again when it is due.
+        self._disarm()
+
+    def _disarm(self) -> None:
+        """Stop tracing; on the main thread, by ``leave`` or where the interrupt lands."""
+        armed, self._armed = self._armed, []
+        for frame in armed:
+            frame.f_trace = None
+        if self._tracing:
+            self._tracing = False
+            if sys.gettrace() is self._trace_call:
+                sys.settrace(None)
+
+    def _stop(self, section: Section, frame: FrameType) -> None:
+        """Raise ``ContentInterrupted`` in ``frame``: content of ``section``, over its budget."""
+        if self._tracing:
+            self._disarm()
         section.interrupted = True
         section.where = (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
         late = time.monotonic() - section.started - section.budget

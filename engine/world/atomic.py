@@ -24,12 +24,22 @@ its world's ``Undo`` log until the commit to SQLite that holds its changes
 succeeds.  If that commit fails (a full disk), the world undoes them
 (``Undo.undo``), and the output they held, which was waiting for the commit
 as ``HeldOutput``, is dropped instead of sent (``engine.world.durability``).
+
+A transaction may be capped (``begin(limit=...)``, the ``max_changes``
+setting for content): it records at most that many objects (created,
+changed or destroyed, and the world's counters).  The change that would
+record one more raises ``TooManyChanges`` before it changes anything, and so
+does every later one; whoever ends the transaction rolls it back.  Undoing
+is then bounded too, and so is the memory the records hold.  An inner
+transaction gets what room its parent has left.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -67,6 +77,19 @@ _restoring = False
 
 def current() -> Transaction | None:
     return _current
+
+
+class TooManyChanges(Exception):
+    """A capped transaction was asked to record one object more than its cap allows.
+
+    Raised before the change is made; the transaction refuses every further
+    change and is rolled back when it ends (``engine.content.guard`` says so
+    to the player and to builders).
+    """
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"changed too much at once (more than {cap:,} changes)")
+        self.cap = cap
 
 
 def recording() -> bool:
@@ -142,6 +165,7 @@ class _ObjectState:
         data["aliases"] = self.aliases
         data["_location"] = self.location
         data["contents"] = self.contents
+        data["_seen"] = None  # a room's sorted contents may name undone objects
         data["attributes"]._values = json.loads(self.attributes)
         set_ = object.__setattr__
         world = self.world
@@ -168,6 +192,65 @@ class _ObjectState:
                 world.on_change()
 
 
+class _CreatedState(_ObjectState):
+    """An object created in the transaction: undoing it takes it out of the world.
+
+    Nothing of its state is recorded (it had none before), which keeps a
+    command that creates thousands of objects cheap to record and to undo.
+    Undoing also cuts what ties it to other objects and to itself (its
+    location, contents, destination, its attributes' owner), so that
+    reference counting frees it at once, even when a full collection has
+    frozen it (``engine.longlived``); content that kept it holds an object
+    outside every world.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, obj: GameObject) -> None:
+        self.obj = obj
+        self.created = True
+        self.member = False
+        self.world = vars(obj).get("_world")
+
+    def restore(self) -> None:
+        obj = self.obj
+        # Into the object's own fields, never through its class (see ``_ObjectState``).
+        data = vars(obj)
+        world = self.world
+        if world is None:
+            world = data.get("_world")
+        data["_world"] = None
+        data["_location"] = None
+        data["contents"] = []
+        data["destination"] = None
+        data["_seen"] = None
+        attributes = data.get("attributes")
+        if attributes is not None:
+            attributes._owner = _detached()
+        if world is None:
+            return
+        if world.objects.get(obj.id) is obj:
+            del world.objects[obj.id]
+        world._dirty.pop(obj.id, None)
+        # Usually never written; deleting covers content that forced a commit.
+        world._deleted.add(obj.id)
+        world.on_change()
+
+
+#: The owner of undone objects' attributes (see ``_CreatedState``), made on first use.
+_DETACHED: GameObject | None = None
+
+
+def _detached() -> GameObject:
+    """An object in no world: setting an undone object's attribute stages nothing."""
+    global _DETACHED
+    if _DETACHED is None:
+        from engine.world.objects import GameObject  # objects imports this module
+
+        _DETACHED = GameObject(None, 0, "undone")
+    return _DETACHED
+
+
 class _WorldState:
     """A world's counters and pending meta values before a transaction changed them."""
 
@@ -186,18 +269,40 @@ class _WorldState:
         world._meta = self.meta
 
 
+#: The room of a transaction without a cap.
+UNCAPPED = sys.maxsize
+
+
 class Transaction:
     """The undo records and held output of one stretch of content."""
 
-    __slots__ = ("_held", "_records", "caller", "done", "parent")
+    __slots__ = ("_held", "_records", "caller", "cap", "done", "parent", "refused", "room")
 
-    def __init__(self, caller: Receiver | None = None, parent: Transaction | None = None) -> None:
+    def __init__(
+        self,
+        caller: Receiver | None = None,
+        parent: Transaction | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.caller = caller
         self.parent = parent
         #: id(object or world) -> its state before the first change; made on first use.
         self._records: dict[int, _ObjectState | _WorldState] | None = None
         self._held: list[tuple[Receiver, Callable[[], None], OutputKind]] = []
         self.done = False
+        #: How many objects this transaction may record, and the cap said in the refusal.
+        room = cap = UNCAPPED
+        if parent is not None:
+            room = parent.room - len(parent._records or ())
+            cap = parent.cap
+        if limit is not None and limit < room:
+            room = cap = limit
+        self.room: int = room
+        self.cap: int = cap
+        #: Where the first change refused for the cap was asked for, innermost call
+        #: first, as (file, line, function); None while none was.  Once set the
+        #: transaction must be rolled back.
+        self.refused: list[tuple[str, int, str]] | None = None
 
     # -- recording (called by the world and by sessions) --------------------------
 
@@ -208,7 +313,9 @@ class Transaction:
             records = self._records = {}
         key = id(obj)
         if key not in records:
-            records[key] = _ObjectState(obj, created)
+            if len(records) >= self.room:
+                self._refuse()
+            records[key] = _CreatedState(obj) if created else _ObjectState(obj, False)
 
     def touch_world(self, world: World) -> None:
         records = self._records
@@ -216,7 +323,21 @@ class Transaction:
             records = self._records = {}
         key = id(world)
         if key not in records:
+            if len(records) >= self.room:
+                self._refuse()
             records[key] = _WorldState(world)
+
+    def _refuse(self) -> None:
+        if self.refused is None:
+            # Plain data, not frames: the undo log must not outlive the rollback.
+            where = []
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None:
+                code = frame.f_code
+                where.append((code.co_filename, frame.f_lineno, code.co_name))
+                frame = frame.f_back
+            self.refused = where
+        raise TooManyChanges(self.cap)
 
     def hold(self, session: Receiver, action: Callable[[], None], kind: OutputKind) -> None:
         self._held.append((session, action, kind))
@@ -258,7 +379,9 @@ class Transaction:
         change: what it said would contradict the refusal).
         """
         self._end()
-        _restore(list((self._records or {}).values()))
+        records, self._records = self._records, None
+        _restore(list((records or {}).values()))
+        del records  # the undo log goes now, not with the transaction
         kept = [
             (session, action, kind)
             for session, action, kind in self._held
@@ -360,10 +483,14 @@ class Undo:
         return callers
 
 
-def begin(caller: Receiver | None = None) -> Transaction:
-    """Open a transaction inside the current one (if any) and make it current."""
+def begin(caller: Receiver | None = None, limit: int | None = None) -> Transaction:
+    """Open a transaction inside the current one (if any) and make it current.
+
+    ``limit``: the most objects it may record (``TooManyChanges`` past it);
+    a nested transaction gets no more room than its parent has left.
+    """
     global _current
-    txn = Transaction(caller, _current)
+    txn = Transaction(caller, _current, limit)
     _current = txn
     return txn
 

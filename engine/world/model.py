@@ -350,7 +350,7 @@ class World:
             raise WorldError("a name is needed")
         atomic.touch_world(self)
         obj = KINDS[kind](
-            None,
+            self,
             self._next_id,
             name,
             aliases=list(aliases),
@@ -359,12 +359,13 @@ class World:
             attributes=attributes,
             account_id=account_id,
         )
+        # Recorded before it joins the world: a transaction past its cap
+        # (``atomic.TooManyChanges``) refuses it with nothing left behind.
+        atomic.touch(obj, created=True)
         self._next_id += 1
         self.objects[obj.id] = obj
         # A rolled-back object's id may come again; it must not stay marked deleted.
         self._deleted.discard(obj.id)
-        object.__setattr__(obj, "_world", self)
-        atomic.touch(obj, created=True)
         obj.destination = destination
         obj.location = location
         self.refresh(obj)

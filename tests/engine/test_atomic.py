@@ -9,8 +9,11 @@ SIGKILLs a real server process right after the failed command's answer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import tempfile
+import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +26,7 @@ from engine.app import Game
 from engine.content.errors import ContentErrors
 from engine.content.guard import ContentFailed, ContentGuard
 from engine.testing import ServerProcess
-from engine.world import objectstore
+from engine.world import atomic, objectstore
 from engine.world.model import World, WorldError
 from engine.world.objects import GameObject
 from engine.world.store import Store
@@ -322,3 +325,159 @@ def test_a_nested_failure_that_is_not_caught_undoes_both_and_is_told_once() -> N
         guard.call("'outer'", outer)
     assert dict(lamp.attributes) == {"lit": False}
     assert len(told) == 1 and "ValueError: inner fails" in told[0]
+
+
+# -- the cap on changes one stretch may make ------------------------------------------------
+
+MASS = """
+def mass(world, room, n):
+    for i in range(n):
+        world.create("thing", "pebble", location=room)
+
+
+def stubborn(world, room, n):
+    for i in range(n):
+        try:
+            world.create("thing", "pebble", location=room)
+        except Exception:
+            pass
+"""
+
+
+def content_functions(tmp: Path) -> dict[str, Any]:
+    """MASS's functions, compiled as a file under ``tmp/content`` (errors name its lines)."""
+    directory = tmp / "content"
+    directory.mkdir(exist_ok=True)
+    namespace: dict[str, Any] = {}
+    exec(compile(MASS.lstrip("\n"), str(directory / "mass.py"), "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("function", ["mass", "stubborn"])
+def test_a_stretch_past_the_cap_is_refused_inside_it_and_nothing_it_did_is_kept(
+    tmp_path: Path, function: str
+) -> None:
+    path = tmp_path / "db.sqlite3"
+    store = Store(path)
+    try:
+        world = small_world(store)
+        square = next(r for r in world.rooms() if r.name == "Square")
+        before, stored = world_state(world), stored_rows(path)
+        told: list[str] = []
+        guard = ContentGuard(
+            tmp_path / "content", errors=ContentErrors(told.append), max_changes=50
+        )
+        run = content_functions(tmp_path)[function]
+        with pytest.raises(ContentFailed) as failed:
+            guard.call("'mass'", run, world, square, 200, context="running 'mass' for Pat")
+        assert failed.value.message == (
+            "This command changed too much at once (more than 50 changes); nothing it did was kept."
+        )
+        assert told == [
+            f"content/mass.py:{3 if function == 'mass' else 9}, in {function}: changed too much "
+            "at once (more than 50 changes); nothing it did was kept (running 'mass' for Pat)"
+        ]
+        assert world_state(world) == before
+        world.commit_now()
+        assert stored_rows(path) == stored
+        # Under the cap the same stretch stands.
+        guard.call("'mass'", run, world, square, 40)
+        assert sum(o.name == "pebble" for o in world.objects.values()) == 40
+    finally:
+        store.close()
+
+
+def test_a_nested_stretch_gets_the_room_its_parent_has_left() -> None:
+    world = small_world(Store(":memory:"))
+    square = next(r for r in world.rooms() if r.name == "Square")
+    guard = ContentGuard(max_changes=50)
+
+    def inner() -> None:
+        for _ in range(30):
+            world.create("thing", "inner pebble")
+
+    def outer() -> None:
+        for _ in range(30):
+            world.create("thing", "outer pebble", location=square)
+        with pytest.raises(ContentFailed, match="more than 50 changes"):
+            guard.call("'inner'", inner)
+
+    guard.call("'outer'", outer)
+    names = [o.name for o in world.objects.values()]
+    assert names.count("outer pebble") == 30 and "inner pebble" not in names
+
+
+def test_what_an_undone_stretch_made_is_freed_at_once_with_its_undo_log(tmp_path: Path) -> None:
+    """Reference counting frees it: no full collection needed (the game freezes survivors)."""
+    world = small_world(Store(":memory:"))
+    square = next(r for r in world.rooms() if r.name == "Square")
+    guard = ContentGuard(max_changes=500)
+    made: list[weakref.ref[GameObject]] = []
+    logs: list[atomic.Transaction] = []
+
+    def content(n: int) -> None:
+        txn = atomic.current()
+        assert txn is not None
+        logs.append(txn)
+        box = world.create("thing", "box", location=square)
+        for i in range(n):
+            made.append(weakref.ref(world.create("thing", f"pebble {i}", location=box)))
+            box.attributes["count"] = i
+        made.append(weakref.ref(box))
+
+    gc.disable()
+    try:
+        with pytest.raises(ContentFailed):
+            guard.call("'mass'", content, 1000)  # refused at the cap
+        with pytest.raises(ContentFailed):
+            guard.call("'mass'", lambda: (content(100), 1 / 0))  # raised
+        assert made and all(ref() is None for ref in made), "an undone object is still alive"
+        assert all(txn._records is None for txn in logs), "an undo log outlived its rollback"
+    finally:
+        gc.enable()
+
+
+def test_undoing_thousands_of_creations_costs_a_fraction_of_making_them() -> None:
+    world = small_world(Store(":memory:"))
+    square = next(r for r in world.rooms() if r.name == "Square")
+    ratios = []
+    for _ in range(3):
+        txn = atomic.begin()
+        started = time.perf_counter()
+        for _ in range(10_000):
+            world.create("thing", "pebble", location=square)
+        made = time.perf_counter() - started
+        started = time.perf_counter()
+        txn.rollback()
+        ratios.append((time.perf_counter() - started) / made)
+        assert len(square.contents) == 3
+    assert min(ratios) < 0.3, ratios
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=OPS, cap=st.integers(1, 8))
+def test_any_sequence_of_world_operations_past_the_cap_changes_nothing(
+    ops: list[Op], cap: int
+) -> None:
+    """Refused at any change of any operation, the world is as it was: nothing was half done."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "db.sqlite3"
+        store = Store(path)
+        try:
+            world = small_world(store)
+            before, stored = world_state(world), stored_rows(path)
+            guard = ContentGuard(Path(tmp) / "content", max_changes=cap)
+
+            def content() -> None:
+                for op in ops:
+                    apply(world, op)
+
+            try:
+                guard.call("'ops'", content)
+            except ContentFailed as failed:
+                assert "changed too much at once" in failed.message
+                assert world_state(world) == before
+                world.commit_now()
+                assert stored_rows(path) == stored
+        finally:
+            store.close()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from game_helpers import players, until
@@ -352,3 +353,116 @@ def test_a_nested_section_pauses_its_parents_clock(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert not outer.over(time.monotonic()), "the parent was charged its children's time"
     assert not outer.interrupted
+
+
+# -- content that spends its time in engine calls -------------------------------------------
+
+
+class _EngineCalls:
+    """Engine code content calls: short calls, each counted in and out."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+        self.finished = 0
+
+    def work(self) -> None:
+        self.entered += 1
+        total = 0
+        for i in range(2000):  # about 50 us: nearly all the loop's time is here
+            total += i
+        self.finished += 1
+
+
+def _content(tmp_path: Path, source: str) -> dict[str, object]:
+    content = tmp_path / "content"
+    content.mkdir(exist_ok=True)
+    namespace: dict[str, object] = {}
+    exec(compile(source, str(content / "calls.py"), "exec"), namespace)
+    return namespace
+
+
+def test_a_loop_of_short_engine_calls_is_stopped_at_its_first_line_after_the_budget(
+    tmp_path: Path,
+) -> None:
+    # Bounded: without the interrupt the loop ends by itself after 5 s.
+    source = (
+        "import time\n"
+        "def loop(engine):\n"
+        "    end = time.monotonic() + 5\n"
+        "    while time.monotonic() < end:\n"
+        "        engine.work()\n"
+    )
+    loop = _content(tmp_path, source)["loop"]
+    late = []
+    for _ in range(3):  # a thread waiting for a busy core is late now and then: the median
+        calls = _EngineCalls()
+        with (
+            pytest.raises(ContentInterrupted),
+            WATCHDOG.section("'loop'", 0.2, str(tmp_path / "content")) as section,
+        ):
+            loop(calls)  # type: ignore[operator]
+        late.append(time.monotonic() - section.started - 0.2)
+        assert section.interrupted
+        assert calls.entered == calls.finished, "the interrupt landed inside engine code"
+        assert section.where is not None and section.where[1] in (4, 5)
+        assert not WATCHDOG._tracing and not WATCHDOG._armed and sys.gettrace() is None
+    assert sorted(late)[1] < 0.1 and max(late) < 0.5, f"stopped {late} s after the budget"
+
+
+def test_content_that_engine_code_calls_after_the_budget_is_stopped_as_it_starts(
+    tmp_path: Path,
+) -> None:
+    """A hook (or a key function) starting while its caller is the engine's: stopped there."""
+    source = "def hook(n):\n    return n\n"
+    hook = _content(tmp_path, source)["hook"]
+    done: list[str] = []
+    with (
+        pytest.raises(ContentInterrupted),
+        WATCHDOG.section("'sort'", 0.2, str(tmp_path / "content")) as section,
+    ):
+        _engine_spin(0.3, done)  # over budget in engine code: it runs to its end
+        sorted(range(10), key=hook)  # type: ignore[arg-type]
+    assert done == ["engine finished"]
+    assert section.where is not None and section.where[2] == "hook"
+
+
+def test_a_nested_section_is_not_stopped_for_its_parent(tmp_path: Path) -> None:
+    """Armed for an outer section over budget, a child section's content runs on."""
+    source = "def child(engine, done):\n    engine(0.05, done)\n    return 'child ran'\n"
+    child = _content(tmp_path, source)["child"]
+    content = str(tmp_path / "content")
+    done: list[str] = []
+    with WATCHDOG.section("outer", 0.05, content) as outer:
+        _engine_spin(0.2, done)  # the outer section is over budget, in engine code
+        with WATCHDOG.section("inner", 1.0, content) as inner:
+            assert child(_engine_spin, done) == "child ran"  # type: ignore[operator]
+    assert not inner.interrupted
+    assert not WATCHDOG._tracing and sys.gettrace() is None
+    assert outer.over(time.monotonic())
+
+
+def test_with_a_debugger_tracing_the_interrupt_still_lands_in_content(tmp_path: Path) -> None:
+    """Another trace function is left alone: the thread's signals find content in time."""
+    source = (
+        "import time\n"
+        "def loop(engine):\n"
+        "    end = time.monotonic() + 5\n"
+        "    while time.monotonic() < end:\n"
+        "        engine.work()\n"
+        "        total = sum(range(1000))\n"  # a share of the time in content
+    )
+    loop = _content(tmp_path, source)["loop"]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return None
+
+    sys.settrace(tracer)
+    try:
+        with (
+            pytest.raises(ContentInterrupted),
+            WATCHDOG.section("'loop'", 0.1, str(tmp_path / "content")),
+        ):
+            loop(_EngineCalls())  # type: ignore[operator]
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(None)
