@@ -32,6 +32,7 @@ LAYERS = [
         "local",
         "hot",
         "longlived",
+        "game_services",
         "check",
         "newgame",
         "cli",

@@ -405,7 +405,7 @@ async def test_mssp_status_for_a_crawler(game: Game, open_client: OpenClient) ->
     assert empty["PLAYERS"] == "0"
     assert empty["CODEBASE"].startswith("HotMUD")
     uptime = int(empty["UPTIME"])  # MSSP: when the server started, in Unix time
-    assert game.started_at - 1 <= uptime <= time.time()
+    assert game.services.started_at - 1 <= uptime <= time.time()
 
     for name in ("Alice", "Bob"):
         player = await open_client()

@@ -54,7 +54,7 @@ async def test_fifty_players_talk_through_a_hundred_reloads(
         batch = await asyncio.gather(*(make_client() for _ in range(first, first + 10)))
         await asyncio.gather(*(c.login_new(player_name(first + j)) for j, c in enumerate(batch)))
         clients.extend(batch)
-    assert len(game.online()) == CLIENTS
+    assert len(game.services.online()) == CLIENTS
 
     # Five players to a room: each line is also heard by four others.
     rooms = [game.world.create_room(f"Room {r}") for r in range(CLIENTS // PER_ROOM)]
@@ -114,7 +114,7 @@ async def test_fifty_players_talk_through_a_hundred_reloads(
         )
         markers = [verb for verb, _ in answers]
         switches.append(sum(a != b for a, b in itertools.pairwise(markers)))
-    assert len(game.online()) == CLIENTS
+    assert len(game.services.online()) == CLIENTS
     assert game.content.module("commands.general") is not None
     # The reloads landed in the middle of the conversations, many times over.
     assert max(switches) >= 10, switches
