@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from engine.world import atomic, objectstore
 from engine.world.objects import (
@@ -329,6 +329,82 @@ class World:
         return report
 
     # -- creating and destroying ----------------------------------------------------
+
+    # The object is of its kind's class (a type class subclasses it): typed by kind.
+    @overload
+    def create(
+        self,
+        kind: Literal["room"],
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Room: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["exit"],
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Exit: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["thing"],
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Thing: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["character"],
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Character: ...
+
+    @overload
+    def create(
+        self,
+        kind: str,
+        name: str,
+        *,
+        location: GameObject | None = None,
+        destination: GameObject | None = None,
+        typeclass: str = "",
+        description: str = "",
+        aliases: Iterable[str] = (),
+        account_id: int | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> GameObject: ...
 
     def create(
         self,

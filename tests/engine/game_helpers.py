@@ -16,20 +16,29 @@ from typing import TYPE_CHECKING, Any
 
 from engine.paths import CODE_ROOT as PROJECT_ROOT
 from engine.testing import _child_env
+from engine.world.objects import Room
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
 
     from engine.app import Game
+    from engine.local import LocalGame
     from engine.net.session import Session
     from engine.world.objects import GameObject
 
 
-def named(game: Game, name: str) -> GameObject:
-    """The one object called ``name`` in the running game."""
+def named(game: Game | LocalGame, name: str) -> GameObject:
+    """The one object called ``name`` in the running game (or the game in process)."""
     found = [o for o in game.world.objects.values() if o.name == name]
     assert len(found) == 1, found
     return found[0]
+
+
+def room_named(game: Game | LocalGame, name: str) -> Room:
+    """The one room called ``name``: ``named``, for a room's exits."""
+    room = named(game, name)
+    assert isinstance(room, Room), room
+    return room
 
 
 def session_of(game: Game, name: str) -> Session:

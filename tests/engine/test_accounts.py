@@ -61,7 +61,7 @@ async def test_find_and_verify(store: Store) -> None:
 async def test_passwords_are_stored_hashed(store: Store) -> None:
     accounts = Accounts(store)
     await accounts.create("Alice", "plaintext-secret")
-    [stored] = store.read(lambda db: [r["password"] for r in db.execute("SELECT * FROM accounts")])  # type: ignore[misc]
+    [stored] = store.read(lambda db: [r["password"] for r in db.execute("SELECT * FROM accounts")])
     assert stored.startswith("scrypt$")
     assert "plaintext-secret" not in stored
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from game_helpers import named
+from game_helpers import named, room_named
 
 from engine.accounts.account import Account, Role
 from engine.audit import audit
@@ -241,8 +241,8 @@ async def test_destroy_what_another_player_carries_by_force(
 async def test_destroy_a_room_with_its_exits(local: LocalGame, lines: list[str]) -> None:
     alice = await local.player("Alice")
     await alice.command("dig Attic = up, down", "back here.")
-    square = named(local, "The Village Square")
-    up, attic = square.find_exit("up"), named(local, "Attic")
+    square = room_named(local, "The Village Square")
+    up, attic = square.find_exit("up"), room_named(local, "Attic")
     down = attic.find_exit("down")
     assert up is not None and down is not None
     await alice.command("destroy Attic", "Destroyed 3 objects")

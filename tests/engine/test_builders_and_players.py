@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from game_helpers import named
+from game_helpers import named, room_named
 
 from engine.accounts.account import normalise_name, valid_name
 from engine.local import LocalGame
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from conftest import MakeClient
 
     from engine.app import Game
+    from engine.world.objects import GameObject
 
 
 # -- matching ------------------------------------------------------------------------
@@ -64,7 +65,7 @@ async def test_aliases_from_semicolons_and_the_alias_command(local: LocalGame) -
     await alice.command("alias pot =", f"clay pot (#{jar.id}) has no aliases now.")
     assert jar.aliases == []
     await alice.command("dig Attic = ladder;l, down", "back here.")
-    ladder = named(local, "The Village Square").find_exit("ladder")
+    ladder = room_named(local, "The Village Square").find_exit("ladder")
     assert ladder is not None and ladder.aliases == ["l"]
 
 
@@ -222,7 +223,7 @@ async def test_a_name_is_checked_at_creation_over_telnet(
     await pat.expect("Password: ")
 
 
-def named_in(local: LocalGame, name: str, carried_by: str):  # type: ignore[no-untyped-def]
+def named_in(local: LocalGame, name: str, carried_by: str) -> GameObject:
     """The object called ``name`` that ``carried_by`` holds."""
     holder = named(local, carried_by)
     return next(o for o in holder.contents if o.name == name)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from game_helpers import named, players
+from game_helpers import named, players, room_named
 
 from engine.app import Game
-from engine.local import LocalGame
+from engine.local import LocalGame, LocalPlayer
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -29,7 +29,7 @@ def lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").split("\n")
 
 
-async def reply(client: Client, line: str, end: str) -> list[str]:
+async def reply(client: Client | LocalPlayer, line: str, end: str) -> list[str]:
     """The lines of the answer to ``line``, whose last line contains ``end``.
 
     Everything up to the prompt before the answer is left out.
@@ -88,9 +88,9 @@ async def test_a_player_is_refused_every_builder_and_admin_command(local: LocalG
 
 async def test_dig_with_and_without_exits(game: Game, make_client: MakeClient) -> None:
     (alice,) = await players(make_client, "Alice")
-    square = named(game, "The Village Square")
+    square = room_named(game, "The Village Square")
     answer = await reply(alice, "dig Closet", "Dug room Closet")
-    closet = named(game, "Closet")
+    closet = room_named(game, "Closet")
     assert answer == [f"Dug room Closet (#{closet.id})."]
     assert closet.exits == [] and len(square.exits) == 3
     assert closet.id in stored_ids(game)
@@ -102,8 +102,8 @@ async def test_dig_with_and_without_exits(game: Game, make_client: MakeClient) -
 
     await alice.command("east", "The Market")
     answer = await reply(alice, "dig Library = north, south", "back here.")
-    library = named(game, "Library")
-    market = named(game, "The Market")
+    library = room_named(game, "Library")
+    market = room_named(game, "The Market")
     north, south = market.find_exit("north"), library.find_exit("south")
     assert north is not None and south is not None
     assert answer == [
@@ -116,7 +116,7 @@ async def test_dig_with_and_without_exits(game: Game, make_client: MakeClient) -
     await alice.command("n", "Library")
     await alice.command("s", "The Market")
     await alice.command("dig Attic = up", f"Opened exit up (#{north.id + 3}) from here to Attic.")
-    attic = named(game, "Attic")
+    attic = room_named(game, "Attic")
     assert attic.exits == []
     await alice.command("dig", "Usage: dig <room>")
 
@@ -125,7 +125,7 @@ async def test_open_an_exit_to_a_room_by_name_or_id(local: LocalGame) -> None:
     (alice,) = await local.players("Alice")
     await alice.command("dig Closet", "Dug room Closet")
     closet = named(local, "Closet")
-    square = named(local, "The Village Square")
+    square = room_named(local, "The Village Square")
     answer = await reply(alice, "open gate = Closet", "Closet (#")
     gate = square.find_exit("gate")
     assert gate is not None and gate.destination is closet
@@ -207,13 +207,13 @@ async def test_describe_and_name(local: LocalGame) -> None:
 async def test_destroy_a_room_says_what_goes_with_it(game: Game, make_client: MakeClient) -> None:
     alice, bob = await players(make_client, "Alice", "Bob")
     await alice.command("dig Vault = west, east", "back here.")
-    vault = named(game, "Vault")
+    vault = room_named(game, "Vault")
     for thing in ("coin", "bag"):
         await alice.command(f"create {thing}", "You hold it.")
         await alice.command(f"teleport {thing} = Vault", f"to Vault (#{vault.id}).")
     await alice.command("create pearl", "You hold it.")
     await alice.command("teleport pearl = bag", "Teleported pearl")
-    west = named(game, "The Village Square").find_exit("west")
+    west = room_named(game, "The Village Square").find_exit("west")
     east = vault.find_exit("east")
     assert west is not None and east is not None
     coin, bag, pearl = named(game, "coin"), named(game, "bag"), named(game, "pearl")
@@ -249,7 +249,7 @@ async def test_destroy_refuses_the_start_room_and_characters(local: LocalGame) -
     alice, bob = await local.players("Alice", "Bob")
     await bob.command("north", "The Quiet Library")
     await alice.command("east", "The Market")
-    square = named(local, "The Village Square")
+    square = room_named(local, "The Village Square")
     await alice.command(
         "destroy The Village Square", "Not destroyed: the start room cannot be destroyed."
     )
@@ -263,7 +263,7 @@ async def test_destroy_refuses_the_start_room_and_characters(local: LocalGame) -
     await alice.command("create gem", "You hold it.")
     gem = named(local, "gem")
     await alice.command("destroy gem", f"Destroyed 1 object: thing gem (#{gem.id}).")
-    west = named(local, "The Market").find_exit("west")
+    west = room_named(local, "The Market").find_exit("west")
     assert west is not None
     await alice.command("destroy west", f"Destroyed 1 object: exit west (#{west.id}).")
     assert square.find_exit("east") is not None
@@ -339,7 +339,7 @@ async def test_examine_shows_every_field(local: LocalGame) -> None:
         "    weight = 3",
     ]
 
-    north = named(local, "The Village Square").find_exit("north")
+    north = room_named(local, "The Village Square").find_exit("north")
     assert north is not None
     text = "\n".join(await reply(alice, "ex north", "attributes:  -"))
     assert text.startswith(f"north (#{north.id}), an exit\n")
@@ -352,7 +352,7 @@ async def test_examine_shows_every_field(local: LocalGame) -> None:
     assert f"  account:     {bob_char.account_id} (in the game)" in text
     assert "content.typeclasses.characters.Character (loaded)" in text
     text = "\n".join(await reply(alice, "examine", "attributes:  -"))  # here
-    square = named(local, "The Village Square")
+    square = room_named(local, "The Village Square")
     assert text.startswith(f"The Village Square (#{square.id}), a room\n")
     assert f"Alice (#{alice_char.id})" in text and f"Bob (#{bob_char.id})" in text
     assert f"north (#{north.id})" in text
@@ -476,7 +476,7 @@ async def test_grant_gives_a_role_that_the_session_learns_at_once(
 async def test_targets_by_name_alias_prefix_id_me_here_and_ambiguity(local: LocalGame) -> None:
     (alice,) = await local.players("Alice")
     statue = named(local, "stone statue")
-    square = named(local, "The Village Square")
+    square = room_named(local, "The Village Square")
     alice_char = named(local, "Alice")
     for target in ("stone statue", "statue", "STATUE", "ston", f"#{statue.id}"):
         await alice.command(f"examine {target}", f"stone statue (#{statue.id}), a thing")

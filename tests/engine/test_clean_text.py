@@ -59,7 +59,7 @@ AROUND = {"ascii": "ab", "accented": "éè", "emoji": "\U0001f600\U0001f389"}
 @pytest.mark.parametrize("around", AROUND.values(), ids=list(AROUND))
 @pytest.mark.parametrize("chars", INVISIBLE.values(), ids=list(INVISIBLE))
 def test_each_kind_of_invisible_character_is_removed(chars: str, around: str) -> None:
-    first, last = around
+    first, last = list(around)
     for char in chars:
         assert clean_line(first + char + last) == around, f"U+{ord(char):04X}"
         assert clean_output(first + char + last) == around, f"U+{ord(char):04X}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,8 @@ def test_boolean_environment_values(game: Path, raw: str, expected: bool) -> Non
 def test_every_setting_has_a_flag_and_a_variable(game: Path) -> None:
     for f in settings():
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
+        default: Any = f.default  # every setting has one; its type is the setting's
+        value: object
         if isinstance(default, bool):
             value = not default
             argv = [flag if value else "--no-" + f.name.replace("_", "-")]

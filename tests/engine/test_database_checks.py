@@ -23,7 +23,8 @@ from engine.world.store import MIGRATIONS, Store
 
 
 def prepared(tmp_path: Path, content_dir: Path) -> Path:
-    (tmp_path / "content").exists() or (tmp_path / "content").symlink_to(content_dir)
+    if not (tmp_path / "content").exists():
+        (tmp_path / "content").symlink_to(content_dir)
     return tmp_path / "db.sqlite3"
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from conftest import Client
@@ -169,7 +169,10 @@ async def test_the_example_test_of_a_game_passes(content_dir: Path, watchdog: No
     found = PYTHON_TEST.findall((ROOT / "docs" / "content.md").read_text(encoding="utf-8"))
     assert len(found) == 1, "docs/content.md shows one example test"
     source, filename = found[0]
-    namespace = {"__file__": str(content_dir.parent / "tests" / filename), "__name__": "example"}
+    namespace: dict[str, Any] = {
+        "__file__": str(content_dir.parent / "tests" / filename),
+        "__name__": "example",
+    }
     exec(compile(source, f"docs/content.md ({filename})", "exec"), namespace)
     tests = [value for key, value in namespace.items() if key.startswith("test_")]
     assert tests, "the example defines a test"

@@ -46,13 +46,6 @@ import pytest
 from conftest import PASSWORD, Client, ExpectTimeout, MakeClient, RawClient
 from fuzz_streams import (
     BAD_UTF8,
-    DO,
-    GMCP,
-    IAC,
-    SB,
-    SE,
-    TTYPE,
-    WILL,
     Plan,
     chunk,
     crowd,
@@ -64,6 +57,7 @@ from fuzz_streams import (
 )
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
+from telnetlib3.telopt import DO, GMCP, IAC, SB, SE, TTYPE, WILL
 
 from engine.app import Game
 from engine.net.session import Session
@@ -105,7 +99,7 @@ GAME = {
     "login_backoff_max": 0.02,
 }
 
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "deadline": None,
     "derandomize": True,
     "database": None,
@@ -545,7 +539,7 @@ def tally(scenario: list[Plan]) -> None:
     event(f"{len(scenario)} connections")
 
 
-one_to_three = {"min_size": 1, "max_size": 3}
+one_to_three: dict[str, Any] = {"min_size": 1, "max_size": 3}
 
 #: What Mudlet says first (reaches the engine's GMCP callback).
 GMCP_HELLO = (

@@ -68,7 +68,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 async def test_pip_install_new_run_check_test_and_upgrade(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     assert run(sys.executable, "-m", "venv", venv, cwd=tmp_path).returncode == 0
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check"]
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install"]
+    pip.append("--disable-pip-version-check")
     installed = run(*pip, CODE_ROOT, cwd=tmp_path, timeout=600)
     assert installed.returncode == 0, installed.stderr
     assert "!!" not in installed.stderr  # no setuptools warning boxes

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.accounts.guards import LoginGuard
-from engine.net.limits import ConnectionLimiter, TokenBucket, is_loopback
+from engine.net.limits import ConnectionLimiter, TokenBucket
+from engine.peers import is_loopback
 
 
 class FakeClock:
@@ -176,10 +177,11 @@ def test_counts_stay_consistent(steps: list[tuple[bool, str]]) -> None:
 # -- LoginGuard -------------------------------------------------------------------------------
 
 
-def make_guard(**kwargs: float) -> tuple[LoginGuard, FakeClock]:
+def make_guard(
+    base: float = 1.0, cap: float = 60.0, forget_after: float = 900.0
+) -> tuple[LoginGuard, FakeClock]:
     clock = FakeClock()
-    settings_ = {"base": 1.0, "cap": 60.0, "forget_after": 900.0} | kwargs
-    return LoginGuard(clock=clock, **settings_), clock
+    return LoginGuard(base, cap, forget_after, clock=clock), clock
 
 
 def test_no_wait_without_failures() -> None:

@@ -59,6 +59,7 @@ def test_a_full_disk_costs_log_lines_never_the_supervisor(
     tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], max_bytes: int
 ) -> None:
     file = handler(tmp_path / "hotmud.log", max_bytes)
+    assert file.stream is not None
     file.stream.close()
     file.stream = FullDisk()  # type: ignore[assignment]
     copier = LineCopier(file)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from game_helpers import named
+from game_helpers import named, room_named
 
 from engine.accounts.account import Accounts, Role
 from engine.accounts.passwords import hash_password
@@ -184,9 +184,8 @@ async def test_the_starter_world_is_built_on_the_first_start_only(
             assert len(game.world.objects) == first + 2
             assert len([r for r in game.world.rooms() if r.name == "The Village Square"]) == 1
             assert named(game, "Attic").id == attic.id
-            assert named(game, "The Village Square").find_exit("u").destination is named(  # type: ignore[union-attr]
-                game, "Attic"
-            )
+            up = room_named(game, "The Village Square").find_exit("u")
+            assert up is not None and up.destination is named(game, "Attic")
 
 
 async def test_a_change_is_on_disk_before_the_answer_reaches_the_player(

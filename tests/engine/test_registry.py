@@ -14,7 +14,9 @@ def command(key: str, *aliases: str) -> Command:
     def run(self: Command, ctx: Context) -> None:
         ctx.msg(key)
 
-    cls = type(f"Cmd{key.title()}", (Command,), {"key": key, "aliases": aliases, "run": run})
+    cls: type[Command] = type(
+        f"Cmd{key.title()}", (Command,), {"key": key, "aliases": aliases, "run": run}
+    )
     return cls()
 
 

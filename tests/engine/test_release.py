@@ -15,7 +15,7 @@ import asyncio
 import gc
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def no_cyclic_collector() -> AsyncIterator[None]:
+def no_cyclic_collector() -> Iterator[None]:
     gc.collect()
     gc.disable()
     try:

@@ -184,9 +184,9 @@ def spy_commits(game: Game) -> list[list[str]]:
     commits: list[list[str]] = []
     original = game.content.on_commit
 
-    def on_commit(modules: list[str]) -> None:
+    def on_commit(modules: list[str]) -> list[str]:
         commits.append(sorted(modules))
-        original(modules)
+        return original(modules)
 
     game.content.on_commit = on_commit
     return commits
@@ -220,8 +220,10 @@ async def test_editing_a_helper_reloads_every_importer_in_one_batch(
     assert commits == [["content.commands.loud", "content.commands.quiet", "content.lib.text"]]
     # Both importers hold the new helper, not a copy of the old one.
     helper = game.content.module("lib.text")
-    assert game.content.module("commands.loud").shout is helper.shout
-    assert game.content.module("commands.quiet").text is helper
+    loud, quiet = game.content.module("commands.loud"), game.content.module("commands.quiet")
+    assert helper is not None and loud is not None and quiet is not None
+    assert loud.shout is helper.shout
+    assert quiet.text is helper
 
 
 # -- all or nothing ---------------------------------------------------------------
@@ -398,7 +400,8 @@ async def test_a_module_added_renamed_and_deleted(
         )
     )
     await alice.command("zap", "Zap from content.commands.beta.")
-    assert game.registry.module_of(game.registry.get("zap")) == "content.commands.beta"
+    zap = game.registry.get("zap")
+    assert zap is not None and game.registry.module_of(zap) == "content.commands.beta"
     assert {c.key for c in game.registry.commands()} == keys, "a rename lost or added commands"
     assert "removed commands.alpha" in alice.transcript
 

@@ -19,7 +19,7 @@ import statistics
 import time
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from game_helpers import players, session_of, until
@@ -166,7 +166,7 @@ async def flood_until_closed(raw: RawClient, pattern: bytes, limit: float) -> fl
     return time.monotonic() - started
 
 
-async def look_while(alice: Client, flooding: asyncio.Task[float]) -> list[float]:
+async def look_while(alice: Client, flooding: asyncio.Future[Any]) -> list[float]:
     """Alice looks again and again until ``flooding`` is done (and three times more)."""
     latencies: list[float] = []
     while not flooding.done() or len(latencies) < 3:

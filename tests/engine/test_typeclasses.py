@@ -253,7 +253,7 @@ async def test_a_path_that_does_not_exist_at_start_is_held_and_kept(
 
     game = await started()
     try:
-        gadget = game.world.create(
+        gadget: GameObject = game.world.create(
             "thing", "gadget", location=game.world.start_room, typeclass=PATH,
             attributes={"colour": "teal"},
         )  # fmt: skip

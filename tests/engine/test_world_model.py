@@ -37,7 +37,7 @@ def small_world(store: Store | None = None) -> tuple[World, Room, Room, Characte
     library = world.create_room("Library")
     world.link(square, "north", library, back="south")
     alice = world.create("character", "Alice", location=square, account_id=1)
-    return world, square, library, alice  # type: ignore[return-value]
+    return world, square, library, alice
 
 
 # -- objects and the world ------------------------------------------------------------

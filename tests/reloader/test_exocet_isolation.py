@@ -7,8 +7,9 @@ import importlib
 import json
 import sys
 import threading
+from typing import Any
 
-from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+from exocet_tree import SourceTree, tree_fixture  # noqa: F401 - tree_fixture provides ``tree``
 
 from reloader.exocet import loadNamed, loadPackageNamed, pep302Mapper
 
@@ -74,7 +75,7 @@ def later():
 """
 
 
-def test_the_import_machinery_is_untouched_before_during_and_after_a_load(tree):
+def test_the_import_machinery_is_untouched_before_during_and_after_a_load(tree: SourceTree) -> None:
     tree.module("xmod", PROBED)
     tree.package("xpkg", "from . import inner\n")
     tree.module("xpkg.inner", PROBED)
@@ -100,7 +101,7 @@ def test_the_import_machinery_is_untouched_before_during_and_after_a_load(tree):
     assert "xprobe" not in sys.modules
 
 
-def test_the_probe_detects_a_patched_import_function():
+def test_the_probe_detects_a_patched_import_function() -> None:
     """The counterpart: the probe above fails when something is patched."""
     probe = ImportMachineryProbe()
     original = builtins.__import__
@@ -109,7 +110,7 @@ def test_the_probe_detects_a_patched_import_function():
         assert probe.problems() == ["builtins.__import__ replaced"]
     finally:
         builtins.__import__ = original
-    sys.meta_path.append(None)
+    sys.meta_path.append(None)  # type: ignore[arg-type]  # a broken entry, on purpose
     try:
         assert probe.problems() and "meta_path" in probe.problems()[0]
     finally:
@@ -121,7 +122,7 @@ def test_the_probe_detects_a_patched_import_function():
 STDLIB_NAMES = ["colorsys", "graphlib", "sched", "netrc"]
 
 
-def test_a_thread_importing_the_standard_library_is_undisturbed_by_loads(tree):
+def test_a_thread_importing_the_standard_library_is_undisturbed_by_loads(tree: SourceTree) -> None:
     tree.module(
         "xmod",
         """
@@ -142,7 +143,7 @@ def test_a_thread_importing_the_standard_library_is_undisturbed_by_loads(tree):
     stop = threading.Event()
     started = threading.Event()
 
-    def importer():
+    def importer() -> None:
         try:
             started.set()
             while not stop.is_set():
@@ -150,7 +151,7 @@ def test_a_thread_importing_the_standard_library_is_undisturbed_by_loads(tree):
                     sys.modules.pop(name, None)
                     module = importlib.import_module(name)
                     assert module is sys.modules[name], name
-                    namespace: dict = {}
+                    namespace: dict[str, Any] = {}
                     exec(f"import {name} as imported\nimport json as imported_json", namespace)
                     assert namespace["imported"] is sys.modules[name], name
                     assert namespace["imported_json"] is json
@@ -169,11 +170,11 @@ def test_a_thread_importing_the_standard_library_is_undisturbed_by_loads(tree):
     finally:
         stop.set()
         thread.join(timeout=10)
-        for name, module in saved.items():
-            if module is None:
+        for name, previous in saved.items():
+            if previous is None:
                 sys.modules.pop(name, None)
             else:
-                sys.modules[name] = module
+                sys.modules[name] = previous
 
     assert not thread.is_alive()
     assert errors == []

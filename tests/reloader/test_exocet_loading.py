@@ -11,13 +11,15 @@ import sys
 import unittest
 import warnings
 import weakref
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
-from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+from exocet_tree import SourceTree, tree_fixture  # noqa: F401 - tree_fixture provides ``tree``
 
 from reloader import exocet
-from reloader.exocet import canonicalName, getModule, load, loadNamed, pep302Mapper
+from reloader.exocet import Mapper, canonicalName, getModule, load, loadNamed, pep302Mapper
 
 
 def _aliases(fqn: str) -> set[str]:
@@ -31,7 +33,7 @@ def _aliases(fqn: str) -> set[str]:
 # --------------------------------------------------------------------------
 
 
-def test_loadNamed_executes_the_source_into_a_module_not_in_sys_modules(tree):
+def test_loadNamed_executes_the_source_into_a_module_not_in_sys_modules(tree: SourceTree) -> None:
     path = tree.module("xmod", "VALUE = 1\ndef double(x):\n    return 2 * x\n")
 
     module = loadNamed("xmod", pep302Mapper)
@@ -44,7 +46,7 @@ def test_loadNamed_executes_the_source_into_a_module_not_in_sys_modules(tree):
     assert "xmod" not in sys.modules
 
 
-def test_loadNamed_of_a_package_loads_its_init(tree):
+def test_loadNamed_of_a_package_loads_its_init(tree: SourceTree) -> None:
     init = tree.package("xpkg", "WHERE = 'init'\n")
     tree.module("xpkg.other", "WHERE = 'other'\n")
 
@@ -53,11 +55,12 @@ def test_loadNamed_of_a_package_loads_its_init(tree):
     assert package.WHERE == "init"
     assert package.__file__ == str(init)
     assert package.__path__ == [str(init.parent)]
+    assert package.__spec__ is not None
     assert package.__spec__.submodule_search_locations == [str(init.parent)]
     assert "xpkg" not in sys.modules
 
 
-def test_load_takes_what_getModule_returns(tree):
+def test_load_takes_what_getModule_returns(tree: SourceTree) -> None:
     path = tree.module("xpkg.mod", "VALUE = 'mod'\n")
     tree.package("xpkg")
 
@@ -70,7 +73,7 @@ def test_load_takes_what_getModule_returns(tree):
     assert source.load(pep302Mapper).VALUE == "mod"
 
 
-def test_load_into_a_given_empty_module(tree):
+def test_load_into_a_given_empty_module(tree: SourceTree) -> None:
     tree.module("xmod", "VALUE = 7\n")
     target = ModuleType("blank")
 
@@ -84,7 +87,7 @@ def test_load_into_a_given_empty_module(tree):
     assert target2.VALUE == 7
 
 
-def test_getModule_executes_no_parent_package_init(tree):
+def test_getModule_executes_no_parent_package_init(tree: SourceTree) -> None:
     tree.module("xrec", "calls = []\n")
     tree.package("xpkg", "import xrec\nxrec.calls.append(__name__)\n")
     tree.package("xpkg.sub", "raise RuntimeError('xpkg.sub.__init__ must not run')\n")
@@ -106,7 +109,7 @@ def test_getModule_executes_no_parent_package_init(tree):
         importlib.import_module("xpkg.sub")
 
 
-def test_getModule_reports_a_missing_module(tree):
+def test_getModule_reports_a_missing_module(tree: SourceTree) -> None:
     tree.module("xmod", "")
 
     with pytest.raises(ModuleNotFoundError, match="xnosuch") as excinfo:
@@ -118,7 +121,9 @@ def test_getModule_reports_a_missing_module(tree):
         loadNamed("xnosuch", pep302Mapper)
 
 
-def test_getModule_takes_a_module_file_over_a_plain_directory_of_the_same_name(tree):
+def test_getModule_takes_a_module_file_over_a_plain_directory_of_the_same_name(
+    tree: SourceTree,
+) -> None:
     """Like the import system: ``xdata.py`` wins over a ``xdata/`` without __init__."""
     tree.write("xdata/readme.txt", "not code\n")
     path = tree.module("xdata", "KIND = 'module'\n")
@@ -128,7 +133,7 @@ def test_getModule_takes_a_module_file_over_a_plain_directory_of_the_same_name(t
     assert loadNamed("xdata", pep302Mapper).KIND == "module"
 
 
-def test_getModule_finds_namespace_packages(tree):
+def test_getModule_finds_namespace_packages(tree: SourceTree) -> None:
     leaf = tree.module("xns.leaf", "VALUE = 'ns'\n")
 
     source = getModule("xns")
@@ -142,7 +147,7 @@ def test_getModule_finds_namespace_packages(tree):
     assert namespace.__path__ == [str(leaf.parent)]
 
 
-def test_getModule_searches_an_explicit_path(tree, tmp_path):
+def test_getModule_searches_an_explicit_path(tree: SourceTree, tmp_path: Path) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir()
     (other / "xhidden.py").write_text("VALUE = 'hidden'\n")
@@ -159,12 +164,13 @@ def test_getModule_searches_an_explicit_path(tree, tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_two_loads_are_independent_fresh_executions(tree):
+def test_two_loads_are_independent_fresh_executions(tree: SourceTree) -> None:
     tree.module("xrec", "calls = []\n")
     tree.module("xmod", "import xrec\nxrec.calls.append(__name__)\nITEMS = []\n")
     xrec = importlib.import_module("xrec")
 
-    first = loadNamed("xmod", pep302Mapper)
+    # A loaded module's attributes are its source's: Any, to set one it lacks.
+    first: Any = loadNamed("xmod", pep302Mapper)
     second = loadNamed("xmod", pep302Mapper)
 
     assert first is not second
@@ -176,7 +182,7 @@ def test_two_loads_are_independent_fresh_executions(tree):
     assert not hasattr(second, "NEW")
 
 
-def test_an_edit_between_loads_is_seen_by_the_next_load(tree):
+def test_an_edit_between_loads_is_seen_by_the_next_load(tree: SourceTree) -> None:
     path = tree.module("xmod", "VALUE = 1\n")
     before = loadNamed("xmod", pep302Mapper)
 
@@ -189,7 +195,7 @@ def test_an_edit_between_loads_is_seen_by_the_next_load(tree):
     assert not hasattr(before, "ADDED")
 
 
-def test_a_same_second_same_size_edit_is_compiled_from_source_not_pycache(tree):
+def test_a_same_second_same_size_edit_is_compiled_from_source_not_pycache(tree: SourceTree) -> None:
     path = tree.module("xmod", "VALUE = 1\n")
     assert importlib.import_module("xmod").VALUE == 1
     cached = importlib.util.cache_from_source(str(path))
@@ -216,7 +222,7 @@ def test_a_same_second_same_size_edit_is_compiled_from_source_not_pycache(tree):
 # --------------------------------------------------------------------------
 
 
-def test_the_weak_sys_modules_entry_neither_owns_nor_outlives_the_module(tree):
+def test_the_weak_sys_modules_entry_neither_owns_nor_outlives_the_module(tree: SourceTree) -> None:
     tree.module("xmod", "VALUE = 1\ndef f():\n    return f\n")
     module = loadNamed("xmod", pep302Mapper)
     alias = module.__name__
@@ -240,7 +246,7 @@ def test_the_weak_sys_modules_entry_neither_owns_nor_outlives_the_module(tree):
     assert alias not in sys.modules
 
 
-def test_collection_never_resizes_sys_modules_under_an_iteration(tree):
+def test_collection_never_resizes_sys_modules_under_an_iteration(tree: SourceTree) -> None:
     """A loop over ``sys.modules.items()`` that triggers a collection must not break."""
     tree.module("xmod", "VALUE = 1\n")
     for _ in range(20):
@@ -254,14 +260,14 @@ def test_collection_never_resizes_sys_modules_under_an_iteration(tree):
             gc.collect()
 
 
-def test_the_weak_entry_forwards_writes_to_the_module(tree):
+def test_the_weak_entry_forwards_writes_to_the_module(tree: SourceTree) -> None:
     tree.module("xmod", "import warnings\nwarnings.warn('from a loaded module', UserWarning)\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         module = loadNamed("xmod", pep302Mapper)
     assert [str(w.message) for w in caught] == ["from a loaded module"]
     assert module.__warningregistry__
-    entry = sys.modules[module.__name__]
+    entry: Any = sys.modules[module.__name__]  # the weak entry: a module's stand-in
 
     entry.added = "through the entry"
     assert module.added == "through the entry"
@@ -273,7 +279,7 @@ def test_the_weak_entry_forwards_writes_to_the_module(tree):
     assert module.__warningregistry__ == {}
 
 
-def test_200_loads_leave_only_the_last_one_alive(tree):
+def test_200_loads_leave_only_the_last_one_alive(tree: SourceTree) -> None:
     tree.module(
         "xmod",
         """
@@ -307,7 +313,7 @@ def test_200_loads_leave_only_the_last_one_alive(tree):
     assert _aliases("xmod") == set()
 
 
-def test_canonicalName():
+def test_canonicalName() -> None:
     assert canonicalName("a.b@3") == "a.b"
     assert canonicalName("content.commands.general@17") == "content.commands.general"
     assert canonicalName("a.b") == "a.b"
@@ -315,7 +321,7 @@ def test_canonicalName():
     assert canonicalName("a@") == "a@"
 
 
-def test_canonicalName_of_a_loaded_module_is_its_dotted_name(tree):
+def test_canonicalName_of_a_loaded_module_is_its_dotted_name(tree: SourceTree) -> None:
     tree.package("xpkg")
     tree.module("xpkg.mod", "")
     assert canonicalName(loadNamed("xpkg.mod", pep302Mapper).__name__) == "xpkg.mod"
@@ -326,7 +332,7 @@ def test_canonicalName_of_a_loaded_module_is_its_dotted_name(tree):
 # --------------------------------------------------------------------------
 
 
-def test_a_syntax_error_carries_filename_and_line(tree):
+def test_a_syntax_error_carries_filename_and_line(tree: SourceTree) -> None:
     path = tree.module("xbad", "VALUE = 1\n\ndef broken(:\n    pass\n")
     before = _aliases("xbad")
 
@@ -338,7 +344,7 @@ def test_a_syntax_error_carries_filename_and_line(tree):
     assert _aliases("xbad") == before
 
 
-def test_a_failure_while_executing_leaves_no_half_loaded_module(tree):
+def test_a_failure_while_executing_leaves_no_half_loaded_module(tree: SourceTree) -> None:
     path = tree.module(
         "xbad",
         """
@@ -382,7 +388,9 @@ def test_a_failure_while_executing_leaves_no_half_loaded_module(tree):
         (pep302Mapper.withOverrides({"json": object()}), "pep302Mapper"),
     ],
 )
-def test_a_missing_import_names_the_module_and_the_mapper(tree, mapper, label):
+def test_a_missing_import_names_the_module_and_the_mapper(
+    tree: SourceTree, mapper: Mapper, label: str
+) -> None:
     tree.module("xmod", "import xmissing_dependency\n")
 
     with pytest.raises(ImportError) as excinfo:

@@ -7,14 +7,16 @@ import json
 import os
 import sys
 from types import SimpleNamespace
+from typing import Any, NoReturn
 
 import pytest
-from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+from exocet_tree import SourceTree, tree_fixture  # noqa: F401 - tree_fixture provides ``tree``
 
 from reloader.exocet import (
     CallableMapper,
     DictMapper,
     ExclusiveMapper,
+    Mapper,
     emptyMapper,
     loadNamed,
     pep302Mapper,
@@ -25,7 +27,7 @@ from reloader.exocet import (
 # --------------------------------------------------------------------------
 
 
-def test_pep302Mapper_shares_sys_modules():
+def test_pep302Mapper_shares_sys_modules() -> None:
     assert pep302Mapper.lookup("json") is sys.modules["json"]
     assert pep302Mapper.lookup("os.path") is os.path
     assert pep302Mapper.contains("json")
@@ -33,14 +35,14 @@ def test_pep302Mapper_shares_sys_modules():
     assert not pep302Mapper.contains("xnosuch_module_zz")
 
 
-def test_pep302Mapper_lookup_of_a_missing_module_names_it_and_the_mapper():
+def test_pep302Mapper_lookup_of_a_missing_module_names_it_and_the_mapper() -> None:
     with pytest.raises(ImportError) as excinfo:
         pep302Mapper.lookup("xnosuch_module_zz.child")
     assert "xnosuch_module_zz.child" in str(excinfo.value)
     assert "pep302Mapper" in str(excinfo.value)
 
 
-def test_pep302Mapper_lets_an_import_error_of_another_module_through(tree):
+def test_pep302Mapper_lets_an_import_error_of_another_module_through(tree: SourceTree) -> None:
     """A module that exists but fails to import is not reported as missing."""
     tree.module("xbroken", "import xnosuch_inner_zz\n")
 
@@ -50,7 +52,7 @@ def test_pep302Mapper_lets_an_import_error_of_another_module_through(tree):
     assert "pep302Mapper" not in str(excinfo.value)
 
 
-def test_a_loaded_module_gets_the_very_modules_of_sys_modules(tree):
+def test_a_loaded_module_gets_the_very_modules_of_sys_modules(tree: SourceTree) -> None:
     tree.module("xrec", "calls = []\n")
     tree.module("xside", "import xrec\nxrec.calls.append('xside executed')\n")
     tree.module(
@@ -80,7 +82,7 @@ def test_a_loaded_module_gets_the_very_modules_of_sys_modules(tree):
 # --------------------------------------------------------------------------
 
 
-def test_emptyMapper_rejects_everything():
+def test_emptyMapper_rejects_everything() -> None:
     for name in ("sys", "builtins", "json", "os.path"):
         assert not emptyMapper.contains(name)
         with pytest.raises(ImportError) as excinfo:
@@ -90,7 +92,9 @@ def test_emptyMapper_rejects_everything():
 
 
 @pytest.mark.parametrize("statement", ["import sys", "from os import path", "import json"])
-def test_a_module_loaded_through_emptyMapper_cannot_import(tree, statement):
+def test_a_module_loaded_through_emptyMapper_cannot_import(
+    tree: SourceTree, statement: str
+) -> None:
     tree.module("xmod", f"VALUE = 1\n{statement}\n")
 
     with pytest.raises(ImportError) as excinfo:
@@ -98,7 +102,7 @@ def test_a_module_loaded_through_emptyMapper_cannot_import(tree, statement):
     assert "emptyMapper" in str(excinfo.value)
 
 
-def test_a_module_without_imports_loads_through_emptyMapper(tree):
+def test_a_module_without_imports_loads_through_emptyMapper(tree: SourceTree) -> None:
     tree.module("xmod", "VALUE = sum(range(4))\n")
     assert loadNamed("xmod", emptyMapper).VALUE == 6
 
@@ -108,7 +112,7 @@ def test_a_module_without_imports_loads_through_emptyMapper(tree):
 # --------------------------------------------------------------------------
 
 
-def test_DictMapper_answers_from_its_mapping(tree):
+def test_DictMapper_answers_from_its_mapping(tree: SourceTree) -> None:
     fake = SimpleNamespace(thing="fake thing")
     mapper = DictMapper({"xfake": fake, "xfake.sub": SimpleNamespace(leaf="leaf")})
     tree.module(
@@ -134,17 +138,17 @@ def test_DictMapper_answers_from_its_mapping(tree):
     assert module.leaf == "leaf"
 
 
-def test_DictMapper_copies_its_mapping():
+def test_DictMapper_copies_its_mapping() -> None:
     mapping = {"a": 1}
     mapper = DictMapper(mapping)
     mapping["b"] = 2
     assert not mapper.contains("b")
 
 
-def test_CallableMapper_calls_its_function_for_every_import(tree):
+def test_CallableMapper_calls_its_function_for_every_import(tree: SourceTree) -> None:
     asked = []
 
-    def resolve(name):
+    def resolve(name: str) -> Any:
         asked.append(name)
         return pep302Mapper.lookup(name)
 
@@ -165,8 +169,8 @@ def test_CallableMapper_calls_its_function_for_every_import(tree):
     assert not mapper.contains("xnosuch_module_zz")
 
 
-def test_CallableMapper_failure_names_the_module_and_the_mapper():
-    def refuse(name):
+def test_CallableMapper_failure_names_the_module_and_the_mapper() -> None:
+    def refuse(name: str) -> NoReturn:
         raise ImportError("refused")
 
     mapper = CallableMapper(refuse)
@@ -188,7 +192,9 @@ def test_CallableMapper_failure_names_the_module_and_the_mapper():
     ("statement", "denied"),
     [("import os", "os"), ("import os.path", "os.path"), ("from os import path", "os")],
 )
-def test_ExclusiveMapper_denies_a_module_and_its_submodules(tree, statement, denied):
+def test_ExclusiveMapper_denies_a_module_and_its_submodules(
+    tree: SourceTree, statement: str, denied: str
+) -> None:
     mapper = ExclusiveMapper(pep302Mapper, ["os"])
     tree.module("xmod", f"import json\n{statement}\n")
 
@@ -198,7 +204,7 @@ def test_ExclusiveMapper_denies_a_module_and_its_submodules(tree, statement, den
     assert "ExclusiveMapper" in str(excinfo.value)
 
 
-def test_ExclusiveMapper_lookup_and_contains():
+def test_ExclusiveMapper_lookup_and_contains() -> None:
     mapper = ExclusiveMapper(pep302Mapper, ["os"])
 
     assert not mapper.contains("os")
@@ -212,7 +218,7 @@ def test_ExclusiveMapper_lookup_and_contains():
         assert "ExclusiveMapper" in str(excinfo.value)
 
 
-def test_ExclusiveMapper_denies_by_dotted_component_not_by_prefix():
+def test_ExclusiveMapper_denies_by_dotted_component_not_by_prefix() -> None:
     base = DictMapper({"os": 1, "os.path": 2, "osx": 3, "x.os": 4})
     mapper = ExclusiveMapper(base, ["os"])
 
@@ -223,7 +229,7 @@ def test_ExclusiveMapper_denies_by_dotted_component_not_by_prefix():
         mapper.lookup("os.path")
 
 
-def test_ExclusiveMapper_allows_the_rest(tree):
+def test_ExclusiveMapper_allows_the_rest(tree: SourceTree) -> None:
     tree.module("xmod", "import json\nfrom collections import OrderedDict\n")
     module = loadNamed("xmod", ExclusiveMapper(pep302Mapper, ["os", "subprocess"]))
     assert module.json is json
@@ -249,7 +255,7 @@ FAKE_JSON = SimpleNamespace(dumps=lambda obj: "fake dumps", marker="fake json")
     ],
     ids=["pep302", "empty", "dict", "callable", "exclusive", "overlay"],
 )
-def test_withOverrides_wins_over_everything_beneath(tree, mapper):
+def test_withOverrides_wins_over_everything_beneath(tree: SourceTree, mapper: Mapper) -> None:
     tree.module("xmod", "import json\nfrom json import marker\n")
     overridden = mapper.withOverrides({"json": FAKE_JSON})
 
@@ -263,7 +269,7 @@ def test_withOverrides_wins_over_everything_beneath(tree, mapper):
     assert not mapper.contains("json") or mapper.lookup("json") is not FAKE_JSON
 
 
-def test_withOverrides_falls_through_to_the_mapper_beneath():
+def test_withOverrides_falls_through_to_the_mapper_beneath() -> None:
     assert pep302Mapper.withOverrides({"json": FAKE_JSON}).lookup("os") is os
     strict = emptyMapper.withOverrides({"json": FAKE_JSON})
     assert not strict.contains("os")
@@ -276,7 +282,7 @@ def test_withOverrides_falls_through_to_the_mapper_beneath():
         denied.lookup("json.decoder")
 
 
-def test_withOverrides_can_be_stacked():
+def test_withOverrides_can_be_stacked() -> None:
     mapper = DictMapper({"a": 0}).withOverrides({"a": 1, "b": 1}).withOverrides({"a": 2})
     assert mapper.lookup("a") == 2
     assert mapper.lookup("b") == 1
@@ -304,7 +310,7 @@ def later_relative_free():
 """
 
 
-def test_a_function_level_import_goes_through_an_override(tree):
+def test_a_function_level_import_goes_through_an_override(tree: SourceTree) -> None:
     tree.module("xmod", LATER_IMPORTS)
 
     module = loadNamed("xmod", pep302Mapper.withOverrides({"json": FAKE_JSON}))
@@ -312,15 +318,15 @@ def test_a_function_level_import_goes_through_an_override(tree):
     assert module.later() is FAKE_JSON
     assert module.later_from() is FAKE_JSON.dumps
     # The normal import system is not affected.
-    namespace = {}
+    namespace: dict[str, Any] = {}
     exec("import json", namespace)
     assert namespace["json"] is json
 
 
-def test_a_function_level_import_goes_through_a_CallableMapper(tree):
+def test_a_function_level_import_goes_through_a_CallableMapper(tree: SourceTree) -> None:
     asked = []
 
-    def resolve(name):
+    def resolve(name: str) -> Any:
         asked.append(name)
         return pep302Mapper.lookup(name)
 
@@ -354,7 +360,7 @@ ANNOTATIONS = f.__annotations__
 
 
 @pytest.mark.parametrize("mapper", [emptyMapper, DictMapper({})], ids=["empty", "dict"])
-def test_future_imports_work_under_any_mapper(tree, mapper):
+def test_future_imports_work_under_any_mapper(tree: SourceTree, mapper: Mapper) -> None:
     tree.module("xmod", FUTURE)
 
     module = loadNamed("xmod", mapper)
@@ -363,7 +369,7 @@ def test_future_imports_work_under_any_mapper(tree, mapper):
     assert module.annotations.__class__.__name__ == "_Feature"
 
 
-def test_without_the_future_import_the_annotations_are_evaluated(tree):
+def test_without_the_future_import_the_annotations_are_evaluated(tree: SourceTree) -> None:
     """The counterpart of the test above: the directive is what makes it load."""
     tree.module("xmod", FUTURE.replace("from __future__ import annotations", ""))
     with pytest.raises(NameError, match="Undefined"):

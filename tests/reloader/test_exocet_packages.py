@@ -7,9 +7,12 @@ import importlib
 import json
 import sys
 import weakref
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import pytest
-from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+from exocet_tree import SourceTree, tree_fixture  # noqa: F401 - tree_fixture provides ``tree``
 
 from reloader.exocet import (
     PackageContext,
@@ -72,12 +75,12 @@ def call():
 """
 
 
-def _write(tree, files):
+def _write(tree: SourceTree, files: dict[str, str]) -> None:
     for relpath, text in files.items():
         tree.write(relpath, text)
 
 
-def _write_pair(tree, style):
+def _write_pair(tree: SourceTree, style: str) -> None:
     statement, expression = CIRCULAR_STYLES[style]
     for me, partner in (("a", "b"), ("b", "a")):
         tree.module(
@@ -91,12 +94,12 @@ def _write_pair(tree, style):
 
 
 @pytest.fixture
-def xpkg(tree):
+def xpkg(tree: SourceTree) -> SourceTree:
     _write(tree, XPKG)
     return tree
 
 
-def test_the_modules_of_a_context_import_each_other_consistently(xpkg):
+def test_the_modules_of_a_context_import_each_other_consistently(xpkg: SourceTree) -> None:
     ctx = loadPackageNamed("xpkg", pep302Mapper)
     user = ctx.loadNamed("xpkg.user")
     util = ctx.modules["xpkg.util"]
@@ -131,7 +134,7 @@ def test_the_modules_of_a_context_import_each_other_consistently(xpkg):
         assert name not in sys.modules
 
 
-def test_a_context_is_a_mapper(xpkg):
+def test_a_context_is_a_mapper(xpkg: SourceTree) -> None:
     ctx = loadPackageNamed("xpkg", pep302Mapper)
 
     assert ctx.contains("xpkg.util")
@@ -142,7 +145,7 @@ def test_a_context_is_a_mapper(xpkg):
     assert ctx.lookup("xpkg.util") is ctx.modules["xpkg.util"]
 
 
-def test_loadPackage_takes_what_getModule_returns(xpkg):
+def test_loadPackage_takes_what_getModule_returns(xpkg: SourceTree) -> None:
     ctx = loadPackage(getModule("xpkg"), pep302Mapper)
 
     assert ctx.package.NAME == "xpkg"
@@ -150,7 +153,7 @@ def test_loadPackage_takes_what_getModule_returns(xpkg):
     assert ctx.load(getModule("xpkg.util")) is ctx.loadNamed("xpkg.util")
 
 
-def test_a_context_refuses_modules_outside_its_package(xpkg):
+def test_a_context_refuses_modules_outside_its_package(xpkg: SourceTree) -> None:
     xpkg.module("xother", "")
     ctx = loadPackageNamed("xpkg", pep302Mapper)
 
@@ -164,7 +167,7 @@ def test_a_context_refuses_modules_outside_its_package(xpkg):
 
 @pytest.mark.parametrize("first", ["a", "b"])
 @pytest.mark.parametrize("style", sorted(CIRCULAR_STYLES))
-def test_circular_imports_work_both_ways(tree, style, first):
+def test_circular_imports_work_both_ways(tree: SourceTree, style: str, first: str) -> None:
     tree.package("xpkg")
     _write_pair(tree, style)
     second = "b" if first == "a" else "a"
@@ -186,7 +189,7 @@ def test_circular_imports_work_both_ways(tree, style, first):
 
 
 @pytest.mark.parametrize("style", sorted(CIRCULAR_STYLES))
-def test_plain_python_allows_the_same_circular_imports(tree, style):
+def test_plain_python_allows_the_same_circular_imports(tree: SourceTree, style: str) -> None:
     """The circular pairs above are ones the normal import system accepts."""
     tree.package("xpkg")
     _write_pair(tree, style)
@@ -195,7 +198,7 @@ def test_plain_python_allows_the_same_circular_imports(tree, style):
     assert importlib.import_module("xpkg.b").call() == "ba"
 
 
-def test_two_contexts_share_no_module_objects(xpkg):
+def test_two_contexts_share_no_module_objects(xpkg: SourceTree) -> None:
     _write_pair(xpkg, "from-dot")
     one = loadPackageNamed("xpkg", pep302Mapper)
     two = loadPackageNamed("xpkg", pep302Mapper)
@@ -210,11 +213,12 @@ def test_two_contexts_share_no_module_objects(xpkg):
     assert two.modules["xpkg.a"].b is two.modules["xpkg.b"]
     assert one.modules["xpkg.user"].util is one.modules["xpkg.util"]
     assert two.modules["xpkg.user"].util is two.modules["xpkg.util"]
-    one.package.NAME = "changed"
+    package: Any = one.package  # a loaded module's attributes are its source's
+    package.NAME = "changed"
     assert two.package.NAME == "xpkg"
 
 
-def test_a_context_executes_no_normal_import_of_its_package(xpkg):
+def test_a_context_executes_no_normal_import_of_its_package(xpkg: SourceTree) -> None:
     xpkg.module("xrec", "calls = []\n")
     xpkg.write("xpkg/__init__.py", "import xrec\nxrec.calls.append(__name__)\n")
     xrec = importlib.import_module("xrec")
@@ -227,7 +231,7 @@ def test_a_context_executes_no_normal_import_of_its_package(xpkg):
     assert "xpkg.util" not in sys.modules
 
 
-def test_a_failed_module_is_not_kept_by_the_context(xpkg):
+def test_a_failed_module_is_not_kept_by_the_context(xpkg: SourceTree) -> None:
     path = xpkg.module("xpkg.bad", "from . import util\nraise RuntimeError('bad at import')\n")
     ctx = loadPackageNamed("xpkg", pep302Mapper)
     before = set(sys.modules.copy())
@@ -246,7 +250,7 @@ def test_a_failed_module_is_not_kept_by_the_context(xpkg):
     assert ctx.package.bad is fixed
 
 
-def test_a_missing_module_in_a_context_names_it_and_the_context(xpkg):
+def test_a_missing_module_in_a_context_names_it_and_the_context(xpkg: SourceTree) -> None:
     xpkg.module("xpkg.wants", "import xpkg.nosuch\n")
     ctx = loadPackageNamed("xpkg", pep302Mapper)
 
@@ -263,7 +267,7 @@ def test_a_missing_module_in_a_context_names_it_and_the_context(xpkg):
     assert repr(ctx) in str(excinfo.value)
 
 
-def test_a_dropped_context_is_collected(xpkg):
+def test_a_dropped_context_is_collected(xpkg: SourceTree) -> None:
 
     ctx = loadPackageNamed("xpkg", pep302Mapper)
     ctx.loadNamed("xpkg.user")
@@ -312,22 +316,22 @@ XLIVE = {
 
 
 @pytest.fixture
-def xlive(tree):
+def xlive(tree: SourceTree) -> ModuleType:
     _write(tree, XLIVE)
     return importlib.import_module("xrec")
 
 
-def _executed(xrec):
+def _executed(xrec: ModuleType) -> list[str]:
     return [canonicalName(name) for name in xrec.calls]
 
 
-def _live_generation():
+def _live_generation() -> PackageContext:
     live = loadPackageNamed("xlive", pep302Mapper)
     live.loadNamed("xlive.user")
     return live
 
 
-def test_reuse_returns_the_same_objects_without_executing_them(xlive):
+def test_reuse_returns_the_same_objects_without_executing_them(xlive: ModuleType) -> None:
     live = _live_generation()
     assert _executed(xlive) == ["xlive", "xlive.base", "xlive.user", "xlive.dep"]
     xlive.calls.clear()
@@ -343,11 +347,11 @@ def test_reuse_returns_the_same_objects_without_executing_them(xlive):
     assert dep.base is live.modules["xlive.base"]
     assert _executed(xlive) == ["xlive.dep"]
     assert ctx.loaded() == {"xlive.dep": dep}
-    reuse["xlive.dep"] = "not seen"
+    reuse["xlive.dep"] = "not seen"  # type: ignore[assignment]  # not a module: never read
     assert ctx.modules["xlive.dep"] is dep
 
 
-def test_on_import_receives_importer_and_imported_names(xlive):
+def test_on_import_receives_importer_and_imported_names(xlive: ModuleType) -> None:
     pairs = []
     ctx = PackageContext(
         getModule("xlive"), pep302Mapper, on_import=lambda *pair: pairs.append(pair)
@@ -376,9 +380,9 @@ def test_on_import_receives_importer_and_imported_names(xlive):
     assert ("xlive.user", "xlive.base") in pairs
 
 
-def test_on_import_with_reuse_records_only_the_new_executions(xlive):
+def test_on_import_with_reuse_records_only_the_new_executions(xlive: ModuleType) -> None:
     live = _live_generation()
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     reuse = {name: live.modules[name] for name in ("xlive", "xlive.base")}
 
     ctx = PackageContext(getModule("xlive"), pep302Mapper, reuse=reuse, on_import=_adder(pairs))
@@ -388,11 +392,11 @@ def test_on_import_with_reuse_records_only_the_new_executions(xlive):
     assert {importer for importer, _ in pairs} == {"xlive.dep"}
 
 
-def _adder(pairs):
+def _adder(pairs: list[tuple[str, str]]) -> Callable[[str, str], None]:
     return lambda importer, imported: pairs.append((importer, imported))
 
 
-def test_binding_onto_reused_parents_waits_for_publish(xlive, tree):
+def test_binding_onto_reused_parents_waits_for_publish(xlive: ModuleType, tree: SourceTree) -> None:
     live = _live_generation()
     old_dep, old_user = live.modules["xlive.dep"], live.modules["xlive.user"]
     assert live.package.dep is old_dep
@@ -420,7 +424,7 @@ def test_binding_onto_reused_parents_waits_for_publish(xlive, tree):
     assert live.package.extra is extra
 
 
-def test_a_discarded_context_leaves_reused_modules_untouched(xlive):
+def test_a_discarded_context_leaves_reused_modules_untouched(xlive: ModuleType) -> None:
     live = _live_generation()
     old_dep = live.modules["xlive.dep"]
     reuse = {name: live.modules[name] for name in ("xlive", "xlive.base")}

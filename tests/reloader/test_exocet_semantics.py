@@ -10,9 +10,10 @@ import linecache
 import traceback
 import typing
 from types import ModuleType, SimpleNamespace
+from typing import Any, Protocol, cast
 
 import pytest
-from exocet_tree import tree_fixture  # noqa: F401 - provides the ``tree`` fixture
+from exocet_tree import SourceTree, tree_fixture  # noqa: F401 - tree_fixture provides ``tree``
 
 from reloader.exocet import (
     DictMapper,
@@ -24,12 +25,25 @@ from reloader.exocet import (
     proxyModule,
 )
 
+
+class SourceLoader(Protocol):
+    """What a loaded module's ``__loader__`` offers ``inspect`` and ``linecache``."""
+
+    def get_source(self, name: str) -> str: ...
+
+    def is_package(self, name: str) -> bool: ...
+
+
+def loader_of(module: ModuleType) -> SourceLoader:
+    return cast(SourceLoader, module.__loader__)
+
+
 # --------------------------------------------------------------------------
 # Module attributes
 # --------------------------------------------------------------------------
 
 
-def test_module_attributes_are_those_of_an_imported_module(tree):
+def test_module_attributes_are_those_of_an_imported_module(tree: SourceTree) -> None:
     tree.package("xpkg")
     path = tree.module(
         "xpkg.mod",
@@ -43,32 +57,34 @@ def test_module_attributes_are_those_of_an_imported_module(tree):
     assert canonicalName(module.__name__) == "xpkg.mod"
     assert module.__file__ == str(path)
     assert module.__package__ == "xpkg"
+    assert module.__spec__ is not None
     assert module.__spec__.origin == module.__file__
     assert module.__spec__.name == module.__name__
     assert module.__spec__.has_location
     assert module.__spec__.parent == "xpkg"
-    assert module.__loader__.get_source(module.__name__) == path.read_text()
+    assert loader_of(module).get_source(module.__name__) == path.read_text()
     assert module.seen == (module.__name__, str(path), "xpkg", module.__name__, str(path))
     assert not hasattr(module, "__path__")
 
 
-def test_a_package_knows_it_is_its_own_package(tree):
+def test_a_package_knows_it_is_its_own_package(tree: SourceTree) -> None:
     init = tree.package("xpkg", "SEEN = __package__\n")
 
     package = loadNamed("xpkg", pep302Mapper)
 
     assert package.__package__ == "xpkg"
     assert package.SEEN == "xpkg"
+    assert package.__spec__ is not None
     assert package.__spec__.origin == str(init)
-    assert package.__loader__.is_package(package.__name__)
+    assert loader_of(package).is_package(package.__name__)
 
 
-def test_a_top_level_module_has_an_empty_package(tree):
+def test_a_top_level_module_has_an_empty_package(tree: SourceTree) -> None:
     tree.module("xmod", "SEEN = __package__\n")
     assert loadNamed("xmod", pep302Mapper).SEEN == ""
 
 
-def test_relative_imports_resolve_from___package__(tree):
+def test_relative_imports_resolve_from___package__(tree: SourceTree) -> None:
     tree.package("xpkg")
     tree.package("xpkg.sub")
     tree.module(
@@ -104,7 +120,7 @@ def test_relative_imports_resolve_from___package__(tree):
     assert module.later() == "sibling value"
 
 
-def test_a_relative_import_beyond_the_top_level_package_fails(tree):
+def test_a_relative_import_beyond_the_top_level_package_fails(tree: SourceTree) -> None:
     tree.package("xpkg")
     tree.module("xpkg.mod", "from ... import nothing\n")
     tree.module("xtop", "from . import nothing\n")
@@ -115,7 +131,7 @@ def test_a_relative_import_beyond_the_top_level_package_fails(tree):
         loadNamed("xtop", DictMapper({}))
 
 
-def test_star_imports(tree):
+def test_star_imports(tree: SourceTree) -> None:
     tree.package("xpkg")
     tree.package("xpkg.names", "__all__ = ['PUBLIC', 'leaf']\nPUBLIC = 1\nHIDDEN = 2\n")
     tree.module("xpkg.names.leaf", "")
@@ -130,7 +146,7 @@ def test_star_imports(tree):
     assert module.dumps is json.dumps
 
 
-def test_a_dotted_import_reaches_the_submodule_the_mapper_gives(tree):
+def test_a_dotted_import_reaches_the_submodule_the_mapper_gives(tree: SourceTree) -> None:
     tree.module("xmod", "import xfake.sub\nimport xfake.sub as sub\n")
     parent = SimpleNamespace(name="parent")
     child = SimpleNamespace(name="child")
@@ -143,7 +159,7 @@ def test_a_dotted_import_reaches_the_submodule_the_mapper_gives(tree):
     assert not hasattr(parent, "sub")
 
 
-def test_a_source_encoding_declaration_is_honoured(tree):
+def test_a_source_encoding_declaration_is_honoured(tree: SourceTree) -> None:
     path = tree.root / "xlatin.py"
     path.write_bytes(
         b"# -*- coding: latin-1 -*-\nVALUE = '\xe9t\xe9'\n\ndef f():\n    return VALUE\n"
@@ -153,7 +169,7 @@ def test_a_source_encoding_declaration_is_honoured(tree):
 
     assert module.VALUE == "\u00e9t\u00e9"
     assert inspect.getsource(module.f) == "def f():\n    return VALUE\n"
-    assert module.__loader__.get_source(module.__name__).splitlines()[1] == "VALUE = 'été'"
+    assert loader_of(module).get_source(module.__name__).splitlines()[1] == "VALUE = 'été'"
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +200,9 @@ def decorated():
 '''
 
 
-def test_tracebacks_and_getsource_show_the_loaded_text_after_the_file_changed(tree):
+def test_tracebacks_and_getsource_show_the_loaded_text_after_the_file_changed(
+    tree: SourceTree,
+) -> None:
     path = tree.module("xmod", ORIGINAL)
     module = loadNamed("xmod", pep302Mapper)
 
@@ -218,7 +236,7 @@ def test_tracebacks_and_getsource_show_the_loaded_text_after_the_file_changed(tr
     assert inspect.getsourcefile(module.boom) == str(path)
 
 
-def test_a_new_load_shows_the_new_text(tree):
+def test_a_new_load_shows_the_new_text(tree: SourceTree) -> None:
     path = tree.module("xmod", ORIGINAL)
     loadNamed("xmod", pep302Mapper)
     path.write_text("# inserted line\n" + ORIGINAL.replace("marker", "EDITED"))
@@ -266,7 +284,7 @@ FIELDS = [f.name for f in fields(Point)]
 
 
 @pytest.mark.parametrize("future", [False, True], ids=["plain", "future-annotations"])
-def test_dataclasses(tree, future):
+def test_dataclasses(tree: SourceTree, future: bool) -> None:
     prefix = "from __future__ import annotations\n" if future else ""
     tree.module("xmod", prefix + DATACLASSES)
 
@@ -286,7 +304,7 @@ def test_dataclasses(tree, future):
     assert canonicalName(module.Point.__module__) == "xmod"
 
 
-def test_dataclasses_of_two_loads_are_distinct_classes(tree):
+def test_dataclasses_of_two_loads_are_distinct_classes(tree: SourceTree) -> None:
     tree.module("xmod", "from __future__ import annotations\n" + DATACLASSES)
 
     one = loadNamed("xmod", pep302Mapper)
@@ -298,7 +316,7 @@ def test_dataclasses_of_two_loads_are_distinct_classes(tree):
     assert canonicalName(one.Point.__module__) == canonicalName(two.Point.__module__)
 
 
-def test_enums(tree):
+def test_enums(tree: SourceTree) -> None:
     tree.module(
         "xmod",
         """
@@ -336,7 +354,7 @@ def test_enums(tree):
 
 
 @pytest.mark.parametrize("future", [False, True], ids=["plain", "future-annotations"])
-def test_get_type_hints(tree, future):
+def test_get_type_hints(tree: SourceTree, future: bool) -> None:
     prefix = "from __future__ import annotations\n" if future else ""
     tree.module(
         "xmod",
@@ -367,11 +385,11 @@ def build(value: int) -> Node:
     assert typing.get_type_hints(module.build) == {"value": int, "return": module.Node}
     assert typing.get_type_hints(module.Node.walk) == {
         "depth": int,
-        "return": list[module.Node],
+        "return": list[module.Node],  # type: ignore[name-defined]  # a runtime class
     }
 
 
-def test_decorators_and_class_attributes(tree):
+def test_decorators_and_class_attributes(tree: SourceTree) -> None:
     tree.module(
         "xmod",
         """
@@ -446,7 +464,7 @@ def test_decorators_and_class_attributes(tree):
     assert module.greet.__module__ == module.__name__
 
 
-def test_inspect_finds_the_module_of_a_loaded_class(tree):
+def test_inspect_finds_the_module_of_a_loaded_class(tree: SourceTree) -> None:
     path = tree.module("xmod", "class Thing:\n    pass\n")
 
     module = loadNamed("xmod", pep302Mapper)
@@ -457,11 +475,12 @@ def test_inspect_finds_the_module_of_a_loaded_class(tree):
     assert found.__file__ == str(path)
 
 
-def test_m_loaded_through_getModule_has_the_same_attributes(tree):
+def test_m_loaded_through_getModule_has_the_same_attributes(tree: SourceTree) -> None:
     path = tree.module("xmod", "seen = __file__\n")
     target = ModuleType("target")
     getModule("xmod").load(pep302Mapper, target)
     assert target.seen == str(path)
+    assert target.__spec__ is not None
     assert target.__spec__.origin == str(path)
 
 
@@ -470,8 +489,8 @@ def test_m_loaded_through_getModule_has_the_same_attributes(tree):
 # --------------------------------------------------------------------------
 
 
-def test_proxyModule_answers_replacements_and_delegates_the_rest():
-    original = ModuleType("original", "The original's docstring.")
+def test_proxyModule_answers_replacements_and_delegates_the_rest() -> None:
+    original: Any = ModuleType("original", "The original's docstring.")
     original.kept = "kept"
     original.replaced = "old"
 
@@ -492,14 +511,14 @@ def test_proxyModule_answers_replacements_and_delegates_the_rest():
         proxy.missing  # noqa: B018
 
 
-def test_proxyModule_replacements_win_over_dunder_attributes():
+def test_proxyModule_replacements_win_over_dunder_attributes() -> None:
     original = ModuleType("original", "doc")
     proxy = proxyModule(original, __doc__="replaced doc", __name__="replaced name")
     assert proxy.__doc__ == "replaced doc"
     assert proxy.__name__ == "replaced name"
 
 
-def test_proxyModule_in_an_import(tree):
+def test_proxyModule_in_an_import(tree: SourceTree) -> None:
     tree.module("xmod", "from xfake import kept, replaced\nimport xfake\n")
     original = SimpleNamespace(kept="kept", replaced="old")
     proxy = proxyModule(original, replaced="new")

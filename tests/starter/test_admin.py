@@ -1,10 +1,13 @@
 """Running the game (content/commands/admin.py): roles. Accounts live in the server's
 database, which the in-memory game has not got, so grant is tested on a real server."""
 
+from collections.abc import Awaitable, Callable
+
 from engine.local import LocalGame
+from engine.testing import MudClient
 
 
-async def test_grant_makes_a_builder(connect) -> None:
+async def test_grant_makes_a_builder(connect: Callable[[str], Awaitable[MudClient]]) -> None:
     alice = await connect("Alice")  # the first account is the admin
     bob = await connect("Bob")
     await bob.command("dig Den", "You are not allowed to use 'dig'.")
