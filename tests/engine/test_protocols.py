@@ -84,14 +84,15 @@ class Probe(telnetlib3.TelnetClient):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        writer = self.writer
+        writer, reader = self.writer, self.reader
+        assert writer is not None and reader is not None  # made by connection_made
         # Set before the server's first offer arrives: handle_will consults these.
         writer.always_do.update(self.accept)
         writer.always_dont.update(self.refuse)
         writer.set_ext_callback(GMCP, self._on_gmcp)
         writer.set_ext_callback(MSSP, self.mssp.append)
-        writer.set_iac_callback(GA, lambda _cmd: self.reader.feed_data(GA_MARK.encode()))
-        writer.set_iac_callback(CMD_EOR, lambda _cmd: self.reader.feed_data(EOR_MARK.encode()))
+        writer.set_iac_callback(GA, lambda _cmd: reader.feed_data(GA_MARK.encode()))
+        writer.set_iac_callback(CMD_EOR, lambda _cmd: reader.feed_data(EOR_MARK.encode()))
 
     def _on_gmcp(self, package: str, data: Any) -> None:
         self.gmcp.append((package, data))
@@ -106,6 +107,7 @@ class Probe(telnetlib3.TelnetClient):
     def resize(self, cols: int, rows: int = 25) -> None:
         """The user resized the window: send NAWS again (what telnetlib3 does on SIGWINCH)."""
         self._extra.update(cols=cols, rows=rows)
+        assert self.writer is not None
         self.writer._send_naws()
 
 
@@ -394,7 +396,7 @@ async def test_a_client_refusing_gmcp_gets_none_and_plays(
 
 async def crawl(open_client: OpenClient) -> dict[str, Any]:
     crawler = await open_client(accept={MSSP})
-    status = await until(lambda: probe(crawler).mssp, "MSSP status")
+    status: list[dict[str, Any]] = await until(lambda: probe(crawler).mssp, "MSSP status")
     crawler.writer.close()
     return status[0]
 

@@ -421,7 +421,7 @@ def test_content_that_engine_code_calls_after_the_budget_is_stopped_as_it_starts
         WATCHDOG.section("'sort'", 0.2, str(tmp_path / "content")) as section,
     ):
         _engine_spin(0.3, done)  # over budget in engine code: it runs to its end
-        sorted(range(10), key=hook)  # type: ignore[arg-type]
+        sorted(range(10), key=hook)  # type: ignore[call-overload]
     assert done == ["engine finished"]
     assert section.where is not None and section.where[2] == "hook"
 
