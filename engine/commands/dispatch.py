@@ -12,7 +12,8 @@ Resolution order, so that the words players rely on keep their meaning:
    that end a session or destroy (``prefix = False``): ``q`` does not quit.
 
 A verb may carry switches: ``destroy/force`` runs ``destroy`` with the switch
-``force`` (``ctx.switches``).  ``engine.content.run`` runs the command found.
+``force`` (``ctx.switches``).  ``engine.commands.runner`` takes a typed line through
+this to the command run.
 """
 
 from __future__ import annotations

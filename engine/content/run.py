@@ -75,5 +75,22 @@ async def _finish(
         ctx.msg(failure.message)
 
 
+class GuardedCommands:
+    """Commands run under one guard: how ``engine.commands.runner`` runs the command a line names.
+
+    It meets ``engine.commands.runner.CommandGuard``, which the layer below
+    declares because it cannot name the guard.
+    """
+
+    __slots__ = ("guard",)
+
+    def __init__(self, guard: ContentGuard | None = None) -> None:
+        self.guard = guard if guard is not None else _PLAIN
+
+    def start(self, command: Command, ctx: Context) -> Coroutine[Any, Any, None] | None:
+        """``start_command`` under this guard."""
+        return start_command(command, ctx, self.guard)
+
+
 #: A guard with no content directory and no builders: atomic, never interrupting.
 _PLAIN = ContentGuard()
