@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -19,12 +18,12 @@ from typing import Any
 from engine.accounts.account import Account, Accounts, Role
 from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.accounts.login import login
-from engine.commands.base import Command, Context
-from engine.commands.dispatch import DIRECTIONS, parse, resolve
+from engine.commands.dispatch import DIRECTIONS
 from engine.commands.registry import Registry
+from engine.commands.runner import run_line, start_line
 from engine.config import Config
 from engine.content.guard import ContentFailed, ContentGuard
-from engine.content.run import run_command, start_command
+from engine.content.run import GuardedCommands
 from engine.net.lines import LineTooLong
 from engine.net.session import Flooding, Session
 from engine.net.text import clean_line
@@ -64,6 +63,8 @@ class PlayLoop:
         self.world = world
         self.registry = registry
         self.guard = guard
+        #: The guard as the road from a line to a command takes it (``engine.commands.runner``).
+        self.commands = GuardedCommands(guard)
         self.services = services
         self.login_guard = login_guard
         self.creations = creations
@@ -135,13 +136,30 @@ class PlayLoop:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.leave(session)
-            session.close()
-            self.players.discard(session)
-            if self.paused.is_set():
-                log.debug("%r ends here: handed over to the new engine", session)
-            else:
-                log.info("disconnect %r", session)
+            self._gone(session)
+
+    async def play(self, session: Session, account: Account) -> None:
+        """A connection logged in by other means (``engine.local``): enter, look, its lines.
+
+        What ``handle`` does once a login succeeded, to the same end.
+        """
+        self.players.add(session)
+        try:
+            self.enter(session, account)
+            await self.execute(session, "look")
+            await self._play(session)
+        finally:
+            self._gone(session)
+
+    def _gone(self, session: Session) -> None:
+        """The connection's play is over: its character sleeps, and the session goes."""
+        self.leave(session)
+        session.close()
+        self.players.discard(session)
+        if self.paused.is_set():
+            log.debug("%r ends here: handed over to the new engine", session)
+        else:
+            log.info("disconnect %r", session)
 
     async def _adopted_account(self, session: Session) -> Account | None:
         """The account of a connection handed over in the game, or None if it was logging in."""
@@ -347,47 +365,20 @@ class PlayLoop:
             session.reading = None
 
     async def execute(self, session: Session, line: str) -> None:
-        """Dispatch one line typed by a logged-in player, and run it to the end."""
-        prepared = self._prepare(session, line)
-        if prepared is not None:
-            await run_command(*prepared, self.guard)
+        """Run one line typed by a logged-in player, to the end."""
+        await run_line(
+            line, session, registry=self.registry, services=self.services, guard=self.commands
+        )
 
     def start(self, session: Session, line: str) -> Coroutine[Any, Any, None] | None:
-        """Dispatch one line: run a plain command now; return the rest to await, or None.
+        """Run one line: a plain command now; return the rest to await, or None.
 
-        An ``async`` command comes back whole, resolved again when it is
-        awaited: dispatched now and run a loop turn later, its command class
-        and the content it uses could come from two sides of a reload.
+        ``engine.commands.runner.start_line``: an ``async`` command comes back
+        whole, dispatched again when it is awaited.
         """
-        prepared = self._prepare(session, line)
-        if prepared is None:
-            return None
-        command, ctx = prepared
-        if inspect.iscoroutinefunction(command.run):
-            return self.execute(session, line)
-        return start_command(command, ctx, self.guard)
-
-    def _prepare(self, session: Session, line: str) -> tuple[Command, Context] | None:
-        """The command ``line`` names and its context; None once the player was told why not."""
-        character = session.character
-        if character is None:
-            return None
-        verb, args = parse(line)
-        if not verb:
-            return None
-        found = resolve(self.registry, verb, args, session.role, character.location)
-        if found.command is None:
-            session.send(found.error)
-            return None
-        ctx = Context(
-            caller=character,
-            session=session,
-            game=self.services,
-            verb=verb,
-            args=found.args,
-            switches=found.switches,
+        return start_line(
+            line, session, registry=self.registry, services=self.services, guard=self.commands
         )
-        return found.command, ctx
 
 
 def _stage(adopted: dict[str, Any] | None) -> tuple[str, str] | None:

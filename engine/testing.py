@@ -23,16 +23,16 @@ from typing import Any, NoReturn
 import telnetlib3
 
 from engine.accounts.account import Account, Role
-from engine.commands.base import Command, Context
-from engine.commands.dispatch import parse, resolve
+from engine.commands.base import Command
 from engine.commands.registry import Registry
+from engine.commands.runner import run_line
 from engine.content.errors import ContentError
 from engine.content.guard import ContentGuard
-from engine.content.run import run_command
+from engine.content.run import GuardedCommands
 from engine.net.clientinfo import ClientInfo
 from engine.net.colour import Depth
 from engine.paths import CODE_ROOT, starter_content
-from engine.services import Connection, GameServices
+from engine.services import Connection
 from engine.world import atomic
 from engine.world.model import World
 from engine.world.objects import Character, GameObject
@@ -258,6 +258,8 @@ class RecordingSession:
 
     def __init__(self, name: str, role: Role = Role.PLAYER) -> None:
         self.account = Account(0, name, role)
+        #: The character it plays: commands typed here run as this one.
+        self.character: Character | None = None
         self.sent: list[str] = []
         self.closed = False
         self.last_input = time.time()
@@ -283,9 +285,13 @@ class RecordingSession:
             return
         txn = atomic.current()
         if txn is not None and held:
-            txn.hold(self, lambda: self.sent.append(text), "text")
+            txn.hold(self, lambda: self._record(text, newline), "text")
         else:
-            self.sent.append(text)
+            self._record(text, newline)
+
+    def _record(self, text: str, newline: bool) -> None:
+        """What was sent, as it was sent: one entry per message."""
+        self.sent.append(text)
 
     def close(self, message: str | None = None) -> None:
         if message:
@@ -406,20 +412,20 @@ async def call_command(
         if isinstance(obj, Character) and obj.session is None:
             recorder = RecordingSession(obj.name, role if obj is caller else Role.PLAYER)
             # A stand-in for a connection: it has what commands use of one.
+            recorder.character = obj
             obj.session = recorder
             recorders[obj] = recorder
     try:
         session = recorders.get(caller)
         if session is None:
             raise ValueError(f"{caller.name} must be a character of the world with no session")
-        verb, args = parse(line)
-        found = resolve(registry, verb, args, session.role, caller.location)
-        if found.command is None:
-            session.send(found.error)
-        else:
-            game: GameServices = CommandTestGame(world, registry)
-            ctx = Context(caller, session, game, verb, found.args, found.switches)
-            await run_command(found.command, ctx, ContentGuard(content_dir, budget))
+        await run_line(
+            line,
+            session,
+            registry=registry,
+            services=CommandTestGame(world, registry),
+            guard=GuardedCommands(ContentGuard(content_dir, budget)),
+        )
         return {character.name: list(r.sent) for character, r in recorders.items()}
     finally:
         for obj in recorders:
