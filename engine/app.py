@@ -13,13 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from types import FrameType
 from typing import Any
 
 from engine.accounts.account import Accounts
@@ -29,23 +24,24 @@ from engine.commands.registry import Registry
 from engine.config import Config
 from engine.content.crashes import CrashMarkers, trial_load
 from engine.content.errors import ContentErrors
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.content.guard import ContentGuard
 from engine.content.lifecycle import Lifecycle
 from engine.content.manager import ContentManager
 from engine.content.tasks import TaskScheduler
 from engine.content.threads import ThreadWatch
 from engine.content.typeclasses import TypeclassWatch
 from engine.content.versions import ReloadTimes
-from engine.content.watchdog import WATCHDOG
 from engine.game_services import Services
 from engine.hot.coordinator import RestartCoordinator
 from engine.hot.link import HotLink
 from engine.longlived import LongLived
 from engine.net import telnet
 from engine.net.session import Session
+from engine.opening import open_world
 from engine.play import PlayLoop
 from engine.players import Players
 from engine.startup import DatabaseLock, StartupError, check_port
+from engine.stopping import StopSignals
 from engine.world.durability import DurableOutput, SaveState
 from engine.world.model import World
 from engine.world.store import Store, UnusableDatabase
@@ -77,6 +73,7 @@ class Game:
             self.errors,
             refusal=self.saving.refusal,
             reload_age=self.reloads.age,
+            max_changes=config.max_changes,
         )
         self.crashes = CrashMarkers(
             config.db_path.with_name(config.db_path.name + ".loading"),
@@ -159,7 +156,6 @@ class Game:
         self._group: asyncio.TaskGroup | None = None
         self._exits = contextlib.AsyncExitStack()
         self._previous_factory: Any = None
-        self._stop_signals = 0
         self._closed = False
 
     # -- lifetime ---------------------------------------------------------------
@@ -194,14 +190,15 @@ class Game:
             len(self.registry.commands()),
         )
         adopted = await restarts.take_over(self._open_store) if restarts.taking_over else []
-        self._open_world()
+        open_world(self.world, self.content, self.guard)
+        self.typeclasses.report(self.world.broken_report())
         # From here on every change is committed before the output that follows it.
         self.world.on_change = self.durable.changed
         for problem in self.content.start_hooks():
             log.warning("%s", problem)
         await self._serve()
         if adopted:
-            await self._adopt(adopted)
+            await restarts.adopt(self.server, adopted)
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
@@ -218,7 +215,7 @@ class Game:
             raise
         if stop_trigger is not None:
             self._spawn(self._stop_when(stop_trigger), "stop trigger")
-        with self._stop_signals_caught():
+        with StopSignals(self.shutdown, self.config.stop_grace).caught():
             try:
                 await self._stop.wait()
             finally:
@@ -289,52 +286,6 @@ class Game:
         if waiting in done:
             self.shutdown()
 
-    # -- signals ------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _stop_signals_caught(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        previous = {}
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread
-                previous[signum] = signal.signal(signum, partial(self._stop_signal, loop))
-        if previous:
-            WATCHDOG.watch_signals(lambda n: self._begin_stop(loop, n))
-        try:
-            yield
-        finally:
-            if previous:
-                WATCHDOG.stop_watching_signals()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    def _begin_stop(self, loop: asyncio.AbstractEventLoop, signum: int) -> None:
-        """A stop signal, seen by the watchdog thread even while the main thread is blocked."""
-        if signum in (signal.SIGTERM, signal.SIGINT):
-            WATCHDOG.request_stop(self.config.stop_grace)
-            loop.call_soon_threadsafe(self.shutdown)
-
-    def _stop_signal(
-        self, loop: asyncio.AbstractEventLoop, signum: int, frame: FrameType | None
-    ) -> None:
-        """SIGTERM or Ctrl-C: stop promptly, even while content holds the loop.
-
-        A plain signal handler (not the loop's) runs in the main thread at the
-        next bytecode even while the loop is held; it interrupts the content
-        running now and schedules the shutdown.  If the process is still
-        alive ``stop_grace`` seconds later (a C call that never returns), the
-        watchdog ends it: acknowledged changes are on disk already.  A second
-        signal ends it at once.
-        """
-        self._stop_signals += 1
-        name = signal.Signals(signum).name
-        if self._stop_signals > 1:
-            log.warning("%s again: stopping at once", name)
-            logging.shutdown()
-            os._exit(1)
-        log.info("%s received: shutting down", name)
-        self._begin_stop(loop, signum)
-
     # -- the parts' start ------------------------------------------------------------
 
     def _open_store(self) -> None:
@@ -343,34 +294,6 @@ class Game:
         except UnusableDatabase as exc:
             self.db_lock.release()
             raise StartupError(str(exc)) from None
-
-    def _open_world(self) -> None:
-        """Restore the world from the store, or build the starter world into an empty one."""
-        count = self.world.load()
-        if count:
-            log.info("world restored: %d objects", count)
-        else:
-            self._build_starter()
-        if self.world.start_room is None:
-            rooms = self.world.rooms()
-            start = rooms[0] if rooms else None
-            self.world.set_start(
-                start or self.world.create_room("The Void", "Nothing is here yet.")
-            )
-        self.world.commit_now()
-        self.typeclasses.report(self.world.broken_report())
-
-    def _build_starter(self) -> None:
-        build = getattr(self.content.module("world.starter"), "build", None)
-        if build is None:
-            log.warning("content.world.starter has no build(world); starting with one room")
-            return
-        try:
-            self.guard.call("build() of world.starter", build, self.world, context="building")
-        except ContentFailed as failure:
-            log.error("the starter world could not be built: %s", failure.line)
-        self.world.commit_now()
-        log.info("starter world built: %d objects", len(self.world.objects))
 
     def _content_committed(self, modules: list[str]) -> list[str]:
         """After a reload, objects of the reloaded type classes run the new code."""
@@ -399,27 +322,6 @@ class Game:
         """
         if self.server is not None:
             self.server._server.close()
-
-    async def _adopt(self, adopted: list[tuple[dict[str, Any], int]]) -> None:
-        """Serve the connections handed over; their input runs once every player is back.
-
-        A line typed during the restart must not run before the players it
-        speaks to are back in their characters, or they would miss it.
-        """
-        self.play.pause()
-        playing = 0
-        for state, fd in adopted:
-            try:
-                await telnet.adopt(self.server, socket.socket(fileno=fd), state)
-            except OSError as exc:
-                log.warning("a handed-over connection could not be served: %s", exc)
-                continue
-            playing += state.get("account_id") is not None
-        deadline = time.monotonic() + 5.0
-        while self.play.returned < playing and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        self.play.resume()
-        self.restarts.took_over(len(adopted))
 
     @property
     def port(self) -> int:

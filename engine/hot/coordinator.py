@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,27 @@ class RestartCoordinator:
         self.hot.tell({"kind": "adopting"})
         self.recovered_from = str(message.get("recovered") or "")
         return list(zip(message["sessions"], fds, strict=True))
+
+    async def adopt(self, server: Any, adopted: list[tuple[dict[str, Any], int]]) -> None:
+        """Serve the connections taken over; their input runs once every player is back.
+
+        A line typed during the restart must not run before the players it
+        speaks to are back in their characters, or they would miss it.
+        """
+        self.play.pause()
+        playing = 0
+        for state, fd in adopted:
+            try:
+                await telnet.adopt(server, socket.socket(fileno=fd), state)
+            except OSError as exc:
+                log.warning("a handed-over connection could not be served: %s", exc)
+                continue
+            playing += state.get("account_id") is not None
+        deadline = time.monotonic() + 5.0
+        while self.play.returned < playing and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        self.play.resume()
+        self.took_over(len(adopted))
 
     def took_over(self, count: int) -> None:
         """The connections are served again; after a crash, builders hear why."""

@@ -154,9 +154,10 @@ async def test_a_new_worker_whose_code_fails_while_adopting_is_replaced(
     await asyncio.to_thread(server.start)
     try:
         alice, bob = await two_players(server)
-        app = root / "engine" / "app.py"
-        good = app.read_text()
-        app.write_text(
+        adopting = root / "engine" / "hot" / "coordinator.py"
+        good = adopting.read_text()
+        assert "        self.play.pause()\n        playing = 0\n" in good
+        adopting.write_text(
             good.replace(
                 "        self.play.pause()\n        playing = 0\n",
                 "        raise RuntimeError('adoption broke')\n",

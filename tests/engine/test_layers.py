@@ -33,6 +33,8 @@ LAYERS = [
         "hot",
         "longlived",
         "game_services",
+        "opening",
+        "stopping",
         "check",
         "newgame",
         "cli",
