@@ -1,7 +1,10 @@
-"""Drive the game like a player: a scripted telnet client and a server subprocess.
+"""Play the game as a player would: a telnet client, a server subprocess, a command in process.
 
-Used by the smoke test, the measurement scripts and the benchmarks, so that
-they all talk to a real server over loopback through telnetlib3's client.
+``MudClient`` is the project's one telnet test client: the engine's tests,
+a game's own tests, the smoke test and the measurement scripts all talk to a
+real server over loopback through it.  ``ServerProcess`` runs that server in
+a subprocess; ``call_command`` runs one line in process, on the road every
+line takes (``engine.commands.runner``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 import telnetlib3
 
@@ -26,9 +29,9 @@ from engine.accounts.account import Account, Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry
 from engine.commands.runner import run_line
-from engine.content.errors import ContentError
-from engine.content.guard import ContentGuard
-from engine.content.run import GuardedCommands
+from engine.guard.errors import ContentError
+from engine.guard.guard import ContentGuard
+from engine.guard.run import GuardedCommands
 from engine.net.clientinfo import ClientInfo
 from engine.net.colour import Depth
 from engine.paths import CODE_ROOT, starter_content
@@ -39,67 +42,143 @@ from engine.world.objects import Character, GameObject
 
 
 class ExpectTimeout(AssertionError):
-    """The text a script waited for did not arrive in time."""
+    """The text a script waited for did not arrive in time; the message shows what did."""
+
+
+#: The password ``MudClient.login_new`` and ``MudClient.login`` use unless told another.
+PASSWORD = "correct horse"
 
 
 class MudClient:
-    """A telnetlib3 client that reads until it sees what it expects."""
+    """A telnet client (telnetlib3's) with a read buffer: send lines, wait for texts.
 
-    def __init__(self, reader: Any, writer: Any) -> None:
+    The one scripted player of the project: the smoke test, the measurement
+    scripts, the engine's tests and a game's own tests all play through it.
+    ``expect`` consumes the buffer up to and including what it waited for,
+    so consecutive ``expect`` calls see output in order and nothing is read
+    twice.  Every wait has a deadline (``timeout`` seconds unless told
+    another) and fails with what did arrive.
+    """
+
+    #: Seconds an ``expect`` waits unless told otherwise.
+    timeout: float = 5.0
+
+    def __init__(self, reader: Any, writer: Any, timeout: float | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.buffer = ""
-        self.transcript: list[str] = []
+        #: Everything ever received, for assertions about what never came.
+        self.transcript = ""
+        self.eof = False
+        if timeout is not None:
+            self.timeout = timeout
 
     @classmethod
-    async def connect(cls, port: int, host: str = "127.0.0.1") -> MudClient:
-        reader, writer = await telnetlib3.open_connection(
-            host,
-            port,
-            client_factory=telnetlib3.TelnetClient,
-            connect_minwait=0.05,
-            connect_maxwait=0.5,
-            # A wide window: scripts match whole lines, which the server would
-            # otherwise wrap at the 80 columns telnetlib3 reports by default.
-            cols=250,
+    async def connect(
+        cls,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        source: str | None = None,
+        cols: int = 250,
+        timeout: float | None = None,
+    ) -> Self:
+        """Connect to ``host``:``port``, from the address ``source`` if given.
+
+        The window is ``cols`` wide: 250 by default, since scripts match whole
+        lines, which the server would otherwise wrap at 80 columns.
+        """
+        reader, writer = await asyncio.wait_for(
+            telnetlib3.open_connection(
+                host,
+                port,
+                client_factory=telnetlib3.TelnetClient,
+                local_addr=(source, 0) if source else None,
+                connect_minwait=0.05,
+                connect_maxwait=0.5,
+                cols=cols,
+            ),
+            timeout if timeout is not None else cls.timeout,
         )
-        return cls(reader, writer)
+        return cls(reader, writer, timeout)
 
     def send(self, line: str) -> None:
-        self.transcript.append(f">> {line}")
         self.writer.write(line + "\r\n")
 
-    async def expect(self, pattern: str | re.Pattern[str], timeout: float = 5.0) -> str:
-        """Read until ``pattern`` (a substring or regex) appears; return the text up to it.
+    async def _fill(self) -> bool:
+        # Far more than telnetlib3 ever buffers: read(n) below the buffer size
+        # takes a slow byte-at-a-time path (see docs/architecture.md).
+        data = await self.reader.read(1 << 20)
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        self.transcript += data
+        return True
 
-        Text after the match stays buffered for the next ``expect``.
+    async def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> str:
+        """Read until ``pattern`` (a text, or a regex) arrives; everything up to and including it.
+
+        Text after it stays buffered for the next ``expect``.
         """
-        deadline = time.monotonic() + timeout
-        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
-        while True:
-            match = regex.search(self.buffer)
-            if match:
-                seen, self.buffer = self.buffer[: match.end()], self.buffer[match.end() :]
-                return seen
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ExpectTimeout(f"did not see {regex.pattern!r}; got {self.buffer[-500:]!r}")
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), remaining)
-            except TimeoutError:
-                continue
-            if not chunk:
-                raise ExpectTimeout(
-                    f"connection closed before {regex.pattern!r}; got {self.buffer[-500:]!r}"
-                )
-            self.transcript.append(chunk)
-            self.buffer += chunk
+        timeout = self.timeout if timeout is None else timeout
+        regex = pattern if isinstance(pattern, re.Pattern) else None
+        text = pattern if isinstance(pattern, str) else pattern.pattern
 
-    async def command(self, line: str, pattern: str, timeout: float = 5.0) -> str:
+        def end() -> int:
+            if regex is None:
+                at = self.buffer.find(text)
+                return -1 if at < 0 else at + len(text)
+            match = regex.search(self.buffer)
+            return -1 if match is None else match.end()
+
+        async def wait() -> str:
+            while (at := end()) < 0:
+                if self.eof or not await self._fill():
+                    raise ExpectTimeout(
+                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
+                    )
+            seen, self.buffer = self.buffer[:at], self.buffer[at:]
+            return seen
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"no {text!r} within {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+
+    async def command(
+        self, line: str, pattern: str | re.Pattern[str], timeout: float | None = None
+    ) -> str:
+        """Send ``line`` and wait for ``pattern`` in the answer."""
         self.send(line)
         return await self.expect(pattern, timeout)
 
+    async def expect_closed(self, timeout: float | None = None) -> str:
+        """Read until the server closes the connection; return what came before."""
+        timeout = self.timeout if timeout is None else timeout
+
+        async def drain() -> None:
+            while not self.eof and await self._fill():
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+        rest, self.buffer = self.buffer, ""
+        return rest
+
+    #: The older name of ``expect_closed``.
+    closed = expect_closed
+
+    # -- the login dialogue -----------------------------------------------------------
+
     async def create_account(self, name: str, password: str) -> str:
+        """Create an account in any game's login dialogue; the text up to the first prompt."""
         await self.expect("By what name")
         await self.command(name, "Create a new character?")
         await self.command("yes", "Choose a password")
@@ -108,23 +187,40 @@ class MudClient:
         return await self.expect("> ")
 
     async def log_in(self, name: str, password: str) -> str:
+        """Log in to an existing account; the text up to the first prompt."""
         await self.expect("By what name")
         await self.command(name, "Password:")
         self.send(password)
         return await self.expect("> ")
 
-    async def closed(self, timeout: float = 5.0) -> str:
-        """Wait for the server to close the connection; return what came before."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic())
-            except TimeoutError:
-                break
-            if not chunk:
-                return self.buffer
-            self.buffer += chunk
-        raise ExpectTimeout(f"connection still open; got {self.buffer[-500:]!r}")
+    async def login_new(self, name: str, password: str = PASSWORD) -> str:
+        """Create an account in the starter game; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Create a new character? (yes/no) ")
+        self.send("yes")
+        await self.expect("Choose a password")
+        return await self.login_new_password(password)
+
+    async def login_new_password(self, password: str = PASSWORD) -> str:
+        """Answer the new-password prompt (already shown) twice; the text up to the first look."""
+        self.send(password)
+        await self.expect("Type it again: ")
+        self.send(password)
+        return await self.expect_look()
+
+    async def expect_look(self, timeout: float | None = None) -> str:
+        """A room description (the starter game's), up to the prompt that follows it."""
+        text = await self.expect("Exits:", timeout)
+        return text + await self.expect("\r\n> ", timeout)
+
+    async def login(self, name: str, password: str = PASSWORD) -> str:
+        """Log in to an existing account in the starter game; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Password: ")
+        self.send(password)
+        return await self.expect_look()
 
     def close(self) -> None:
         self.writer.close()

@@ -2,9 +2,10 @@
 
 The engine's integration tests start ``engine.app.Game`` in the test's own
 event loop on 127.0.0.1, port 0, over a throw-away copy of ``content/`` and a
-fresh SQLite file, and drive it with telnetlib3's own client.  Every wait has
-a deadline: a client ``expect``s a text and fails with what it did read if the
-text does not come in time.
+fresh SQLite file, and drive it with the project's one telnet client
+(``engine.testing.MudClient``).  Every wait has a deadline: a client
+``expect``s a text and fails with what it did read if the text does not come
+in time.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import telnetlib3
 
 from engine.app import Game
 from engine.config import Config
 from engine.local import LocalGame
 from engine.paths import CODE_ROOT as PROJECT_ROOT
+from engine.testing import PASSWORD as PASSWORD
+from engine.testing import ExpectTimeout as ExpectTimeout
+from engine.testing import MudClient
 
 #: The starter game's own tests run inside a game folder (`hotmud new`, then `hotmud test`:
 #: tests/engine/test_game_folder.py), never here, where content/ is not beside them.
@@ -45,133 +48,11 @@ HANG_REPORT = Path(
     os.environ.get("HOTMUD_HANG_REPORT", PROJECT_ROOT / "var" / f"test-hang-{_WORKER}.txt")
 )
 
-PASSWORD = "correct horse"
 
+class Client(MudClient):
+    """The project's telnet client (``engine.testing.MudClient``): ``TIMEOUT`` s an expect."""
 
-class ExpectTimeout(AssertionError):
-    """The expected text did not arrive in time; the message shows what did."""
-
-
-class Client:
-    """A telnet client with a read buffer: send lines, wait for texts.
-
-    ``expect`` consumes the buffer up to and including the text it waited
-    for, so consecutive ``expect`` calls see output in order and nothing is
-    read twice.
-    """
-
-    def __init__(self, reader: Any, writer: Any) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.buffer = ""
-        #: Everything ever received, for assertions about what never came.
-        self.transcript = ""
-        self.eof = False
-
-    @classmethod
-    async def connect(cls, port: int, source: str | None = None, cols: int = 250) -> Client:
-        """Connect to ``port`` on 127.0.0.1, from the address ``source`` if given.
-
-        The window is ``cols`` wide: 250 by default, since scripts match whole
-        lines, which the server would otherwise wrap at 80 columns.
-        """
-        reader, writer = await asyncio.wait_for(
-            telnetlib3.open_connection(
-                HOST,
-                port,
-                client_factory=telnetlib3.TelnetClient,
-                local_addr=(source, 0) if source else None,
-                connect_minwait=0.05,
-                connect_maxwait=0.5,
-                cols=cols,
-            ),
-            TIMEOUT,
-        )
-        return cls(reader, writer)
-
-    def send(self, line: str) -> None:
-        self.writer.write(line + "\r\n")
-
-    async def _fill(self) -> bool:
-        # Far more than telnetlib3 ever buffers: read(n) below the buffer size
-        # takes a slow byte-at-a-time path (see docs/architecture.md).
-        data = await self.reader.read(1 << 20)
-        if not data:
-            self.eof = True
-            return False
-        self.buffer += data
-        self.transcript += data
-        return True
-
-    async def expect(self, text: str, timeout: float = TIMEOUT) -> str:
-        """Read until ``text`` arrives; return everything up to and including it."""
-
-        async def wait() -> str:
-            while text not in self.buffer:
-                if self.eof or not await self._fill():
-                    raise ExpectTimeout(
-                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
-                    )
-            end = self.buffer.index(text) + len(text)
-            seen, self.buffer = self.buffer[:end], self.buffer[end:]
-            return seen
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            raise ExpectTimeout(
-                f"no {text!r} within {timeout} s; got {self.buffer[-2000:]!r}"
-            ) from None
-
-    async def command(self, line: str, text: str, timeout: float = TIMEOUT) -> str:
-        """Send ``line`` and wait for ``text`` in the answer."""
-        self.send(line)
-        return await self.expect(text, timeout)
-
-    async def expect_closed(self, timeout: float = TIMEOUT) -> str:
-        """Read until the server closes the connection; return what came before."""
-
-        async def drain() -> None:
-            while not self.eof and await self._fill():
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except TimeoutError:
-            raise ExpectTimeout(
-                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
-            ) from None
-        rest, self.buffer = self.buffer, ""
-        return rest
-
-    async def login_new(self, name: str, password: str = PASSWORD) -> str:
-        """Create an account through the login conversation; the text up to the first look."""
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Create a new character? (yes/no) ")
-        self.send("yes")
-        await self.expect("Choose a password")
-        return await self.login_new_password(password)
-
-    async def login_new_password(self, password: str = PASSWORD) -> str:
-        """Answer the new-password prompt (already shown) twice; the text up to the first look."""
-        self.send(password)
-        await self.expect("Type it again: ")
-        self.send(password)
-        return await self.expect_look()
-
-    async def expect_look(self, timeout: float = TIMEOUT) -> str:
-        """A room description, up to the prompt that follows it."""
-        text = await self.expect("Exits:", timeout)
-        return text + await self.expect("\r\n> ", timeout)
-
-    async def login(self, name: str, password: str = PASSWORD) -> str:
-        """Log in to an existing account; the text up to the first look."""
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Password: ")
-        self.send(password)
-        return await self.expect_look()
+    timeout = TIMEOUT
 
 
 class RawClient:

@@ -52,7 +52,7 @@ async def connect_from(game: Game) -> AsyncIterator[ConnectFrom]:
     clients: list[Client] = []
 
     async def make(source: str) -> Client:
-        client = await Client.connect(game.port, source)
+        client = await Client.connect(game.port, source=source)
         clients.append(client)
         return client
 

@@ -319,7 +319,7 @@ async def test_a_check_given_up_while_it_waits_holds_nothing() -> None:
 
 
 async def open_from(game: Game, source: str = HOST) -> Client:
-    return await Client.connect(game.port, source)
+    return await Client.connect(game.port, source=source)
 
 
 @pytest.fixture
