@@ -22,15 +22,15 @@ from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.content.crashes import CrashMarkers, trial_load
-from engine.content.errors import ContentErrors
-from engine.content.guard import ContentGuard
-from engine.content.lifecycle import Lifecycle
-from engine.content.manager import ContentManager
-from engine.content.tasks import TaskScheduler
-from engine.content.threads import ThreadWatch
-from engine.content.typeclasses import TypeclassWatch
-from engine.content.versions import ReloadTimes
+from engine.live.crashes import CrashMarkers, trial_load
+from engine.guard.errors import ContentErrors
+from engine.guard.guard import ContentGuard
+from engine.live.lifecycle import Lifecycle
+from engine.live.manager import LiveContent
+from engine.guard.tasks import TaskScheduler
+from engine.guard.threads import ThreadWatch
+from engine.live.typeclasses import TypeclassWatch
+from engine.live.versions import ReloadTimes
 from engine.game_services import Services
 from engine.hot.coordinator import RestartCoordinator
 from engine.hot.link import HotLink
@@ -87,7 +87,7 @@ class Game:
         self.services = services = Services(
             config, self.world, players, self.accounts, self.registry, self.errors, self.shutdown
         )
-        self.content = ContentManager(
+        self.content = LiveContent(
             config.content_dir,
             self.registry,
             players.notify_builders,

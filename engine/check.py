@@ -2,7 +2,7 @@
 
 The check loads every module under ``content/`` (commands, type classes, the
 starter world, any other module a builder added) the way the server loads it
-at start, with the engine's own loader (``ContentManager.load_all``) under the
+at start, with the engine's own loader (``LiveContent.load_all``) under the
 content guard, so every module body is held to the same budget as in the
 game and a ``while True: pass`` at import is stopped and reported, not
 waited for.  Then it checks what the loader accepted:
@@ -50,11 +50,11 @@ from pathlib import Path
 from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry
-from engine.content.crashes import CrashMarkers
-from engine.content.errors import plain_names
-from engine.content.guard import ContentGuard
-from engine.content.manager import ContentManager, ValidationError, declared_commands
-from engine.content.typeclasses import TypeclassWatch
+from engine.live.crashes import CrashMarkers
+from engine.guard.errors import plain_names
+from engine.guard.guard import ContentGuard
+from engine.live.manager import LiveContent, ValidationError, declared_commands
+from engine.live.typeclasses import TypeclassWatch
 from engine.world import atomic
 from engine.world.model import World
 from engine.world.objects import KINDS, GameObject
@@ -143,7 +143,7 @@ def check_game(
     """``check`` with the counts for the summary line.
 
     ``crash_marker`` is a file that names the module whose body is running,
-    written and removed around each one (``engine.content.crashes``): if the
+    written and removed around each one (``engine.live.crashes``): if the
     process dies while loading, whoever started it reads there which module
     killed it.  ``budget`` must be above zero: a guard without a budget
     stops nothing.
@@ -228,7 +228,7 @@ class _Loader:
         crashes = None
         if crash_marker is not None:
             crashes = CrashMarkers(crash_marker, crash_marker.with_name("skipped.json"))
-        self.manager = ContentManager(
+        self.manager = LiveContent(
             content, self.registry, lambda line: None, guard=self.guard, crashes=crashes
         )
 

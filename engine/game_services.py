@@ -19,7 +19,7 @@ from engine.commands import fallback
 from engine.commands.base import Command
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.content.errors import ContentError, ContentErrors
+from engine.guard.errors import ContentError, ContentErrors
 from engine.net.session import Session
 from engine.players import Players
 from engine.services import Connection
@@ -27,9 +27,9 @@ from engine.world.model import World
 from engine.world.objects import GameObject
 
 if TYPE_CHECKING:
-    from engine.content.manager import ContentManager
-    from engine.content.tasks import TaskScheduler
-    from engine.content.typeclasses import TypeclassWatch
+    from engine.live.manager import LiveContent
+    from engine.guard.tasks import TaskScheduler
+    from engine.live.typeclasses import TypeclassWatch
     from engine.hot.coordinator import RestartCoordinator
     from engine.longlived import LongLived
     from engine.play import PlayLoop
@@ -40,7 +40,7 @@ class Services:
     """The game's services for content; it implements ``GameServices``."""
 
     # Parts built after this object (they need it), handed over by ``Game``.
-    content: ContentManager
+    content: LiveContent
     typeclasses: TypeclassWatch
     play: PlayLoop
     restarts: RestartCoordinator

@@ -35,10 +35,10 @@ from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.content.errors import ContentErrors
-from engine.content.guard import ContentGuard
-from engine.content.manager import ContentManager
-from engine.content.typeclasses import TypeclassWatch
+from engine.guard.errors import ContentErrors
+from engine.guard.guard import ContentGuard
+from engine.live.manager import LiveContent
+from engine.live.typeclasses import TypeclassWatch
 from engine.net.colour import Depth
 from engine.net.session import Session, as_sent
 from engine.paths import starter_content
@@ -128,7 +128,7 @@ class LocalSession(RecordingSession):
         self._resume()
         self._wake()
 
-    def logged_in(self, account: Account) -> None:
+    def log_in(self, account: Account) -> None:
         self.account = account
 
     def show_typing(self) -> None:
@@ -228,7 +228,7 @@ class LocalGame:
         self.registry = Registry(fallback.COMMANDS, fallback.MODULE)
         self.errors = ContentErrors(partial(self.notify_builders, tag="error"))
         self.guard = ContentGuard(directory, budget, self.errors)
-        self.content = ContentManager(
+        self.content = LiveContent(
             directory, self.registry, partial(self.notify_builders, tag="content"), guard=self.guard
         )
         report = self.content.load_all()

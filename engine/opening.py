@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from engine.content.guard import ContentFailed, ContentGuard
-from engine.content.manager import ContentManager
+from engine.guard.guard import ContentFailed, ContentGuard
+from engine.live.manager import LiveContent
 from engine.world.model import World
 
 log = logging.getLogger(__name__)
 
 
-def open_world(world: World, content: ContentManager, guard: ContentGuard) -> None:
+def open_world(world: World, content: LiveContent, guard: ContentGuard) -> None:
     """Restore ``world`` from its store, or build the starter world (content's
     ``world.starter.build``, under the guard) into an empty one; a start room in any case."""
     count = world.load()
@@ -27,7 +27,7 @@ def open_world(world: World, content: ContentManager, guard: ContentGuard) -> No
     world.commit_now()
 
 
-def _build_starter(world: World, content: ContentManager, guard: ContentGuard) -> None:
+def _build_starter(world: World, content: LiveContent, guard: ContentGuard) -> None:
     build = getattr(content.module("world.starter"), "build", None)
     if build is None:
         log.warning("content.world.starter has no build(world); starting with one room")

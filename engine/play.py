@@ -22,8 +22,8 @@ from engine.commands.dispatch import DIRECTIONS
 from engine.commands.registry import Registry
 from engine.commands.runner import run_line, start_line
 from engine.config import Config
-from engine.content.guard import ContentFailed, ContentGuard
-from engine.content.run import GuardedCommands
+from engine.guard.guard import ContentFailed, ContentGuard
+from engine.guard.run import GuardedCommands
 from engine.net.lines import LineTooLong
 from engine.net.session import Flooding, Session
 from engine.net.text import clean_line
@@ -220,7 +220,7 @@ class PlayLoop:
         character = self.world.character_for(account.id, account.name)
         if character.location is None:
             character.location = self.world.start_room
-        session.logged_in(account)
+        session.log_in(account)
         previous = self.players.entered(session)
         session.character = character
         character.session = session
@@ -248,13 +248,13 @@ class PlayLoop:
         runs here; the character is back on its type class at the next
         reload of that class (``World.refresh``).
         """
-        character = self.world.character_of(account.id)
+        character = self.world.find_character(account.id)
         if character is None:
             character = self.world.character_for(account.id, account.name)
         self.world.plain(character)
         if character.location is None:
             character.location = self.world.start_room
-        session.logged_in(account)
+        session.log_in(account)
         previous = self.players.entered(session)
         if previous is not None:
             previous.superseded = True

@@ -76,7 +76,7 @@ class Connection(Protocol):
 
 
 class ErrorReport(Protocol):
-    """One distinct content error as builders read it (``engine.content.errors.ContentError``)."""
+    """One distinct content error as builders read it (``engine.guard.errors.ContentError``)."""
 
     @property
     def count(self) -> int:

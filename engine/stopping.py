@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from types import FrameType
 
-from engine.content.watchdog import WATCHDOG
+from engine.guard.watchdog import WATCHDOG
 
 log = logging.getLogger(__name__)
 

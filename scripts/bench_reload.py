@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import watchfiles
 
 from engine.commands.registry import Registry
-from engine.content.manager import ContentManager
+from engine.live.manager import LiveContent
 from engine.testing import MudClient, ServerProcess
 from reloader import exocet
 from reloader.watcher import SourceFilter
@@ -236,7 +236,7 @@ def cost_section(rounds: int) -> list[tuple[str, str, str, str]]:
     managers = {}
     for size in (10, 1000):
         root = make_tree(size)
-        manager = ContentManager(root, Registry(), lambda line: None)
+        manager = LiveContent(root, Registry(), lambda line: None)
         report = manager.load_all()
         assert report.ok and len(manager.tree.live) == size, report.failures
         managers[size] = (manager, root)
@@ -274,7 +274,7 @@ def cost_section(rounds: int) -> list[tuple[str, str, str, str]]:
 def memory_section(reloads: int) -> list[tuple[str, str, str, str]]:
     root = make_tree(20)
     registry = Registry()
-    manager = ContentManager(root, registry, lambda line: None)
+    manager = LiveContent(root, registry, lambda line: None)
     manager.load_all()
     leaf = root / "leaf0.py"
 

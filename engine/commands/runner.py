@@ -10,8 +10,8 @@ in memory (``engine.local``), ``engine.testing.call_command`` and any new
 transport call these two functions; none of them parses, resolves or builds a
 ``Context`` itself, so what one of them does with a line, all of them do.
 
-The guard lives in a layer above this one (``engine.content``): it comes in
-as a ``CommandGuard``, which ``engine.content.run.GuardedCommands`` meets.
+The guard lives in a layer above this one (``engine.guard``): it comes in
+as a ``CommandGuard``, which ``engine.guard.run.GuardedCommands`` meets.
 
 A plain (not ``async``) command runs to the end inside ``start_line``, in
 the caller's own task: no task and no trip through the event loop, which is
@@ -50,7 +50,7 @@ class Typist(Connection, Protocol):
 
 
 class CommandGuard(Protocol):
-    """Runs one command as content (``engine.content.run.GuardedCommands``).
+    """Runs one command as content (``engine.guard.run.GuardedCommands``).
 
     Runs it now, up to what it returns to await, and returns that to await
     (or None): atomic, under the time budget, its failure told.

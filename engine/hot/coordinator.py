@@ -29,8 +29,8 @@ from engine.net import telnet
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.content.manager import ContentManager
-    from engine.content.tasks import TaskScheduler
+    from engine.live.manager import LiveContent
+    from engine.guard.tasks import TaskScheduler
     from engine.hot.link import HotLink
     from engine.net.session import Session
     from engine.play import PlayLoop
@@ -56,7 +56,7 @@ class RestartCoordinator:
         *,
         players: Players,
         play: PlayLoop,
-        content: ContentManager,
+        content: LiveContent,
         tasks: TaskScheduler,
         world: World,
         durable: DurableOutput[Any],

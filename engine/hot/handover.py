@@ -28,8 +28,8 @@ from engine.net.telnet import MudTelnetServer, export_state
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.content.manager import ContentManager
-    from engine.content.tasks import TaskScheduler
+    from engine.live.manager import LiveContent
+    from engine.guard.tasks import TaskScheduler
     from engine.net.session import Session
     from engine.play import PlayLoop
     from engine.players import Players
@@ -44,7 +44,7 @@ class Handing(Protocol):
     config: Config
     players: Players
     play: PlayLoop
-    content: ContentManager
+    content: LiveContent
     tasks: TaskScheduler
     world: World
     durable: DurableOutput[Any]

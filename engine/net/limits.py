@@ -172,7 +172,7 @@ class ConnectionLimiter:
         self.release(ip)
         evict()
 
-    def logged_in(self, key: object) -> None:
+    def log_in(self, key: object) -> None:
         """The connection logged in: it no longer counts as waiting."""
         self.pending.pop(key, None)
 

@@ -376,14 +376,14 @@ class Session:
 
     # -- lifetime -------------------------------------------------------------
 
-    def logged_in(self, account: Account) -> None:
+    def log_in(self, account: Account) -> None:
         """From now on no idle timeout: players may idle as long as they like."""
         self.account = account
         protocol = getattr(self.writer, "protocol", None)
         if protocol is not None and hasattr(protocol, "set_timeout"):
             protocol.set_timeout(0)
-        if protocol is not None and hasattr(protocol, "logged_in"):
-            protocol.logged_in()
+        if protocol is not None and hasattr(protocol, "log_in"):
+            protocol.log_in()
 
     def close(self, message: str | None = None) -> None:
         """Say ``message``, flush what is queued, and close the connection."""

@@ -554,11 +554,11 @@ class MudTelnetServer(telnetlib3.TelnetServer):
                 )
             transport.close()
 
-    def logged_in(self) -> None:
+    def log_in(self) -> None:
         """The session logged in: it no longer counts among connections waiting to log in."""
         limiter = type(self).limiter
         if limiter is not None:
-            limiter.logged_in(self)
+            limiter.log_in(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.handed_off and self._transport is not None:

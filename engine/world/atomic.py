@@ -83,7 +83,7 @@ class TooManyChanges(Exception):
     """A capped transaction was asked to record one object more than its cap allows.
 
     Raised before the change is made; the transaction refuses every further
-    change and is rolled back when it ends (``engine.content.guard`` says so
+    change and is rolled back when it ends (``engine.guard.guard`` says so
     to the player and to builders).
     """
 

@@ -130,7 +130,7 @@ class World:
         self._undo = atomic.Undo()
         #: A change was staged since the last snapshot outside any transaction.
         self._untracked = False
-        #: account id -> its character, as last found (``character_of`` checks it).
+        #: account id -> its character, as last found (``find_character`` checks it).
         self._characters: dict[int, Character] = {}
         #: Called after each staged change.  The game sets it once the world is
         #: open: from then on every change is committed before output that follows it.
@@ -140,7 +140,7 @@ class World:
         #: path -> error for type classes that currently fail to resolve.
         self.broken: dict[str, str] = {}
         #: Called when an object whose type class does not load refuses someone
-        #: (``refused``).  ``engine.content.typeclasses.TypeclassWatch`` sets it
+        #: (``refused``).  ``engine.live.typeclasses.TypeclassWatch`` sets it
         #: when it is made, to tell builders; without one nothing is told.
         self.on_refused: Callable[[GameObject, GameObject | None, str], None] = (
             lambda obj, actor, doing: None
@@ -530,7 +530,7 @@ class World:
 
     # -- characters -------------------------------------------------------------------
 
-    def character_of(self, account_id: int) -> Character | None:
+    def find_character(self, account_id: int) -> Character | None:
         """The account's character, if it has one.
 
         Remembered per account and checked before use (still in the world,
@@ -555,7 +555,7 @@ class World:
 
     def character_for(self, account_id: int, name: str) -> Character:
         """The account's character, created in the start room on first login."""
-        character = self.character_of(account_id)
+        character = self.find_character(account_id)
         if character is None:
             character = _of(
                 Character,

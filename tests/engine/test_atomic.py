@@ -1,6 +1,6 @@
 """Atomic content: a command that fails changes nothing, in memory, in SQLite, or on screens.
 
-The property test drives ``engine.world.model`` under ``engine.content.guard`` alone:
+The property test drives ``engine.world.model`` under ``engine.guard.guard`` alone:
 random world operations ending in an exception leave the world exactly as
 it was.  The integration tests play a real game over 127.0.0.1, and one
 SIGKILLs a real server process right after the failed command's answer.
@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.app import Game
-from engine.content.errors import ContentErrors
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.guard.errors import ContentErrors
+from engine.guard.guard import ContentFailed, ContentGuard
 from engine.testing import ServerProcess
 from engine.world import atomic, objectstore
 from engine.world.model import World, WorldError

@@ -18,7 +18,7 @@ from engine.accounts.account import Account, Role
 from engine.audit import audit
 from engine.commands.base import Context
 from engine.commands.fallback import FallbackReload
-from engine.content.run import run_command
+from engine.guard.run import run_command
 from engine.local import LocalGame, LocalPlayer
 from engine.services import Connection
 from engine.testing import CommandTestGame

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.commands.base import Command, Context
-from engine.content.manager import declared_commands
+from engine.live.manager import declared_commands
 from engine.testing import call_command
 from engine.world.model import World
 from engine.world.objects import Character, GameObject

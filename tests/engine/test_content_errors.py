@@ -3,7 +3,7 @@
 Integration tests over 127.0.0.1: a type class hook that raises, the
 ``errors`` command, content that fails to load at start (the engine's own
 commands stand in, builders are told at login, the fix applies on save).
-The unit tests drive ``engine.content.errors.ContentErrors`` with a fake clock.
+The unit tests drive ``engine.guard.errors.ContentErrors`` with a fake clock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from game_helpers import players
 
 from engine.app import Game
 from engine.commands import fallback
-from engine.content.errors import ContentErrors, describe, plain_names
+from engine.guard.errors import ContentErrors, describe, plain_names
 
 if TYPE_CHECKING:
     from conftest import MakeClient

@@ -10,7 +10,7 @@ from engine.accounts.account import Role
 from engine.commands.base import Command, Context
 from engine.commands.dispatch import parse, resolve
 from engine.commands.registry import Registry, RegistryError
-from engine.content.run import run_command
+from engine.guard.run import run_command
 from engine.testing import RecordingSession
 from engine.world.model import World
 from engine.world.objects import Character, Room
@@ -331,7 +331,7 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context("some args")
-    with caplog.at_level(logging.ERROR, logger="engine.content.guard"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard.guard"):
         await run_command(CmdBroken(), ctx)
     assert recorder.sent[0] == "before the failure"
     assert (
@@ -339,7 +339,7 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     )
     # The player sees no traceback; the log has it.
     assert "ZeroDivisionError" not in "".join(recorder.sent)
-    [record] = [r for r in caplog.records if r.name == "engine.content.guard"]
+    [record] = [r for r in caplog.records if r.name == "engine.guard.guard"]
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert "broken" in record.getMessage()
@@ -351,7 +351,7 @@ async def test_run_command_catches_exceptions_of_coroutine_commands(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx, recorder = _context()
-    with caplog.at_level(logging.ERROR, logger="engine.content.guard"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard.guard"):
         await run_command(CmdBrokenAsync(), ctx)
     assert recorder.sent == ["Something went wrong running 'abroken'; the builders have been told."]
     assert "missing in async content" in caplog.text

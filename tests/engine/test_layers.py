@@ -8,40 +8,25 @@ both modules in mind at once.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from engine.paths import CODE_ROOT as PROJECT_ROOT
 
 ENGINE = PROJECT_ROOT / "engine"
 
+ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
+
+
+def layers_of(text: str) -> list[set[str]]:
+    """The ``layers`` block of docs/architecture.md: a layer a line, lowest first."""
+    found = re.search(r"^```layers\n(.*?)^```", text, re.S | re.M)
+    assert found, "docs/architecture.md has no ```layers block"
+    return [set(line.split()) for line in found.group(1).splitlines() if line.strip()]
+
+
 #: Lowest first.  A module may import its own layer and the layers before it.
-LAYERS = [
-    {"config", "paths", "logs", "peers", "startup", "audit"},
-    {"world"},
-    {"accounts"},
-    {"net"},
-    {"services"},
-    {"commands"},
-    {"content"},
-    {
-        "players",
-        "play",
-        "app",
-        "api",
-        "testing",
-        "local",
-        "hot",
-        "longlived",
-        "game_services",
-        "opening",
-        "stopping",
-        "check",
-        "newgame",
-        "cli",
-        "__main__",
-        "__init__",
-    },
-]
+LAYERS = layers_of(ARCHITECTURE.read_text(encoding="utf-8"))
 
 #: The one place where modules name each other's types: a transaction records
 #: and restores the world's objects, and the objects open transactions.

@@ -1,6 +1,6 @@
 """Module lifecycle hooks and the tasks content starts: they live and die with a module version.
 
-The unit tests drive ``engine.content.tasks.TaskScheduler`` alone; the integration
+The unit tests drive ``engine.guard.tasks.TaskScheduler`` alone; the integration
 tests run a real game over 127.0.0.1, save content files and watch the
 timers of the old version stop and those of the new one start.
 """
@@ -19,7 +19,7 @@ import pytest
 from game_helpers import until
 
 from engine.app import Game
-from engine.content.tasks import ENGINE_OWNER, TaskScheduler, owner_of
+from engine.guard.tasks import ENGINE_OWNER, TaskScheduler, owner_of
 from reloader import exocet
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ async def test_every_repeats_survives_a_failing_call_and_stops_when_cancelled(
             raise RuntimeError("second tick fails")
 
     handle = tasks.every(0.01, tick)
-    with caplog.at_level(logging.ERROR, logger="engine.content.guard"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard.guard"):
         await until(lambda: len(calls) >= 5)
     assert "in timer" in caplog.text and "second tick fails" in caplog.text
     handle.cancel()
@@ -162,7 +162,7 @@ async def test_a_failing_task_is_logged_and_forgotten(caplog: pytest.LogCaptureF
     async def broken() -> None:
         raise KeyError("nope")
 
-    with caplog.at_level(logging.ERROR, logger="engine.content.tasks"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard.tasks"):
         handle = tasks.spawn(broken)
         await until(lambda: handle.done)
         await asyncio.sleep(0)

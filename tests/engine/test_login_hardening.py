@@ -49,8 +49,8 @@ def test_the_oldest_waiting_connection_gives_way_when_the_server_is_full() -> No
     assert limiter.admit("1.1.1.3", key="new") is None
     assert closed == ["slow"] and limiter.total == 2
     # A logged-in connection never gives way.
-    limiter.logged_in("other")
-    limiter.logged_in("new")
+    limiter.log_in("other")
+    limiter.log_in("new")
     assert limiter.admit("1.1.1.4", key="later") is not None
 
 
@@ -60,7 +60,7 @@ def test_waiting_connections_per_address_are_capped() -> None:
     assert limiter.admit("1.1.1.1", key=2) is None
     refusal = limiter.admit("1.1.1.1", key=3)
     assert refusal is not None and "are logging in (the limit is 2)" in refusal
-    limiter.logged_in(1)
+    limiter.log_in(1)
     assert limiter.admit("1.1.1.1", key=3) is None
 
 

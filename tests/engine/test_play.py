@@ -149,7 +149,7 @@ async def test_an_exception_in_a_command_gives_a_short_error(
     game: Game, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice, bob = await two_players(make_client)
-    with caplog.at_level(logging.ERROR, logger="engine.content.run"):
+    with caplog.at_level(logging.ERROR, logger="engine.guard.run"):
         text = await bob.command(
             "boom", "Something went wrong running 'boom'; the builders have been told."
         )

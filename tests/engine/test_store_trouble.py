@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.app import Game
-from engine.content.guard import ContentGuard
+from engine.guard.guard import ContentGuard
 from engine.world import objectstore
 from engine.world.atomic import HeldOutput
 from engine.world.durability import DurableOutput
@@ -346,7 +346,7 @@ def test_the_character_someone_just_entered_the_game_with_is_not_undone(tmp_path
     assert world_state(world) == state
     # Once it is stored, what the player does later is undone as anyone's.
     world.commit_now()
-    lee_character = world.character_of(2)
+    lee_character = world.find_character(2)
     assert lee_character is not None
     square = lee_character.location
     guard.call("'north'", lambda: lee_character.move_to(world.rooms()[1]), caller=lee)  # type: ignore[arg-type]

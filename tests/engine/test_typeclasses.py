@@ -271,7 +271,7 @@ async def test_a_path_that_does_not_exist_at_start_is_held_and_kept(
     db.close()
     custom.unlink()
 
-    with caplog.at_level(logging.WARNING, logger="engine.content.typeclasses"):
+    with caplog.at_level(logging.WARNING, logger="engine.live.typeclasses"):
         game = await started()
     try:
         gadget = game.world.objects[gadget_id]

@@ -3,7 +3,7 @@
 Integration tests run a real game on 127.0.0.1 with content that loops,
 sleeps or blocks in a command, at import, in a timer; another player's
 ``look`` must be answered meanwhile.  The unit tests drive
-``engine.content.watchdog`` alone: an interrupt lands only in content frames.
+``engine.guard.watchdog`` alone: an interrupt lands only in content frames.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from game_helpers import players, until
 
 from engine.app import Game
-from engine.content.watchdog import WATCHDOG, ContentInterrupted
+from engine.guard.watchdog import WATCHDOG, ContentInterrupted
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -210,7 +210,7 @@ async def test_a_call_python_cannot_interrupt_is_logged_and_builders_are_told(
     game: Game, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice, bob = await players(make_client, "Alice", "Bob")
-    with caplog.at_level(logging.WARNING, logger="engine.content.watchdog"):
+    with caplog.at_level(logging.WARNING, logger="engine.guard.watchdog"):
         # A blocking call that releases the GIL: the stack is logged while it blocks.
         bob.send("shell")
         await bob.expect("Stopped 'shell' after ", timeout=10)

@@ -11,7 +11,7 @@ import pytest
 
 from engine.accounts.account import Role
 from engine.commands.base import Context
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.guard.guard import ContentFailed, ContentGuard
 from engine.world import objectstore
 from engine.world.durability import DurableOutput
 from engine.world.model import World, WorldError
@@ -219,7 +219,7 @@ def test_a_character_is_made_once_per_account_in_the_start_room() -> None:
     assert carol.location is square and carol.account_id == 7
     carol.location = library
     assert world.character_for(7, "Carol") is carol
-    assert world.character_of(8) is None
+    assert world.find_character(8) is None
 
 
 # -- type classes ---------------------------------------------------------------------
@@ -481,9 +481,9 @@ async def test_a_failed_commit_is_retried_and_holds_its_output() -> None:
 
 def test_an_accounts_character_is_found_again_and_never_once_destroyed() -> None:
     world, _, _, alice = small_world()
-    assert world.character_of(1) is alice
-    assert world.character_of(1) is alice  # remembered
+    assert world.find_character(1) is alice
+    assert world.find_character(1) is alice  # remembered
     world.destroy(alice)
-    assert world.character_of(1) is None, "a destroyed character was still found"
+    assert world.find_character(1) is None, "a destroyed character was still found"
     again = world.character_for(1, "Alice")
-    assert again is not alice and world.character_of(1) is again
+    assert again is not alice and world.find_character(1) is again

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.content.watchdog import reset_after_fork
+from engine.guard.watchdog import reset_after_fork
 
 log = logging.getLogger(__name__)
 

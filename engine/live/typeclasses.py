@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.guard.guard import ContentFailed, ContentGuard
 from engine.world import atomic
 from engine.world.model import BrokenTypeclass, World
 from engine.world.objects import KINDS, GameObject

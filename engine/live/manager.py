@@ -1,6 +1,6 @@
 """Content reaches the engine here, and only here: loaded by the reloader, read by name.
 
-``ContentManager`` turns the reloader's batches into registry swaps: it
+``LiveContent`` turns the reloader's batches into registry swaps: it
 collects the commands each new module declares, checks them, and applies the
 whole batch in one synchronous step, or none of it.  Every outcome becomes
 one line for the log and for the builders in game.
@@ -22,12 +22,12 @@ from types import ModuleType
 from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry, RegistryDiff, RegistryError
-from engine.content.crashes import CrashMarkers
-from engine.content.errors import plain_names
-from engine.content.guard import ContentGuard
-from engine.content.lifecycle import Lifecycle
-from engine.content.versions import ReloadTimes
-from engine.content.watchdog import WATCHDOG, ContentInterrupted
+from engine.live.crashes import CrashMarkers
+from engine.guard.errors import plain_names
+from engine.guard.guard import ContentGuard
+from engine.live.lifecycle import Lifecycle
+from engine.live.versions import ReloadTimes
+from engine.guard.watchdog import WATCHDOG, ContentInterrupted
 from engine.world import atomic
 from reloader import exocet
 from reloader.live import Batch, BatchError, LiveTree, LoadFailure
@@ -124,7 +124,7 @@ def _checked(cls: type[Command]) -> Command:
         raise ValidationError(f"{where}() failed: {type(exc).__name__}: {exc}", cls) from exc
 
 
-class ContentManager:
+class LiveContent:
     """The live content tree and its commands, reloaded on request or on save."""
 
     def __init__(

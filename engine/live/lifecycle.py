@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from engine.content.guard import ContentFailed, ContentGuard
-from engine.content.tasks import TaskHandle, TaskScheduler
+from engine.guard.guard import ContentFailed, ContentGuard
+from engine.guard.tasks import TaskHandle, TaskScheduler
 from reloader import exocet
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Running a command: content code, under the guard like all content.
 
 A command that raises or is stopped changes nothing (see
-``engine.content.guard``); the failure is logged with its traceback and told
+``engine.guard.guard``); the failure is logged with its traceback and told
 to builders, the player gets a short line, and the session goes on.
 """
 
@@ -12,14 +12,14 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from engine.commands.base import Command, Context
-from engine.content.guard import ContentFailed, ContentGuard
+from engine.guard.guard import ContentFailed, ContentGuard
 
 
 async def run_command(command: Command, ctx: Context, guard: ContentGuard | None = None) -> None:
     """Run one command as content: atomic, under the time budget, failures told.
 
     A command that raises or is stopped changes nothing (see
-    ``engine.content.guard``); the caller gets one line saying so.
+    ``engine.guard.guard``); the caller gets one line saying so.
     """
     rest = start_command(command, ctx, guard)
     if rest is not None:

@@ -3,14 +3,14 @@
 Every entry from the engine into content goes through ``ContentGuard``:
 commands (``run``, then each stretch of an async command between awaits),
 type class hooks they call, timers and tasks, lifecycle hooks and module
-bodies.  Each stretch is one watchdog section (``engine.content.watchdog``) and one
+bodies.  Each stretch is one watchdog section (``engine.guard.watchdog``) and one
 transaction (``engine.world.atomic``):
 
 - it completes: its changes stand and its output goes out;
 - it raises, or is stopped for holding the game past the budget: its world
   changes are undone, its messages to others are dropped, builders online
   are told where (file:line) and what, at most once a minute per distinct
-  error (``engine.content.errors``), the log gets the traceback, and the engine
+  error (``engine.guard.errors``), the log gets the traceback, and the engine
   code that called it gets ``ContentFailed`` with a line for the caller;
 - it changes more than ``max_changes`` objects: the change past the cap
   raises ``TooManyChanges`` inside it (``engine.world.atomic``), and the
@@ -32,8 +32,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from engine.config import Config
-from engine.content.errors import ContentErrors, describe, locate
-from engine.content.watchdog import WATCHDOG, ContentInterrupted, Section
+from engine.guard.errors import ContentErrors, describe, locate
+from engine.guard.watchdog import WATCHDOG, ContentInterrupted, Section
 from engine.world import atomic
 
 if TYPE_CHECKING:

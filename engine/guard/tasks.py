@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from engine.content.guard import ContentFailed, ContentGuard, GuardedCoroutine
+from engine.guard.guard import ContentFailed, ContentGuard, GuardedCoroutine
 
 log = logging.getLogger(__name__)
 

@@ -1,2 +1,0 @@
-"""Live content: loading and reloading ``content/``, the watchdog and guard it runs under,
-content errors, lifecycle hooks and the tasks content owns."""
