@@ -35,7 +35,7 @@ from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.commands import fallback
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.guard.errors import ContentErrors
+from engine.guard.errors import ContentError, ContentErrors
 from engine.guard.guard import ContentGuard
 from engine.live.manager import LiveContent
 from engine.live.typeclasses import TypeclassWatch
@@ -47,7 +47,7 @@ from engine.players import Players
 from engine.services import Connection, GameServices
 from engine.testing import CommandTestGame, RecordingSession
 from engine.world.model import World
-from engine.world.objects import Character
+from engine.world.objects import Character, GameObject
 from engine.world.store import Store
 
 #: The width text is wrapped at for a client that does not report its own.
@@ -179,13 +179,14 @@ class LocalPlayer:
         """Type ``line``; it runs before the next ``expect`` of any player returns."""
         self.session.type(line)
 
-    async def expect(self, text: str) -> str:
+    async def expect(self, text: str, timeout: float = SETTLE_TIMEOUT) -> str:
         """The output up to and including ``text``; fails if it has not been sent.
 
         Every line typed so far, by anyone, runs first (an ``async`` command
-        to its end), until each player's play loop waits for the next line.
+        to its end), until each player's play loop waits for the next line;
+        that must happen within ``timeout`` seconds.
         """
-        await self.game.settle()
+        await self.game.settle(timeout)
         self._take()
         at = self._unread.find(text)
         if at < 0:
@@ -194,10 +195,10 @@ class LocalPlayer:
         seen, self._unread = self._unread[:end], self._unread[end:]
         return seen
 
-    async def command(self, line: str, text: str) -> str:
+    async def command(self, line: str, text: str, timeout: float = SETTLE_TIMEOUT) -> str:
         """Type ``line``; the output up to and including ``text``."""
         self.send(line)
-        return await self.expect(text)
+        return await self.expect(text, timeout)
 
     async def expect_closed(self) -> str:
         """What was left to read once the connection is closed; fails if it is open."""
@@ -206,6 +207,33 @@ class LocalPlayer:
             raise AssertionError(f"{self.name}'s connection is still open")
         rest, self._unread = self._unread, ""
         return rest
+
+
+class LocalServices(CommandTestGame):
+    """``ctx.game`` in a ``LocalGame``: the world, its players, and its content's state.
+
+    Type class checks and content errors come from the game's own parts, as
+    in the server; what needs a server (accounts, reloads, restarts) says so.
+    """
+
+    def __init__(self, game: LocalGame) -> None:
+        super().__init__(game.world, game.registry)
+        self._game = game
+
+    def typeclass_problem(self, path: str, kind: str) -> str | None:
+        return self._game.typeclasses.problem(path, kind)
+
+    def typeclass_status(self, obj: GameObject) -> str:
+        return self._game.typeclasses.status(obj)
+
+    def content_errors(self) -> list[ContentError]:
+        return self._game.errors.recent()
+
+    def forget_content_errors(self) -> int:
+        return self._game.errors.clear()
+
+    def broken_content(self) -> list[str]:
+        return self._game.content.broken_lines()
 
 
 class LocalGame:
@@ -256,7 +284,7 @@ class LocalGame:
             world=self.world,
             registry=self.registry,
             guard=self.guard,
-            services=CommandTestGame(self.world, self.registry),
+            services=LocalServices(self),
             login_guard=LoginGuard(),
             creations=CreationLimiter(config.account_creations, config.account_creation_window),
         )

@@ -255,9 +255,19 @@ async def make_raw(game: Game) -> AsyncIterator[MakeRaw]:
 
 
 @pytest.fixture
-def local(watchdog: None) -> LocalGame:
+def local(watchdog: None, request: pytest.FixtureRequest) -> LocalGame:
     """The starter game in this process, without sockets, for tests of what commands do.
 
-    Text is wrapped at the width the socket tests' client reports.
+    Text is wrapped at the width the socket tests' client reports.  Like
+    ``game``, it reads ``@pytest.mark.game(files=..., content_budget=...)``:
+    the files are written into a copy of ``content/`` first.
     """
-    return LocalGame(width=250)
+    marker = request.node.get_closest_marker("game")
+    settings = dict(marker.kwargs) if marker else {}
+    files = settings.get("files") or {}
+    directory: Path | None = None
+    if files:
+        directory = request.getfixturevalue("content_dir")
+        for relpath, source in files.items():
+            write_source(directory / relpath, source)
+    return LocalGame(directory, budget=settings.get("content_budget", 1.0), width=250)
