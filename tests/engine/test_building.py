@@ -1,4 +1,5 @@
-"""Building from inside the game over telnet, and who may do it.
+"""Building from inside the game, and who may do it: in process (``LocalGame``), and over
+telnet where the database or the accounts are part of it.
 
 Alice is the first account, so an admin (and a builder); Bob is a player.
 """
@@ -413,10 +414,10 @@ async def test_find_lists_matches_anywhere(local: LocalGame) -> None:
 
 
 async def test_typeclass_changes_behaviour_or_is_refused_with_the_reason(
-    game: Game, make_client: MakeClient
+    local: LocalGame,
 ) -> None:
-    (alice,) = await players(make_client, "Alice")
-    statue = named(game, "stone statue")
+    (alice,) = await local.players("Alice")
+    statue = named(local, "stone statue")
     ref = f"stone statue (#{statue.id})"
     await alice.command("get statue", "The stone statue will not budge.")
     for path, reason in {
@@ -435,7 +436,7 @@ async def test_typeclass_changes_behaviour_or_is_refused_with_the_reason(
         f"{ref} now runs content.typeclasses.things.Lamp.",
     )
     assert statue.typeclass == "content.typeclasses.things.Lamp"
-    assert type(statue) is game.content.resolve_class("content.typeclasses.things.Lamp")
+    assert type(statue) is local.content.resolve_class("content.typeclasses.things.Lamp")
     await alice.command("use statue", "You switch the stone statue on.")
     await alice.command("get statue", "You pick up a stone statue")
     await alice.command("typeclass statue", "Usage: typeclass <target> = <dotted path>")

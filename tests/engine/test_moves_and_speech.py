@@ -1,23 +1,19 @@
 """World rules live in the world: every move goes through ``move_to``; speech through hooks.
 
-Unit tests of ``GameObject.move_to`` on a world in memory; integration
-tests over 127.0.0.1 with type classes that refuse a move or change speech.
+Unit tests of ``GameObject.move_to`` on a world in memory; the game in
+process (``LocalGame``) with type classes that refuse a move or change speech.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import pytest
-from game_helpers import named, players
+from game_helpers import named
 
-from engine.app import Game
+from engine.local import LocalGame
 from engine.world.model import World
 from engine.world.objects import GameObject, Room, Thing, WorldError
-
-if TYPE_CHECKING:
-    from conftest import MakeClient
 
 
 def small_world() -> tuple[World, dict[str, GameObject]]:
@@ -79,7 +75,7 @@ def test_a_move_runs_the_hooks_in_order_and_a_hook_may_refuse() -> None:
     assert isinstance(things["cellar"], Room)
 
 
-# -- over real connections -------------------------------------------------------------
+# -- in the game -----------------------------------------------------------------------
 
 HOOKS = '''
 from engine.api import Room as BaseRoom
@@ -102,13 +98,11 @@ class EchoingHall(BaseRoom):
 
 
 @pytest.mark.game(files={"typeclasses/hooks.py": HOOKS})
-async def test_type_classes_refuse_moves_and_shape_speech(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_type_classes_refuse_moves_and_shape_speech(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
     await alice.command("create anvil = content.typeclasses.hooks.Anvil", "anvil")
     await alice.command("drop anvil", "The anvil is far too heavy to move.")
-    assert named(game, "anvil").location is named(game, "Alice")
+    assert named(local, "anvil").location is named(local, "Alice")
     await alice.command("typeclass here = content.typeclasses.hooks.EchoingHall", "EchoingHall")
     await bob.command("say hello there", 'You say, "hello there... there..."')
     await alice.expect('Bob says, "hello there... there..."')

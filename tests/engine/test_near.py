@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from game_helpers import named
 
-from game_helpers import named, players
-
-from engine.app import Game
 from engine.local import LocalGame
-
-if TYPE_CHECKING:
-    from conftest import MakeClient
 
 
 async def test_a_player_reaches_only_what_is_near_by_id_and_a_builder_anything(
@@ -31,10 +25,9 @@ async def test_a_player_reaches_only_what_is_near_by_id_and_a_builder_anything(
     await alice.command(f"look #{named(local, 'A Damp Cellar').id}", "A Damp Cellar")
 
 
-async def test_who_shows_players_names_and_staff_idle_times_and_roles(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_who_shows_players_names_and_staff_idle_times_and_roles(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
+    await bob.expect("\r\n> ")  # the look on entering
     text = await bob.command("who", "\r\n> ")
     assert "  Alice\r\n" in text and "  Bob\r\n" in text
     assert "idle" not in text and "[admin]" not in text

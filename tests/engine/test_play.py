@@ -1,17 +1,17 @@
-"""Playing over real telnet connections: talking, moving, help, errors, takeovers."""
+"""Playing: talking, moving, help, errors, takeovers.
+
+In process (``LocalGame``), on the game's own play loop: what a player types
+takes the road it takes over telnet, whose own tests are the login, limits
+and protocol ones.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import pytest
 
-from engine.app import Game
 from engine.local import LocalGame, LocalPlayer
-
-if TYPE_CHECKING:
-    from conftest import Client, MakeClient
 
 BOOM = """
     from engine.api import Command, Context
@@ -33,17 +33,6 @@ async def two_players_here(local: LocalGame) -> tuple[LocalPlayer, LocalPlayer]:
     alice = await local.player("Alice")
     bob = await local.player("Bob")
     text = await bob.expect("> ")
-    assert "Here: Alice." in text
-    await alice.expect("Bob has entered the game.")
-    return alice, bob
-
-
-async def two_players(make_client: MakeClient) -> tuple[Client, Client]:
-    """Alice (the admin, first account) and Bob (a player), both in the square."""
-    alice = await make_client()
-    await alice.login_new("Alice")
-    bob = await make_client()
-    text = await bob.login_new("Bob")
     assert "Here: Alice." in text
     await alice.expect("Bob has entered the game.")
     return alice, bob
@@ -85,16 +74,14 @@ async def test_quit_tells_the_others(local: LocalGame) -> None:
     await alice.command("who", "1 player online")
 
 
-async def test_a_returning_player_stands_where_they_left(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await two_players(make_client)
+async def test_a_returning_player_stands_where_they_left(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     await bob.command("down", "A Damp Cellar")
     bob.send("quit")
     await bob.expect_closed()
     await alice.command("down", "A Damp Cellar")
-    again = await make_client()
-    text = await again.login("Bob")
+    again = await local.player("Bob")
+    text = await again.expect("\r\n> ")
     assert "A Damp Cellar" in text
     # Arrivals are told to the room they happen in: Alice is there now.
     await alice.expect("Bob has entered the game.")
@@ -116,17 +103,17 @@ async def test_help_lists_commands_and_explains_one(local: LocalGame) -> None:
     await bob.command("help nosuchthing", "There is no help on 'nosuchthing'.")
 
 
-async def test_unknown_command_gets_a_hint(game: Game, make_client: MakeClient) -> None:
-    alice = await make_client()
-    await alice.login_new("Alice")
+async def test_unknown_command_gets_a_hint(local: LocalGame) -> None:
+    alice = await local.player("Alice")
+    await alice.expect("\r\n> ")  # the look on entering
     await alice.command("xyzzy", "Unknown command 'xyzzy'. Type 'help' for a list of commands.")
     # The session goes on.
     await alice.command("look", "Exits:")
 
 
-async def test_prefixes_resolve_over_the_wire(game: Game, make_client: MakeClient) -> None:
-    alice = await make_client()
-    await alice.login_new("Alice")
+async def test_prefixes_resolve_in_play(local: LocalGame) -> None:
+    alice = await local.player("Alice")
+    await alice.expect("\r\n> ")  # the look on entering
     await alice.command("lo", "The Village Square")
     await alice.command("wh", "1 player online")
     await alice.command("de", "'de' could mean: describe, destroy. Type more letters.")
@@ -146,9 +133,9 @@ async def test_a_player_cannot_shut_down_the_server(local: LocalGame) -> None:
 
 @pytest.mark.game(files={"commands/boom.py": BOOM})
 async def test_an_exception_in_a_command_gives_a_short_error(
-    game: Game, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    local: LocalGame, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alice, bob = await two_players(make_client)
+    alice, bob = await two_players_here(local)
     with caplog.at_level(logging.ERROR, logger="engine.guard.run"):
         text = await bob.command(
             "boom", "Something went wrong running 'boom'; the builders have been told."
@@ -164,13 +151,13 @@ async def test_an_exception_in_a_command_gives_a_short_error(
     await alice.expect('Bob says, "still here"')
 
 
-async def test_a_second_login_takes_the_character_over(game: Game, make_client: MakeClient) -> None:
-    alice, bob = await two_players(make_client)
+async def test_a_second_login_takes_the_character_over(local: LocalGame) -> None:
+    alice, bob = await two_players_here(local)
     await bob.command("north", "The Quiet Library")
     await alice.expect("Bob leaves north.")
 
-    second = await make_client()
-    text = await second.login("Bob")
+    second = await local.player("Bob")
+    text = await second.expect("\r\n> ")
     assert "You take over your character from your other connection." in text
     # The character kept its place.
     assert "The Quiet Library" in text
@@ -186,7 +173,7 @@ async def test_a_second_login_takes_the_character_over(game: Game, make_client: 
     # A takeover is not leaving and entering the game.
     assert "Bob has left the game." not in alice.transcript
     assert alice.transcript.count("Bob has entered the game.") == 1
-    assert len(game.world.online()) == 2
+    assert len(local.world.online()) == 2
 
 
 async def test_arrivals_and_departures_are_told_to_their_room_only(local: LocalGame) -> None:
