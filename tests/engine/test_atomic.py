@@ -2,8 +2,9 @@
 
 The property test drives ``engine.world.model`` under ``engine.guard.guard`` alone:
 random world operations ending in an exception leave the world exactly as
-it was.  The integration tests play a real game over 127.0.0.1, and one
-SIGKILLs a real server process right after the failed command's answer.
+it was.  The integration tests play a real game over 127.0.0.1 (or in process,
+``LocalGame``, where the database is not part of it), and one SIGKILLs a real
+server process right after the failed command's answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from engine.app import Game
 from engine.guard.errors import ContentErrors
 from engine.guard.guard import ContentFailed, ContentGuard
+from engine.local import LocalGame
 from engine.testing import ServerProcess
 from engine.world import atomic, objectstore
 from engine.world.model import World, WorldError
@@ -114,12 +116,10 @@ async def test_a_command_that_raises_after_changing_the_world_changes_nothing(
 
 
 @pytest.mark.game(files={"commands/trips.py": TRIPS})
-async def test_each_stretch_of_an_async_command_is_atomic_on_its_own(
-    game: Game, make_client: MakeClient
-) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+async def test_each_stretch_of_an_async_command_is_atomic_on_its_own(local: LocalGame) -> None:
+    alice, bob = await local.players("Alice", "Bob")
     await bob.command("step", "Something went wrong running 'step'")
-    square = named(game, "The Village Square")
+    square = named(local, "The Village Square")
     assert dict(square.attributes) == {"first": 1}
     await alice.expect("Bob")  # the first stretch's message arrived ...
     await alice.command("look", "Exits:")

@@ -1,8 +1,8 @@
 """Clean text: nothing a player types or a builder stores can drive another player's terminal.
 
 Unit tests of ``engine.net.text``; integration tests over 127.0.0.1 with a
-player who types control characters and invisible characters, and a
-description holding raw escapes.
+player who types control characters and invisible characters; in process
+(``LocalGame``), a description holding raw escapes and a long say.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from game_helpers import named, players
 
 from engine.app import Game
+from engine.local import LocalGame
 from engine.net.text import (
     FILLERS,
     KEPT,
@@ -129,11 +130,10 @@ async def test_another_player_never_receives_invisible_characters(
         assert char not in alice.transcript, f"U+{ord(char):04X}"
 
 
-async def test_stored_text_with_raw_escapes_is_never_rendered(
-    game: Game, make_client: MakeClient
-) -> None:
-    (alice,) = await players(make_client, "Alice")
-    square = named(game, "The Village Square")
+async def test_stored_text_with_raw_escapes_is_never_rendered(local: LocalGame) -> None:
+    (alice,) = await local.players("Alice")
+    await alice.expect("\r\n> ")  # the look on entering
+    square = named(local, "The Village Square")
     square.description = "Calm.\x1b]0;owned\x07\x1b[31m Red\u202e?"
     square.attributes["motto"] = "\x9b2J"
     text = await alice.command("look", "Exits:")
@@ -145,9 +145,9 @@ async def test_stored_text_with_raw_escapes_is_never_rendered(
 
 @pytest.mark.parametrize("width", [30])
 async def test_a_long_say_wraps_with_indented_continuation_lines(
-    game: Game, make_client: MakeClient, width: int
+    local: LocalGame, width: int
 ) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+    alice, bob = await local.players("Alice", "Bob")
     spoof = "hi " + " " * 200 + "[reload] Reloaded commands.general: changed say (3 ms)."
     bob.send("say " + spoof)
     text = await alice.expect("(3 ms).")

@@ -1,8 +1,9 @@
 """The content watchdog: runaway content is stopped at its line while everyone else plays.
 
-Integration tests run a real game on 127.0.0.1 with content that loops,
-sleeps or blocks in a command, at import, in a timer; another player's
-``look`` must be answered meanwhile.  The unit tests drive
+Integration tests run a game with content that loops, sleeps or blocks in a
+command (in process, ``LocalGame``, on the play loop), and on 127.0.0.1 in
+an async command, a call Python cannot interrupt, at import, in a timer;
+another player's ``look`` must be answered meanwhile.  The unit tests drive
 ``engine.guard.watchdog`` alone: an interrupt lands only in content frames.
 """
 
@@ -20,6 +21,7 @@ from game_helpers import players, until
 
 from engine.app import Game
 from engine.guard.watchdog import WATCHDOG, ContentInterrupted
+from engine.local import LocalGame, LocalPlayer
 
 if TYPE_CHECKING:
     from conftest import Client, MakeClient
@@ -141,7 +143,7 @@ def line_of(source: str, marker: str) -> int:
     return next(i for i, text in enumerate(lines, 1) if marker in text)
 
 
-async def look_within(client: Client, seconds: float) -> float:
+async def look_within(client: Client | LocalPlayer, seconds: float) -> float:
     """Another player's look: it must be answered within ``seconds``; returns the time."""
     started = time.monotonic()
     await client.command("look", "Exits:", timeout=seconds)
@@ -153,9 +155,9 @@ async def look_within(client: Client, seconds: float) -> float:
 
 @pytest.mark.game(files={"commands/fun.py": FUN})
 async def test_a_busy_loop_command_is_stopped_at_its_line_and_everyone_plays_on(
-    game: Game, make_client: MakeClient
+    local: LocalGame,
 ) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")  # Alice: the admin
+    alice, bob = await local.players("Alice", "Bob")  # Alice: the admin
     started = time.monotonic()
     bob.send("spin")
     await asyncio.sleep(0.1)
@@ -173,7 +175,7 @@ async def test_a_busy_loop_command_is_stopped_at_its_line_and_everyone_plays_on(
     assert time.monotonic() - started < 2.5
     # The player goes on playing.
     await bob.command("look", "Exits:")
-    assert game.errors.recent()[0].where == f"content/commands/fun.py:{line}, in run"
+    assert local.errors.recent()[0].where == f"content/commands/fun.py:{line}, in run"
 
 
 @pytest.mark.game(files={"commands/fun.py": FUN}, content_budget=0.3)
@@ -181,9 +183,9 @@ async def test_a_busy_loop_command_is_stopped_at_its_line_and_everyone_plays_on(
     ("command", "marker"), [("nap", "# NAP"), ("listen", "# LISTEN"), ("stubborn", "# STUBBORN")]
 )
 async def test_sleeps_blocking_reads_and_swallowed_interrupts_are_stopped(
-    game: Game, make_client: MakeClient, command: str, marker: str
+    local: LocalGame, command: str, marker: str
 ) -> None:
-    alice, bob = await players(make_client, "Alice", "Bob")
+    alice, bob = await local.players("Alice", "Bob")
     bob.send(command)
     await asyncio.sleep(0.05)
     assert await look_within(alice, 3.0) < 3.0
