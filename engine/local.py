@@ -200,6 +200,10 @@ class LocalPlayer:
         self.send(line)
         return await self.expect(text, timeout)
 
+    def disconnect(self) -> None:
+        """The connection drops, without a ``quit``: the play loop ends, the character sleeps."""
+        self.session.close()
+
     async def expect_closed(self) -> str:
         """What was left to read once the connection is closed; fails if it is open."""
         await self.expect("")

@@ -7,9 +7,8 @@ with its file and line and never drops a player or keeps one out.
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, Client
 
-from engine.app import Game
+from engine.local import LocalGame, LocalPlayer
 
 RAISING_CHARACTER = '''
 from engine.api import Character as BaseCharacter
@@ -56,46 +55,35 @@ class Room(BaseRoom):
 '''
 
 
-async def enter_new(client: Client, name: str) -> str:
-    """Create an account and enter; the text up to the first prompt in the game."""
-    await client.expect("By what name are you known? ")
-    client.send(name)
-    await client.expect("Create a new character? (yes/no) ")
-    client.send("yes")
-    await client.expect("Choose a password")
-    client.send(PASSWORD)
-    await client.expect("Type it again: ")
-    client.send(PASSWORD)
-    return await client.expect("\r\n> ")
+async def enter_new(local: LocalGame, name: str) -> tuple[LocalPlayer, str]:
+    """A new account enters; the player, and the text up to their first prompt in the game."""
+    player = await local.player(name)
+    return player, await player.expect("\r\n> ")
 
 
 @pytest.mark.game(files={"typeclasses/rooms.py": RAISING_ROOM})
-async def test_a_room_class_that_raises_keeps_nobody_out(game: Game) -> None:
-    alice = await Client.connect(game.port)
-    text = await enter_new(alice, "Alice")
+async def test_a_room_class_that_raises_keeps_nobody_out(local: LocalGame) -> None:
+    alice, text = await enter_new(local, "Alice")
     assert "[error] content/typeclasses/rooms.py:" in text
-    bob = await Client.connect(game.port)
-    await enter_new(bob, "Bob")
+    bob, _ = await enter_new(local, "Bob")
     bob.send("say hi")
     await bob.expect("> ")
-    bob.writer.close()
-    alice.send("who")
+    alice.send("who")  # typed as Bob's connection drops
+    bob.disconnect()
     await alice.expect("2 players online:")
     await alice.expect("Alice")
 
 
 @pytest.mark.game(files={"typeclasses/characters.py": RAISING_CHARACTER})
-async def test_a_character_class_that_raises_keeps_nobody_out(game: Game) -> None:
-    alice = await Client.connect(game.port)
-    await enter_new(alice, "Alice")  # the first account: an admin, told of errors
-    bob = await Client.connect(game.port)
-    text = await enter_new(bob, "Bob")
+async def test_a_character_class_that_raises_keeps_nobody_out(local: LocalGame) -> None:
+    alice, _ = await enter_new(local, "Alice")  # the first account: an admin, told of errors
+    bob, text = await enter_new(local, "Bob")
     # Bob is in (his look fails in content: the builders are told where).
     assert "Something went wrong running 'look'" in text
     await alice.expect("content/typeclasses/characters.py:")
     bob.send("say hello")
     await bob.expect("> ")
-    bob.writer.close()  # leaving runs content too
-    alice.send("who")
+    alice.send("who")  # typed as Bob's connection drops
+    bob.disconnect()  # leaving runs content too
     await alice.expect("players online")
-    assert game.players.online() and len(game.players.sessions) >= 1
+    assert local.sessions.online() and len(local.sessions.sessions) >= 1
