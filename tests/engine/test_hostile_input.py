@@ -1,4 +1,4 @@
-"""Clients that misbehave: overlong lines, bad bytes, vanishing, flooding."""
+"""Clients that misbehave: overlong lines, bad bytes, vanishing, flooding; typing ahead."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from game_helpers import session_of
 
 from engine.app import Game
+from engine.local import LocalGame
 
 if TYPE_CHECKING:
     from conftest import MakeClient, MakeRaw
@@ -271,21 +272,23 @@ async def test_a_client_that_stops_reading_is_dropped_without_stalling_the_room(
 
 @pytest.mark.game(files={"commands/nap.py": NAP})
 async def test_lines_typed_while_a_command_runs_wait_their_turn_and_are_announced_once(
-    game: Game, make_client: MakeClient
+    local: LocalGame,
 ) -> None:
-    bob = await make_client()
-    await bob.login_new("Bob")
+    # In process, on the game's play loop: lines typed together with the nap
+    # reach the play loop while it runs.
+    bob = await local.player("Bob")
+    await bob.expect("\r\n> ")  # the look on entering
     bob.send("nap 0.5")
-    await bob.expect("You doze off.")
     for word in ("one", "two", "three"):
         bob.send(f"say {word}")
+    await bob.expect("You doze off.")
     await bob.expect("Your last command is still running; what you type next will run after it.")
     text = await bob.expect('You say, "three"', timeout=3)
     assert text.index("You wake up.") < text.index('"one"') < text.index('"two"')
     assert bob.transcript.count("is still running") == 1
     # A quit typed during a command waits for it too, then ends the session.
     bob.send("nap 0.3")
-    await bob.expect("You doze off.")
     bob.send("quit")
+    await bob.expect("You doze off.")
     rest = await bob.expect_closed()
     assert rest.index("You wake up.") < rest.index("Goodbye.")
