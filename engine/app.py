@@ -13,27 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from engine.accounts.account import Accounts
 from engine.accounts.guards import CreationLimiter, LoginGuard
+from engine.background import Background
 from engine.commands import fallback
 from engine.commands.registry import Registry
 from engine.config import Config
-from engine.live.crashes import CrashMarkers, trial_load
+from engine.game_services import Services
 from engine.guard.errors import ContentErrors
 from engine.guard.guard import ContentGuard
-from engine.live.lifecycle import Lifecycle
-from engine.live.manager import LiveContent
 from engine.guard.tasks import TaskScheduler
 from engine.guard.threads import ThreadWatch
-from engine.live.typeclasses import TypeclassWatch
-from engine.live.versions import ReloadTimes
-from engine.game_services import Services
 from engine.hot.coordinator import RestartCoordinator
 from engine.hot.link import HotLink
+from engine.live.crashes import CrashMarkers, trial_load
+from engine.live.lifecycle import Lifecycle
+from engine.live.manager import LiveContent
+from engine.live.typeclasses import TypeclassWatch
+from engine.live.versions import ReloadTimes
 from engine.longlived import LongLived
 from engine.net import telnet
 from engine.net.session import Session
@@ -56,6 +57,8 @@ class Game:
         self.config = config
         self.hot = hot
         self._stop = asyncio.Event()
+        #: The watchers, a handover, a stop trigger: one TaskGroup (engine.background).
+        self.background = Background(self._stop)
         # One server per database: the lock is taken (or handed over) in start(),
         # and the store opened once it is held.
         self.db_lock = DatabaseLock(config.db_path)
@@ -136,7 +139,7 @@ class Game:
             durable=self.durable,
             db_lock=self.db_lock,
             store=self.store,
-            spawn=self._spawn,
+            spawn=self.background.spawn,
             stop_accepting=self._stop_accepting,
             serve_again=self._serve,
             stop=self._stop.set,
@@ -153,8 +156,6 @@ class Game:
         )
         services.tasks = self.tasks
         self.server: Any = None
-        self._group: asyncio.TaskGroup | None = None
-        self._exits = contextlib.AsyncExitStack()
         self._previous_factory: Any = None
         self._closed = False
 
@@ -162,7 +163,7 @@ class Game:
 
     async def start(self) -> None:
         """Lock, load, open the world, serve; ready for players when it returns."""
-        self._group = await self._exits.enter_async_context(asyncio.TaskGroup())
+        await self.background.open()
         restarts = self.restarts
         if self.hot is None:
             check_port(self.config.host, self.config.port)  # a busy port: one line, at once
@@ -202,7 +203,7 @@ class Game:
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
-            self._spawn(self.content.watch(self._stop), "watcher")
+            self.background.spawn(self.content.watch(self._stop), "watcher")
         self.long_lived.start()
         restarts.ready(self.port, self._stop)
 
@@ -214,7 +215,7 @@ class Game:
             await self.close()
             raise
         if stop_trigger is not None:
-            self._spawn(self._stop_when(stop_trigger), "stop trigger")
+            self.background.stop_when(stop_trigger, self.shutdown)
         with StopSignals(self.shutdown, self.config.stop_grace).caught():
             try:
                 await self._stop.wait()
@@ -255,8 +256,7 @@ class Game:
         loop = asyncio.get_running_loop()
         if loop.get_task_factory() == self.tasks.factory:
             loop.set_task_factory(self._previous_factory)
-        # The watchers end with the stop event; the group waits for every task.
-        await self._exits.aclose()
+        await self.background.close()
         if handed_over:
             log.info("handed the game over to the new engine; this one stops")
         elif self.server is not None:
@@ -270,21 +270,6 @@ class Game:
         log.info("shutdown requested: %s", message or "(no message)")
         self.players.broadcast(f"*** {text} ***")
         self._stop.set()
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``coroutine`` in the game's task group; what it raises is logged, never fatal."""
-        assert self._group is not None, "spawn before start"
-        self._group.create_task(_logged(coroutine, name), name=name)
-
-    async def _stop_when(self, trigger: Callable[[], Awaitable[object]]) -> None:
-        """Shut down once ``trigger`` returns, unless the game stops first."""
-        waiting = asyncio.ensure_future(trigger())
-        stopped = asyncio.ensure_future(self._stop.wait())
-        done, _ = await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for future in (waiting, stopped):
-            future.cancel()
-        if waiting in done:
-            self.shutdown()
 
     # -- the parts' start ------------------------------------------------------------
 
@@ -331,13 +316,3 @@ class Game:
     def sessions(self) -> set[Session]:
         """Every open connection, logged in or not."""
         return self.players.sessions
-
-
-async def _logged(coroutine: Coroutine[Any, Any, None], name: str) -> None:
-    """``coroutine``, whose failure is logged: a task of the game must not end the game."""
-    try:
-        await coroutine
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("the game's task %r failed", name)
