@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging.handlers
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,26 +17,28 @@ def handler(path: Path, max_bytes: int = 0) -> logging.handlers.RotatingFileHand
 
 def test_whole_lines_go_to_the_file_and_a_partial_one_waits(tmp_path: Path) -> None:
     log = tmp_path / "hotmud.log"
-    copier = LineCopier(handler(log))
-    copier.feed(b"first line\nsecond ")
-    assert log.read_text() == "first line\n"
-    copier.feed(b"line\r\n")
-    copier.feed(b"last, unfinished")
-    copier.feed(b"")  # the worker ended
-    assert log.read_text() == "first line\nsecond line\nlast, unfinished\n"
+    with closing(handler(log)) as file:
+        copier = LineCopier(file)
+        copier.feed(b"first line\nsecond ")
+        assert log.read_text() == "first line\n"
+        copier.feed(b"line\r\n")
+        copier.feed(b"last, unfinished")
+        copier.feed(b"")  # the worker ended
+        assert log.read_text() == "first line\nsecond line\nlast, unfinished\n"
 
 
 def test_the_file_is_rotated_by_size(tmp_path: Path) -> None:
     log = tmp_path / "hotmud.log"
-    copier = LineCopier(handler(log, max_bytes=100))
-    for number in range(20):
-        copier.feed(f"line {number:02d} of the log, long enough to count\n".encode())
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "hotmud.log",
-        "hotmud.log.1",
-        "hotmud.log.2",
-    ]
-    assert "line 19" in log.read_text()
+    with closing(handler(log, max_bytes=100)) as file:
+        copier = LineCopier(file)
+        for number in range(20):
+            copier.feed(f"line {number:02d} of the log, long enough to count\n".encode())
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "hotmud.log",
+            "hotmud.log.1",
+            "hotmud.log.2",
+        ]
+        assert "line 19" in log.read_text()
 
 
 class FullDisk:
