@@ -21,7 +21,9 @@ class LineSplitter:
     """Pure line splitting: feed text, take complete lines and overlong notices.
 
     CR LF, LF and a bare CR each end a line; an LF that follows a CR ending
-    the previous chunk is the second half of that CR LF, not an empty line.
+    the previous chunk is the second half of that CR LF, not an empty line,
+    and so is a CR LF right after a CR NUL (how a telnet client not in binary
+    mode sends a CR LF it was given).
     A line longer than ``limit`` is discarded up to its end and reported once
     as ``None`` in its place.
     """
@@ -54,6 +56,10 @@ class LineSplitter:
             if text[end] == "\r":
                 if end + 1 < length:
                     start = end + 2 if text[end + 1] in "\n\x00" else end + 1
+                    if text[end + 1] == "\x00" and text.startswith("\r\n", start):
+                        # CR NUL then CR LF: a telnet client not in binary mode sent
+                        # the CR LF it was given (a paste, a pipe) as two line ends.
+                        start += 2
                 else:
                     self._after_cr = True
                     start = end + 1

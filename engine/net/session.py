@@ -158,6 +158,11 @@ class Session:
         self._client = ClientInfo()
         #: Output of the current loop turn, written with one system call.
         self._out: list[bytes] = []
+        #: The prompt the player sits at, the cursor after it (None once they type or
+        #: anything else is shown): a message arriving then starts on a line of its
+        #: own and is followed by the prompt again.
+        self._at_prompt: str | None = None
+        self._reprompt: str | None = None
         self._flush_scheduled = False
         #: Where this session's output joins the turn's (its event loop's ``_TurnOutput``).
         self._turn: _TurnOutput | None = None
@@ -266,6 +271,13 @@ class Session:
         self.gmcp("Room.Info", {"num": room.id, "name": room.name, "exits": exits})
 
     def _write(self, data: str) -> None:
+        prompt = self._at_prompt
+        if prompt is not None:
+            # Unasked-for output while the player sits at the prompt: from the
+            # margin, and the prompt again after it (at the end of the turn).
+            self._at_prompt = None
+            data = "\r\n" + data
+            self._queue_prompt_again(prompt)
         try:
             encoded = self.writer.encode(data)
         except Exception:
@@ -319,6 +331,21 @@ class Session:
         self.send(text, newline=False)
         if not self.closed:
             self.deliver_unchanged(self._end_prompt)
+            self.deliver_unchanged(lambda: self._sitting_at(text))
+
+    def _sitting_at(self, text: str) -> None:
+        self._at_prompt = text
+
+    def _queue_prompt_again(self, text: str) -> None:
+        """Show ``text`` again once this turn's output is written, unless a prompt comes anyway."""
+        if self._reprompt is None:
+            self._reprompt = text
+            asyncio.get_running_loop().call_soon(self._prompt_again)
+
+    def _prompt_again(self) -> None:
+        text, self._reprompt = self._reprompt, None
+        if text is not None and self._at_prompt is None and not self.closed:
+            self.prompt(text)
 
     def _end_prompt(self) -> None:
         if self._option(EOR):
@@ -336,6 +363,7 @@ class Session:
         if self.closed:
             return None
         line = await self.lines.readline()
+        self._at_prompt = None  # the client's echo of Enter left the prompt line
         self.last_input = time.time()
         if line is not None:
             await self._throttle()

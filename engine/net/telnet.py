@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import logging
+import re
 import socket
 import time
 import zlib
@@ -29,6 +31,7 @@ from telnetlib3.telopt import (
     AARDWOLF,
     ACCEPTED,
     ATCP,
+    BINARY,
     CHARSET,
     COM_PORT_OPTION,
     EOR,
@@ -99,6 +102,23 @@ MAX_SUBNEGOTIATION = 16 * 1024
 #: Bytes of JSON kept of the GMCP messages a client sent (Core.Hello,
 #: Core.Supports.Set: a few hundred); messages past it are not kept.
 GMCP_KEEP = 4096
+
+#: Seconds a new connection waits for the client to speak first before telnet
+#: negotiation begins: a browser's request comes at once, a telnet client waits.
+FIRST_WORD_WAIT = 0.05
+
+#: The first line of an HTTP request (a browser pointed at the telnet port).
+HTTP_REQUEST = re.compile(rb"(GET|HEAD|POST|PUT|OPTIONS|DELETE) \S+ HTTP/1\.[01]\r?\n")
+
+
+def _host_header(data: bytes) -> str:
+    """The host named in an HTTP request's Host header, without its port ("" if none)."""
+    found = re.search(rb"\r?\nHost: *([A-Za-z0-9.\-\[\]:]{1,255})", data, re.I)
+    if not found:
+        return ""
+    host = found.group(1).decode("ascii")
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
 
 #: NEW-ENVIRON variables kept from a client (USER, LANG, CHARSET ...).
 MAX_ENVIRON = 64
@@ -339,6 +359,12 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     #: negotiated again; an MCCP2 stream is started anew.
     adopted: dict[str, Any] | None = None
 
+    #: Telnet negotiation began (at once when the client speaks first, else after
+    #: ``FIRST_WORD_WAIT``): until then nothing of telnet has been sent.
+    _negotiating = False
+    #: The web client's port, for a browser that comes to the telnet port (0: none).
+    web_port: ClassVar[int] = 0
+
     #: The connection went to another process (a hot restart): its end here is not an end.
     handed_off = False
     #: An MCCP2 stream taken over from another process (``mccp2_resume``).
@@ -408,6 +434,12 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     def data_received(self, data: bytes) -> None:
         if self.negotiation_closed:
             return
+        if not self._negotiating and self.adopted is None:
+            # The client spoke first: a browser's request answers over HTTP.
+            if HTTP_REQUEST.match(data):
+                self._answer_browser(data)
+                return
+            self._negotiate_now()
         queue = type(self).negotiation_queue
         if self._held and queue is not None:
             # (Read before the pause took effect.)  An earlier read waits for its
@@ -576,6 +608,36 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         if self.session is None or self.shell_ended:
             self._release()
 
+    def _negotiate_now(self) -> None:
+        if self._negotiating or self._closing:
+            return
+        self._negotiating = True
+        super().begin_negotiation()
+
+    def _answer_browser(self, data: bytes) -> None:
+        """A browser came to the telnet port: say where to play, over HTTP, and close."""
+        transport = cast("asyncio.Transport | None", self._transport)
+        if transport is None:
+            return
+        self._negotiating = True  # nothing of telnet goes to this client
+        host = _host_header(data) or "this server"
+        web = type(self).web_port
+        link = f"http://{html.escape(host)}:{web}/"
+        browser = f'To play in your browser, go to <a href="{link}">{link}</a>. ' if web else ""
+        body = (
+            "<!doctype html><html><head><meta charset=utf-8><title>A MUD's telnet port</title>"
+            f"</head><body><p>This is the telnet port of a text game. {browser}To play with "
+            "a MUD client (telnet, TinTin++, Mudlet), connect it to this address and port."
+            "</p></body></html>"
+        ).encode()
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        transport.write(head + body)
+        transport.close()
+        log.info("%s sent an HTTP request to the telnet port; told where to play", self)
+
     def end_shell(self) -> None:
         """The shell is done with this connection (it closed its session)."""
         self.shell_ended = True
@@ -632,7 +694,11 @@ class MudTelnetServer(telnetlib3.TelnetServer):
     def begin_negotiation(self) -> None:
         state = self.adopted
         if state is None:
-            super().begin_negotiation()
+            # A moment for a client that speaks first (a browser pointed at this
+            # port sends its request at once): telnet negotiation before it
+            # would turn the HTTP answer into bytes a browser cannot read.
+            loop = asyncio.get_running_loop()
+            loop.call_later(FIRST_WORD_WAIT, self._negotiate_now)
             return
         telnet = state.get("telnet", {})
         restore_state(self, telnet)
@@ -682,8 +748,36 @@ class MudTelnetServer(telnetlib3.TelnetServer):
         writer.mccp2_active = True
         self.mccp2_resumed = True
 
+    def negotiation_should_advance(self) -> bool:
+        """A client that answered anything speaks telnet, even one that refused TTYPE.
+
+        telnetlib3 goes on (NAWS, CHARSET, the MUD protocols) only once a client
+        agreed to something; one that only said WONT TTYPE was offered nothing
+        more, though it is a telnet client like any other.
+        """
+        writer = self.mud_writer
+        answered = len(writer.remote_option) + len(writer.local_option)
+        return bool(super().negotiation_should_advance() or answered)
+
     def begin_advanced_negotiation(self) -> None:
-        super().begin_advanced_negotiation()
+        # BINARY is not offered, only granted when a client asks for it: netkit and
+        # inetutils telnet agree to it, and a terminal in binary mode stops turning
+        # the LF of Enter's echo into CR LF, so every answer would start at the
+        # column where the typed line ended (a staircase).  Output is 8-bit clean
+        # anyway (force_binary): UTF-8 reaches a client that never agreed to BINARY.
+        writer = self.mud_writer
+        offer = writer.iac
+
+        def offer_all_but_binary(*command: bytes) -> bool:
+            if command == (WILL, BINARY):
+                return False
+            return bool(offer(*command))
+
+        writer.iac = offer_all_but_binary  # type: ignore[method-assign,assignment]
+        try:
+            super().begin_advanced_negotiation()
+        finally:
+            del writer.iac  # the class's own method again
         # Offered, never required: plain telnet refuses and plays on.
         for option in (GMCP, MSSP, EOR):
             self.mud_writer.iac(WILL, option)
@@ -856,6 +950,7 @@ async def serve(
             "clients": clients,
             "mssp": staticmethod(mssp) if mssp else None,
             "offer_mccp2": config.compression,
+            "web_port": getattr(config, "web_port", 0),
             "max_output_buffer": config.max_output_buffer,
             "max_bad_negotiation": config.max_bad_negotiation,
             "negotiation_queue": NegotiationQueue(),

@@ -168,3 +168,10 @@ async def test_reader_asks_for_its_chunk_size() -> None:
     reader = BoundedLineReader(source.read, chunk=12345)
     await reader.readline()
     assert source.sizes == [12345]
+
+
+def test_a_cr_lf_sent_by_a_telnet_client_not_in_binary_mode_is_one_line_end() -> None:
+    # netkit telnet, not in binary mode, sends a pasted (or piped) CR LF as CR NUL CR LF.
+    splitter = LineSplitter()
+    assert splitter.feed("Tess\r\x00\r\nyes\r\x00\r\n") == ["Tess", "yes"]
+    assert splitter.feed("look\r\x00") == ["look"]  # Enter in a terminal: CR NUL alone

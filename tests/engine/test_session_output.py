@@ -71,8 +71,24 @@ async def test_everything_a_turn_sends_a_client_goes_in_one_write_in_order() -> 
         assert writer.writes[0].startswith(f"first {n}\r\nsecond {n}\r\n> ".encode())
     sessions[3].send("later")
     await asyncio.sleep(0)
-    assert writers[3].writes[1] == b"later\r\n"
+    await asyncio.sleep(0)
+    # It came while the player sat at the prompt: from the margin, then the prompt again.
+    assert b"".join(writers[3].writes[1:]).startswith(b"\r\nlater\r\n> ")
     assert all(len(w.writes) == 1 for n, w in enumerate(writers) if n != 3)
+
+
+async def test_a_message_at_the_prompt_starts_a_line_and_is_followed_by_the_prompt() -> None:
+    writer = Writer()
+    player = session(writer)
+    player.prompt()
+    await asyncio.sleep(0)
+    player.send("Lee has entered the game.")
+    player.send('Lee says, "Hello."')
+    for _ in range(3):
+        await asyncio.sleep(0)
+    after = b"".join(writer.writes[1:])
+    assert after.startswith(b'\r\nLee has entered the game.\r\nLee says, "Hello."\r\n> ')
+    assert after.count(b"> ") == 1  # one prompt again, not one per message
 
 
 async def test_a_client_whose_write_fails_does_not_keep_the_others_from_theirs() -> None:
