@@ -306,7 +306,7 @@ class Game:
         listening server beneath it is closed.
         """
         if self.server is not None:
-            self.server._server.close()
+            self.server.stop_accepting()
 
     @property
     def port(self) -> int:

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from engine.hot import wire
-from engine.net.telnet import MudTelnetServer, export_state
+from engine.net.telnet import MudTelnetServer, export_state, take_unread
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -162,10 +162,7 @@ def taken(sock: socket.socket, error: str = "") -> None:
 
 def _state_of(session: Session) -> dict[str, Any]:
     """What the new worker needs to go on with ``session`` as if nothing happened."""
-    reader = session.reader
-    unread = bytes(getattr(reader, "_buffer", b""))
-    if unread:
-        reader._buffer.clear()
+    unread = take_unread(session.reader)
     lines, partial = session.lines.take_buffered(unread.decode("utf-8", "replace"))
     waiting = list(session.queued)
     reading = session.reading

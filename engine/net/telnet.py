@@ -879,6 +879,63 @@ def quiet_telnetlib3() -> None:
             logger.addFilter(LogFlood())
 
 
+class Listener:
+    """What ``serve`` returns: the listening server and the connections it serves.
+
+    telnetlib3's ``Server`` is beneath; its insides stay in this module.
+    """
+
+    def __init__(
+        self,
+        server: telnetlib3.server.Server,
+        limiter: ConnectionLimiter,
+        protocol_factory: Callable[[], MudTelnetServer],
+    ) -> None:
+        self.telnet_server = server
+        #: The connections open, in all and by address (the game and tests read it).
+        self.limiter = limiter
+        #: Makes the protocol of a new connection, or of one handed over (``adopt``).
+        self.protocol_factory = protocol_factory
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (none once closed)."""
+        return self.telnet_server.sockets or ()
+
+    @property
+    def clients(self) -> list[MudTelnetServer]:
+        """The open connections' protocols."""
+        return cast(list[MudTelnetServer], self.telnet_server.clients)
+
+    def close(self) -> None:
+        """Stop listening and close every connection."""
+        self.telnet_server.close()
+
+    async def wait_closed(self) -> None:
+        await self.telnet_server.wait_closed()
+
+    def stop_accepting(self) -> None:
+        """Stop listening; the open connections stay (telnetlib3's ``close`` would end them)."""
+        listening = self.telnet_server._server
+        if listening is not None:
+            listening.close()
+
+
+def take_unread(reader: object) -> bytes:
+    """What telnetlib3's ``reader`` received and nobody read yet, taken out of it."""
+    buffer = getattr(reader, "_buffer", None)
+    if not buffer:
+        return b""
+    unread = bytes(buffer)
+    buffer.clear()
+    return unread
+
+
+def extra_info(protocol: MudTelnetServer) -> dict[str, Any]:
+    """A connection's extra info: what ``get_extra_info`` reads and ``export_state`` hands over."""
+    return protocol._extra
+
+
 def raise_backlog(server: Any, backlog: int) -> None:
     """Listen again with a larger accept backlog (asyncio's 100 drops bursts of connects)."""
     for sock in server.sockets or ():
@@ -895,7 +952,7 @@ async def serve(
     mssp: MsspProvider | None = None,
     deliver_unchanged: Deliver | None = None,
     sock: socket.socket | None = None,
-) -> Any:
+) -> Listener:
     """Start listening; every connection becomes a ``Session`` passed to ``handle``.
 
     ``deliver`` is how sessions write (the game's durability gate), and
@@ -981,12 +1038,10 @@ async def serve(
         server._server = await loop.create_server(factory, config.host, config.port)
     else:
         server._server = await loop.create_server(factory, sock=sock)
-    server.protocol_factory = factory  # type: ignore[attr-defined]  # for adopt()
     # asyncio listens with a backlog of 100, and create_server cannot change
     # it: a burst of connects overflows it.  listen() again raises it.
     raise_backlog(server, config.backlog)
-    server.limiter = limiter  # type: ignore[attr-defined]  # for tests and the game to read
-    return server
+    return Listener(server, limiter, factory)
 
 
 def export_state(protocol: MudTelnetServer) -> dict[str, Any]:
@@ -1029,13 +1084,13 @@ def hand_off(session: Session) -> None:
         protocol.handed_off = True
 
 
-async def adopt(server: Any, sock: socket.socket, state: dict[str, Any]) -> MudTelnetServer:
+async def adopt(server: Listener, sock: socket.socket, state: dict[str, Any]) -> MudTelnetServer:
     """Serve ``sock``, a connection handed over by the previous engine process."""
     loop = asyncio.get_running_loop()
     made: list[MudTelnetServer] = []
 
     def factory() -> asyncio.Protocol:
-        protocol = cast(MudTelnetServer, server.protocol_factory())
+        protocol = server.protocol_factory()
         protocol.adopted = state
         made.append(protocol)
         return protocol
