@@ -50,9 +50,9 @@ from pathlib import Path
 from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry
-from engine.live.crashes import CrashMarkers
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
+from engine.live.crashes import CrashMarkers
 from engine.live.manager import LiveContent, ValidationError, declared_commands
 from engine.live.typeclasses import TypeclassWatch
 from engine.world import atomic

@@ -27,10 +27,10 @@ from engine.world.model import World
 from engine.world.objects import GameObject
 
 if TYPE_CHECKING:
-    from engine.live.manager import LiveContent
     from engine.guard.tasks import TaskScheduler
-    from engine.live.typeclasses import TypeclassWatch
     from engine.hot.coordinator import RestartCoordinator
+    from engine.live.manager import LiveContent
+    from engine.live.typeclasses import TypeclassWatch
     from engine.longlived import LongLived
     from engine.play import PlayLoop
     from engine.world.durability import DurableOutput

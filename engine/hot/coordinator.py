@@ -29,9 +29,9 @@ from engine.net import telnet
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.live.manager import LiveContent
     from engine.guard.tasks import TaskScheduler
     from engine.hot.link import HotLink
+    from engine.live.manager import LiveContent
     from engine.net.session import Session
     from engine.play import PlayLoop
     from engine.players import Players

@@ -28,8 +28,8 @@ from engine.net.telnet import MudTelnetServer, export_state, take_unread
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.live.manager import LiveContent
     from engine.guard.tasks import TaskScheduler
+    from engine.live.manager import LiveContent
     from engine.net.session import Session
     from engine.play import PlayLoop
     from engine.players import Players
