@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
+
+from server_helpers import worker_pids
 
 from engine.testing import MudClient, ServerProcess
 
@@ -31,20 +32,6 @@ class CmdSpinoff(Command):
 '''
 
 
-def workers(server: ServerProcess) -> list[int]:
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if _alive(int(c))]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-
-
 async def test_a_thread_that_never_ends_keeps_no_retired_worker_alive(watchdog: None) -> None:
     server = ServerProcess.with_copied_content(["--no-reload"])
     (server.content_dir / "commands" / "spin.py").write_text(SPINNER.lstrip())
@@ -59,8 +46,8 @@ async def test_a_thread_that_never_ends_keeps_no_retired_worker_alive(watchdog: 
             alice.send("restart")
             await alice.expect("The game is back, running the new code.", timeout=20)
             deadline = time.monotonic() + 10
-            while len(workers(server)) != 1:
-                assert time.monotonic() < deadline, f"retired workers left: {workers(server)}"
+            while len(worker_pids(server)) != 1:
+                assert time.monotonic() < deadline, f"retired workers left: {worker_pids(server)}"
                 await asyncio.sleep(0.05)
             await alice.command("spinoff", "Spun off.")
         alice.close()

@@ -16,9 +16,9 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from server_helpers import player, until, worker_pids
 
 from engine.testing import MudClient, ServerProcess
 
@@ -33,35 +33,6 @@ async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
     await asyncio.to_thread(process.start)
     yield process
     await asyncio.to_thread(process.cleanup)
-
-
-async def player(port: int, name: str) -> MudClient:
-    client = await MudClient.connect(port)
-    await client.create_account(name, PASSWORD)
-    return client
-
-
-def workers(server: ServerProcess) -> list[int]:
-    """The supervisor's live children (the game workers), oldest first."""
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sorted(int(c) for c in children if _alive(int(c)))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("not within the time allowed")
-        await asyncio.sleep(0.01)
 
 
 async def both_play_on(alice: MudClient, bob: MudClient) -> None:
@@ -84,7 +55,7 @@ async def two_players(server: ServerProcess) -> tuple[MudClient, MudClient]:
 
 async def test_kill_9_of_the_worker_keeps_every_player(server: ServerProcess) -> None:
     alice, bob = await two_players(server)
-    [worker] = workers(server)
+    [worker] = sorted(worker_pids(server))
     started = time.monotonic()
     os.kill(worker, signal.SIGKILL)
     await alice.expect(BACK, timeout=10)
@@ -112,11 +83,11 @@ async def test_a_connection_closed_by_the_game_ends_though_the_supervisor_keeps_
 
 async def test_the_new_worker_killed_right_after_the_handover(server: ServerProcess) -> None:
     alice, bob = await two_players(server)
-    [old] = workers(server)
+    [old] = sorted(worker_pids(server))
     alice.send("restart")
     await bob.expect(RESTARTED, timeout=15)
-    await until(lambda: old not in workers(server))
-    [new] = workers(server)
+    await until(lambda: old not in sorted(worker_pids(server)))
+    [new] = sorted(worker_pids(server))
     os.kill(new, signal.SIGKILL)
     await alice.expect(BACK, timeout=10)
     await bob.expect(BACK, timeout=10)
@@ -125,7 +96,7 @@ async def test_the_new_worker_killed_right_after_the_handover(server: ServerProc
 
 async def test_the_old_worker_killed_during_the_handover(server: ServerProcess) -> None:
     alice, bob = await two_players(server)
-    [old] = workers(server)
+    [old] = sorted(worker_pids(server))
     alice.send("restart")
     # Players read the notice once the new worker is prepared and the old one pauses.
     await bob.expect("The game is restarting", timeout=15)
@@ -136,13 +107,13 @@ async def test_the_old_worker_killed_during_the_handover(server: ServerProcess) 
 
 async def test_the_new_worker_killed_before_it_is_ready(server: ServerProcess) -> None:
     alice, bob = await two_players(server)
-    [old] = workers(server)
+    [old] = sorted(worker_pids(server))
     alice.send("restart")
-    await until(lambda: len(workers(server)) == 2, timeout=5)
-    new = max(workers(server))
+    await until(lambda: len(sorted(worker_pids(server))) == 2, timeout=5)
+    new = max(sorted(worker_pids(server)))
     os.kill(new, signal.SIGKILL)
     await alice.expect("The restart failed: the new engine was killed by SIGKILL", timeout=10)
-    assert workers(server) == [old]
+    assert sorted(worker_pids(server)) == [old]
     await both_play_on(alice, bob)
 
 

@@ -9,11 +9,11 @@ import asyncio
 import os
 import re
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from server_helpers import player, until, worker_pids
 
 from engine.testing import MudClient, ServerProcess
 
@@ -28,28 +28,6 @@ async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
     await asyncio.to_thread(process.start)
     yield process
     await asyncio.to_thread(process.cleanup)
-
-
-async def player(port: int, name: str) -> MudClient:
-    client = await MudClient.connect(port)
-    await client.create_account(name, PASSWORD)
-    return client
-
-
-def worker_pids(server: ServerProcess) -> set[int]:
-    """The supervisor's live children (the game workers)."""
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {int(c) for c in children}
-
-
-async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("not within the time allowed")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_restart_keeps_every_player_and_loses_no_line(server: ServerProcess) -> None:

@@ -10,56 +10,27 @@ again once there is room.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from server_helpers import can_mount, fill, small_disk
 
 from engine.testing import MudClient, ServerProcess
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("mount") is None, reason="mounting a tmpfs needs root"
-)
+pytestmark = pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs, unmounted at the end."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path, "4m") as mounted:
+        yield mounted
 
 
-def fill(disk: Path) -> Path:
-    """Fill ``disk`` to the last byte; the file to delete to make room again."""
-    filler = disk / "filler"
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
-
-
-async def test_a_restart_on_a_full_disk_keeps_the_game_serving(
-    small_disk: Path, watchdog: None
-) -> None:
+async def test_a_restart_on_a_full_disk_keeps_the_game_serving(disk: Path, watchdog: None) -> None:
     server = ServerProcess.with_copied_content(["--no-reload", "--log-file", ""])
-    server.extra_args += ["--db-path", str(small_disk / "mud.sqlite3")]
+    server.extra_args += ["--db-path", str(disk / "mud.sqlite3")]
     await asyncio.to_thread(server.start)
     try:
         alice = await MudClient.connect(server.port)
@@ -67,7 +38,7 @@ async def test_a_restart_on_a_full_disk_keeps_the_game_serving(
         bob = await MudClient.connect(server.port)
         await bob.create_account("Bob", "secret1")
         await alice.command("dig Den = west, east", "back here.")
-        filler = fill(small_disk)
+        filler = fill(disk)
         alice.send("restart")
         # Either the new worker serves, or (it cannot open the store) the old one goes on.
         said = await alice.expect(re.compile(r"is back|goes on as it was\."), timeout=30)

@@ -8,14 +8,10 @@ real game whose commits fail (injected, then on a real full filesystem).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
 import sqlite3
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +19,7 @@ import pytest
 from game_helpers import named, players, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from server_helpers import can_mount, fill, small_disk
 
 from engine.app import Game
 from engine.guard.guard import ContentGuard
@@ -416,36 +413,7 @@ async def test_while_saving_fails_changes_are_refused_and_everything_else_flows(
     await alice.command("dig Vault", "Dug room Vault")
 
 
-def _can_mount() -> bool:
-    return os.geteuid() == 0 and shutil.which("mount") is not None
-
-
-@contextlib.contextmanager
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs, unmounted at the end; the test is skipped where none can be mounted."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
-
-
-def fill(disk: Path) -> Path:
-    """Fill ``disk`` to the last byte; returns the file that fills it."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError):
-        while True:
-            handle.write(b"\0" * 4096)
-    return filler
-
-
-@pytest.mark.skipif(not _can_mount(), reason="mounting a tmpfs needs root")
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
 async def test_a_real_full_disk_refuses_changes_loses_nothing_and_recovers(
     make_game: MakeGame, tmp_path: Path
 ) -> None:
@@ -485,7 +453,7 @@ async def test_a_real_full_disk_refuses_changes_loses_nothing_and_recovers(
         await game.close()
 
 
-@pytest.mark.skipif(not _can_mount(), reason="mounting a tmpfs needs root")
+@pytest.mark.skipif(not can_mount(), reason="mounting a tmpfs needs root")
 async def test_a_dig_that_meets_a_full_disk_is_undone_and_refused_and_nobody_waits(
     make_game: MakeGame, tmp_path: Path
 ) -> None:
