@@ -43,6 +43,7 @@ from engine.play import PlayLoop
 from engine.players import Players
 from engine.startup import DatabaseLock, StartupError, check_port
 from engine.stopping import StopSignals
+from engine.web import server as web
 from engine.world.durability import DurableOutput, SaveState
 from engine.world.model import World
 from engine.world.store import Store, UnusableDatabase
@@ -156,6 +157,7 @@ class Game:
         )
         services.tasks = self.tasks
         self.server: Any = None
+        self.web: web.WebServer | None = None
         self._previous_factory: Any = None
         self._closed = False
 
@@ -249,6 +251,9 @@ class Game:
             self.server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
+        if self.web is not None:
+            self.web.close()
+            await self.web.wait_closed()
         if self.store.is_open and not handed_over:
             self.world.commit_now()
             self.store.close()
@@ -298,6 +303,7 @@ class Game:
             self.durable.unless_troubled,
             sock=self.hot.listener.dup() if self.hot is not None else None,
         )
+        self.web = await web.start(self.config, self.server)
 
     def _stop_accepting(self) -> None:
         """No new connections here (a handover is under way); the open ones stay.
@@ -307,6 +313,8 @@ class Game:
         """
         if self.server is not None:
             self.server.stop_accepting()
+        if self.web is not None:
+            self.web.stop_accepting()
 
     @property
     def port(self) -> int:

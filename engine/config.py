@@ -40,6 +40,7 @@ GROUPS: dict[str, str] = {
     "login": "Logging in and creating accounts",
     "restart": "Stopping and hot restarts",
     "memory": "Garbage collection",
+    "web": "The web client, reverse proxies and encrypted play",
 }
 
 
@@ -187,6 +188,41 @@ class Config:
     )
     gc_max_interval: float = setting(
         3600.0, "memory", "Seconds between collections of everything without reloads."
+    )
+    web: bool = setting(True, "web", "Serve the web client: its page and a websocket at /ws.")
+    web_port: int = setting(
+        4001,
+        "web",
+        "Port of the web client (0: any free port; so is 4001 while port is 0).",
+        high=65535,
+    )
+    web_origins: str = setting(
+        "",
+        "web",
+        "Other sites whose pages may open the websocket, space-separated (https://a.example).",
+    )
+    web_max_frame: int = setting(
+        65536,
+        "web",
+        "Largest websocket message a client may send, in bytes; a bigger one closes it (1009).",
+        low=256,
+    )
+    trusted_proxies: str = setting(
+        "",
+        "web",
+        "Reverse proxies (addresses, networks; space-separated) whose X-Forwarded-For counts.",
+    )
+    proxy_port: int = setting(
+        0,
+        "web",
+        "A telnet port whose connections start with a PROXY protocol header (0: none).",
+        high=65535,
+    )
+    tls_port: int = setting(
+        0,
+        "web",
+        "The port players reach telnet over TLS (at a proxy), told to clients by MSSP (0: none).",
+        high=65535,
     )
     #: The game folder served (the one holding hotmud.toml), or None for a server
     #: started with explicit --content-dir and --db-path (the engine's own tests).

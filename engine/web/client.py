@@ -1,0 +1,215 @@
+"""A websocket player for tests and benchmarks: ``WebClient``, like ``engine.testing.MudClient``.
+
+It speaks one of the MUD Standards subprotocols (``engine.web.subprotocols``)
+to the game's web port: lines go out as BINARY frames, text comes back from
+BINARY frames and GMCP from TEXT frames (``gmcp``).  ``expect`` waits for a
+text with a deadline and fails with what did arrive, as ``MudClient`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from typing import Any, Self
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from engine.web.subprotocols import GMCP_PROTOCOL, TELNET
+
+#: The password ``login_new`` and ``login`` use unless told otherwise.
+PASSWORD = "secret1"
+
+
+class ExpectTimeout(AssertionError):
+    """What was waited for did not come in time (or the connection closed first)."""
+
+
+class WebClient:
+    """One websocket connection to the game, read with deadlines."""
+
+    timeout: float = 5.0
+
+    def __init__(self, ws: ClientConnection, timeout: float | None = None) -> None:
+        self.ws = ws
+        self.buffer = ""
+        #: Everything received as text, for assertions about what never came.
+        self.transcript = ""
+        #: GMCP messages received (``gmcp.mudstandards.org``): (package, data), oldest first.
+        self.gmcp: list[tuple[str, Any]] = []
+        #: Raw bytes received (``telnet.mudstandards.org`` keeps the telnet in them).
+        self.raw = bytearray()
+        self.closed = False
+        self._sending: set[asyncio.Future[None]] = set()
+        if timeout is not None:
+            self.timeout = timeout
+
+    @classmethod
+    async def connect(
+        cls,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        subprotocol: str | None = GMCP_PROTOCOL,
+        origin: str | None = None,
+        headers: dict[str, str] | None = None,
+        compression: str | None = "deflate",
+        timeout: float | None = None,
+    ) -> Self:
+        """Open ``ws://host:port/ws`` asking for ``subprotocol`` (None: name none)."""
+        ws = await asyncio.wait_for(
+            connect(
+                f"ws://{host}:{port}/ws",
+                subprotocols=[Subprotocol(subprotocol)] if subprotocol else None,
+                origin=origin,  # type: ignore[arg-type]  # websockets' Origin is a str NewType
+                additional_headers=headers,
+                compression=compression,
+                max_size=None,
+                ping_interval=None,
+            ),
+            timeout if timeout is not None else cls.timeout,
+        )
+        return cls(ws, timeout)
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.ws.subprotocol
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, line: str) -> None:
+        """One line, in a frame of its own (with CR LF for the telnet subprotocol)."""
+        data = (line + "\r\n" if self.ws.subprotocol == TELNET else line).encode()
+        self._spawn(data)
+
+    def send_gmcp(self, package: str, data: Any = None) -> None:
+        message = package if data is None else f"{package} {json.dumps(data)}"
+        self._spawn(message)
+
+    def _spawn(self, data: bytes | str) -> None:
+        """Send in a task of its own (frames go out in the order sent): ``send`` never waits."""
+        task = asyncio.ensure_future(self._send(data))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, data: bytes | str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(data)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def _fill(self) -> bool:
+        try:
+            message = await self.ws.recv()
+        except ConnectionClosed:
+            self.closed = True
+            return False
+        if isinstance(message, str):
+            package, _, text = message.partition(" ")
+            self.gmcp.append((package, json.loads(text) if text.strip() else None))
+            return True
+        self.raw += message
+        text = message.decode("utf-8", "replace")
+        self.buffer += text
+        self.transcript += text
+        return True
+
+    async def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> str:
+        """Read until ``pattern`` (a text or a regex) arrives; everything up to and including it."""
+        timeout = self.timeout if timeout is None else timeout
+        regex = pattern if isinstance(pattern, re.Pattern) else None
+        text = pattern if isinstance(pattern, str) else pattern.pattern
+
+        def end() -> int:
+            if regex is None:
+                at = self.buffer.find(text)
+                return -1 if at < 0 else at + len(text)
+            match = regex.search(self.buffer)
+            return -1 if match is None else match.end()
+
+        async def wait() -> str:
+            while (at := end()) < 0:
+                if self.closed or not await self._fill():
+                    raise ExpectTimeout(
+                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
+                    )
+            seen, self.buffer = self.buffer[:at], self.buffer[at:]
+            return seen
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            got = self.buffer[-2000:]
+            raise ExpectTimeout(f"no {text!r} within {timeout} s; got {got!r}") from None
+
+    async def expect_gmcp(self, package: str, timeout: float | None = None) -> Any:
+        """Wait for the GMCP message ``package`` (the oldest not yet taken); its data."""
+        timeout = self.timeout if timeout is None else timeout
+
+        async def wait() -> Any:
+            while True:
+                for index, (name, data) in enumerate(self.gmcp):
+                    if name == package:
+                        del self.gmcp[index]
+                        return data
+                if self.closed or not await self._fill():
+                    raise ExpectTimeout(f"connection closed before GMCP {package}")
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            seen = [name for name, _ in self.gmcp]
+            raise ExpectTimeout(f"no GMCP {package} within {timeout} s; got {seen}") from None
+
+    async def command(
+        self, line: str, pattern: str | re.Pattern[str], timeout: float | None = None
+    ) -> str:
+        self.send(line)
+        return await self.expect(pattern, timeout)
+
+    async def expect_closed(self, timeout: float | None = None) -> int | None:
+        """Read until the server closes the websocket; its close code."""
+        timeout = self.timeout if timeout is None else timeout
+
+        async def drain() -> None:
+            while not self.closed and await self._fill():
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+        return self.ws.close_code
+
+    # -- the login dialogue -------------------------------------------------------------
+
+    async def login_new(self, name: str, password: str = PASSWORD) -> str:
+        """Create the character ``name``; what came up to the first prompt in the game."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Create a new character? (yes/no) ")
+        self.send("yes")
+        await self.expect("Choose a password")
+        self.send(password)
+        await self.expect("Type it again: ")
+        self.send(password)
+        return await self.expect_look()
+
+    async def login(self, name: str, password: str = PASSWORD) -> str:
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Password: ")
+        self.send(password)
+        return await self.expect_look()
+
+    async def expect_look(self, timeout: float | None = None) -> str:
+        text = await self.expect("Exits:", timeout)
+        return text + await self.expect("\r\n> ", timeout)
+
+    async def close(self) -> None:
+        await self.ws.close()
