@@ -37,12 +37,15 @@ from engine.web.subprotocols import (
     PAGE_TTYPES,
     TELNET,
     TERMINAL_TTYPES,
+    WINDOW_PACKAGE,
     ClientSide,
     gmcp_to_telnet,
     lines_to_telnet,
 )
 
 log = logging.getLogger(__name__)
+
+WINDOW = WINDOW_PACKAGE.encode() + b" "
 
 #: GMCP messages a page may send before the game has agreed to GMCP; they wait for it.
 GMCP_WAITING = 16
@@ -278,7 +281,11 @@ class WebTransport(asyncio.Transport):
         if self.client is None:
             protocol.data_received(data)
         elif text and self.client.gmcp:
-            if self._gmcp_agreed():
+            if data.startswith(WINDOW):
+                naws = self.client.resize(data)
+                if naws:
+                    protocol.data_received(naws)
+            elif self._gmcp_agreed():
                 protocol.data_received(gmcp_to_telnet(data))
             elif len(self._gmcp_waiting) < GMCP_WAITING:
                 self._gmcp_waiting.append(data)

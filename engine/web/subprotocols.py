@@ -20,6 +20,7 @@ moves the bytes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from telnetlib3.telopt import (
@@ -57,6 +58,11 @@ PASSWORD_PACKAGE = "Client.Password"
 def password_message(hidden: bool) -> bytes:
     """The GMCP message telling a page to hide (or show again) what is typed."""
     return f'{PASSWORD_PACKAGE} {{"hidden": {"true" if hidden else "false"}}}'.encode()
+
+
+#: The GMCP message a page sends with its window's size, ``{"cols": 60, "rows": 30}``: taken
+#: by ``ClientSide``, which tells the game as NAWS would (text is wrapped to fit).
+WINDOW_PACKAGE = "Client.Window"
 
 
 #: Longest subnegotiation from the game kept whole (a GMCP message); longer ones are dropped.
@@ -255,6 +261,17 @@ class ClientSide:
             return b""
         self.client_does.discard(option)
         return IAC + WONT + option
+
+    def resize(self, message: bytes) -> bytes:
+        """A page's ``Client.Window`` message: the NAWS report for the game, if it asked for one."""
+        try:
+            size = json.loads(message.partition(b" ")[2] or b"null")
+            width, height = int(size["cols"]), int(size.get("rows") or self.height)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return b""
+        self.width = max(1, min(width, 0xFFFF))
+        self.height = max(1, min(height, 0xFFFF))
+        return self.naws() if NAWS in self.client_does else b""
 
     def naws(self) -> bytes:
         """The window size, as the NAWS subnegotiation reports it (RFC 1073)."""

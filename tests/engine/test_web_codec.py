@@ -100,6 +100,16 @@ def test_a_terminal_client_gets_no_gmcp_and_commands_split_between_writes_are_wh
     assert client.from_game(ECHO + b"cd") == ([(False, b"cd")], IAC + DO + ECHO)
 
 
+def test_a_page_reports_its_window_size_as_naws() -> None:
+    client = ClientSide(gmcp=True)
+    assert client.resize(b'Client.Window {"cols": 42, "rows": 30}') == b""  # NAWS not asked yet
+    _, answers = client.from_game(IAC + DO + NAWS)
+    assert answers == IAC + WILL + NAWS + IAC + SB + NAWS + b"\x00\x2a\x00\x1e" + IAC + SE
+    resized = client.resize(b'Client.Window {"cols": 255}')
+    assert resized == IAC + SB + NAWS + b"\x00" + IAC + IAC + b"\x00\x1e" + IAC + SE
+    assert client.resize(b"Client.Window nonsense") == b""
+
+
 def test_the_client_side_takes_up_a_restored_state() -> None:
     client = ClientSide(gmcp=True)
     client.restore({GMCP, ECHO, MSSP}, {NAWS, CHARSET})

@@ -4,7 +4,9 @@
 // frame sent holds one line. TEXT frames carry GMCP, "Package.Name json",
 // both ways: Room.Info gives the room's name and exits, Char.Name who is
 // playing, and Client.Password {"hidden": true|false} says when the game
-// asks for a password (the input line becomes a password field).
+// asks for a password (the input line becomes a password field). The page
+// sends Core.Hello, Core.Supports.Set and Client.Window {"cols", "rows"}, its
+// size in characters, which the game takes as a telnet client's NAWS.
 "use strict";
 
 (() => {
@@ -250,6 +252,34 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(`${name} ${JSON.stringify(data)}`);
   }
 
+  // The window's size in characters, for the game to wrap its text to (as NAWS would).
+  let sentCols = 0;
+  let resizeTimer = null;
+
+  function sendWindow() {
+    const probe = document.createElement("span");
+    probe.textContent = "0".repeat(20);
+    probe.style.visibility = "hidden";
+    probe.style.position = "absolute";
+    output.appendChild(probe);
+    const charWidth = probe.getBoundingClientRect().width / 20 || 8;
+    const lineHeight = probe.getBoundingClientRect().height || 16;
+    probe.remove();
+    const box = getComputedStyle(output);
+    const inner = output.clientWidth - parseFloat(box.paddingLeft) - parseFloat(box.paddingRight);
+    const cols = Math.max(20, Math.min(250, Math.floor(inner / charWidth) - 1));
+    const rows = Math.max(5, Math.floor(output.clientHeight / lineHeight));
+    if (cols !== sentCols && socket && socket.readyState === WebSocket.OPEN) {
+      sentCols = cols;
+      sendGmcp("Client.Window", { cols, rows });
+    }
+  }
+
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(sendWindow, 200);
+  });
+
   // -- input ---------------------------------------------------------------------------
 
   function setHidden(on) {
@@ -317,9 +347,11 @@
     socket = ws;
     ws.addEventListener("open", () => {
       retryDelay = RETRY_FIRST;
+      sentCols = 0;
       setStatus(playing ? `Connected again; log in to play ${playing}.` : "Connected.");
       sendGmcp("Core.Hello", { client: "HotMUD web", version: "1" });
       sendGmcp("Core.Supports.Set", ["Char 1", "Room 1"]);
+      sendWindow();
       input.focus();
     });
     ws.addEventListener("message", (event) => {
