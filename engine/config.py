@@ -92,6 +92,17 @@ class Config:
         "reload",
         "Objects one command (or timer, hook) may create, change or destroy (0: no cap).",
     )
+    tests_dir: str = setting(
+        "tests",
+        "reload",
+        'The game\'s tests: a save goes live only once they pass ("": saves are not tested).',
+    )
+    test_timeout: float = setting(
+        20.0,
+        "reload",
+        "Seconds the tests of a save may take; then they are stopped and it is refused.",
+        low=0.1,
+    )
     log_level: str = setting("INFO", "logs", "DEBUG, INFO, WARNING or ERROR.")
     log_file: str = setting(
         "var/log/hotmud.log", "logs", 'The log file, beside the terminal ("": none).'
@@ -241,6 +252,23 @@ class Config:
         base = self.game_dir if self.game_dir is not None else self.db_path.parent
         return base / path
 
+    @property
+    def tests_path(self) -> Path | None:
+        """The game's tests folder, whose tests every save must pass; None: saves are not tested.
+
+        A relative ``tests_dir`` is inside the game folder.  A server without a
+        game folder (explicit content and database paths) tests saves only when
+        told where the tests are (``MUD_TESTS_DIR``, ``--tests-dir``), which
+        ``from_sources`` makes absolute.  Saves are tested only while the folder
+        exists.
+        """
+        if not self.tests_dir:
+            return None
+        path = Path(self.tests_dir)
+        if path.is_absolute():
+            return path
+        return self.game_dir / path if self.game_dir is not None else None
+
     # -- sources ----------------------------------------------------------------------
 
     @classmethod
@@ -274,9 +302,10 @@ class Config:
         for name, value in vars(args).items():
             if value is not None and name != "game":
                 setattr(config, name, value)
-        explicit = {"content_dir", "db_path"} <= {
-            name for name, value in vars(args).items() if value is not None
-        } | {f.name for f in settings() if f"MUD_{f.name.upper()}" in environ}
+        given = {name for name, value in vars(args).items() if value is not None} | {
+            f.name for f in settings() if f"MUD_{f.name.upper()}" in environ
+        }
+        explicit = {"content_dir", "db_path"} <= given
         if game_dir is None and not explicit:
             here = cwd or Path.cwd()
             raise ConfigError(
@@ -288,6 +317,9 @@ class Config:
                 f'The log level must be one of {", ".join(LEVELS)}, not "{config.log_level}".'
             )
         config._resolve_paths()
+        if game_dir is None and "tests_dir" in given and config.tests_dir:
+            # Like the content and database paths there: from where the server starts.
+            config.tests_dir = str((cwd or Path.cwd()) / config.tests_dir)
         return config
 
     def _resolve_paths(self) -> None:
@@ -560,7 +592,13 @@ def parser(prog: str = "hotmud run") -> argparse.ArgumentParser:
     return made
 
 
-_METAVARS = {"host": "ADDRESS", "log_level": "LEVEL", "server_name": "NAME", "log_file": "PATH"}
+_METAVARS = {
+    "host": "ADDRESS",
+    "log_level": "LEVEL",
+    "server_name": "NAME",
+    "log_file": "PATH",
+    "tests_dir": "PATH",
+}
 
 
 def _metavar(f: Field[Any]) -> str:
