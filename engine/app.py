@@ -33,6 +33,7 @@ from engine.hot.link import HotLink
 from engine.live.crashes import CrashMarkers, trial_load
 from engine.live.lifecycle import Lifecycle
 from engine.live.manager import LiveContent
+from engine.live.testgate import TestGate
 from engine.live.typeclasses import TypeclassWatch
 from engine.live.versions import ReloadTimes
 from engine.longlived import LongLived
@@ -101,6 +102,7 @@ class Game:
             lifecycle=Lifecycle(services, self.tasks, self.guard),
             on_commit=self._content_committed,
             times=self.reloads,
+            tests=TestGate.for_config(config),
         )
         self.world.resolver = self.content.resolve_class
         self.typeclasses = TypeclassWatch(

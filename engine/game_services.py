@@ -110,8 +110,8 @@ class Services:
 
     # -- content ----------------------------------------------------------------------
 
-    async def reload(self, names: list[str] | None = None) -> None:
-        await self.content.reload(names)
+    async def reload(self, names: list[str] | None = None, force: bool = False) -> None:
+        await self.content.reload(names, force=force)
 
     def commands(self) -> list[Command]:
         return self.registry.commands()

@@ -158,8 +158,13 @@ class GameServices(Protocol):
         """Give the account ``name`` a role; its session learns it at once."""
         ...
 
-    async def reload(self, names: list[str] | None = None) -> None:
-        """Reload content modules now (every module when None); builders hear the outcome."""
+    async def reload(self, names: list[str] | None = None, force: bool = False) -> None:
+        """Reload content modules now (every module when None); builders hear the outcome.
+
+        Where the game has tests, the reload goes live once they pass, as a
+        save does; ``force`` puts it live at once without them, with every
+        save they hold back (``reload/force``, an admin's).
+        """
         ...
 
     def restart(self, message: str = "", requester: Connection | None = None) -> str:

@@ -463,7 +463,7 @@ class CommandTestGame:
     async def set_role(self, name: str, role: Role) -> bool:
         self._needs_a_server("set_role")
 
-    async def reload(self, names: list[str] | None = None) -> None:
+    async def reload(self, names: list[str] | None = None, force: bool = False) -> None:
         self._needs_a_server("reload")
 
     def shutdown(self, message: str = "") -> None:

@@ -18,8 +18,12 @@ class CmdReload(Command):
     """Reload content modules now, without waiting for a save.
 
     Usage: reload [module]
+           reload/force [module]   (admins: without the game's tests)
     With no module every content module is rebuilt. A module is named by its
     dotted path with or without 'content.': reload commands.general
+    Where the game has tests, a reload goes live once they pass, as a save
+    does; reload/force puts it live at once without them, together with
+    every save they hold back.
     """
 
     key = "reload"
@@ -27,14 +31,21 @@ class CmdReload(Command):
     category = "Building"
 
     async def run(self, ctx: Context) -> None:
+        force = "force" in ctx.switches
+        if force and ctx.role < Role.ADMIN:
+            ctx.msg("Only an admin may reload/force: it puts content live without its tests.")
+            return
         names = None
         if ctx.args:
             name = ctx.args.strip()
             names = [name if name.startswith("content") else f"content.{name}"]
         # The outcome reaches every builder, the caller included, as one line.
-        await ctx.game.reload(names)
+        await ctx.game.reload(names, force=force)
         shown = ctx.args.strip().removeprefix("content.") or "every module"
-        audit(ctx.session.name, "reloaded content by hand", detail=shown)
+        if force:
+            audit(ctx.session.name, "forced content live without its tests", detail=shown)
+        else:
+            audit(ctx.session.name, "reloaded content by hand", detail=shown)
 
 
 class CmdShutdown(Command):

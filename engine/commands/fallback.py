@@ -103,6 +103,7 @@ class FallbackReload(Command):
     """Reload content modules now, without waiting for a save.
 
     Usage: reload [module]
+           reload/force [module]   (admins: without the game's tests)
     """
 
     key = "reload"
@@ -110,11 +111,18 @@ class FallbackReload(Command):
     category = "Building"
 
     async def run(self, ctx: Context) -> None:
+        force = "force" in ctx.switches
+        if force and ctx.role < Role.ADMIN:
+            ctx.msg("Only an admin may reload/force: it puts content live without its tests.")
+            return
         name = ctx.args.strip()
         names = [name if name.startswith("content") else f"content.{name}"] if name else None
-        await ctx.game.reload(names)
+        await ctx.game.reload(names, force=force)
         shown = name.removeprefix("content.") if name else "every module"
-        audit(ctx.session.name, "reloaded content by hand", detail=shown)
+        if force:
+            audit(ctx.session.name, "forced content live without its tests", detail=shown)
+        else:
+            audit(ctx.session.name, "reloaded content by hand", detail=shown)
 
 
 class FallbackErrors(Command):

@@ -88,11 +88,18 @@ class ContentErrors:
         self._errors: OrderedDict[tuple[str, str], ContentError] = OrderedDict()
 
     def record(
-        self, where: str, message: str, context: str = "", told: str | None = None
+        self,
+        where: str,
+        message: str,
+        context: str = "",
+        told: str | None = None,
+        *,
+        quiet: bool = False,
     ) -> ContentError:
         """Count one occurrence; tell builders unless this error was told less than a minute ago.
 
-        ``told`` is the line builders get, when it is not ``where: message context``.
+        ``told`` is the line builders get, when it is not ``where: message context``;
+        ``quiet`` records it for ``errors`` only, when the caller tells builders itself.
         """
         now = self.clock()
         key = (where, message)
@@ -106,7 +113,10 @@ class ContentErrors:
         self._errors[key] = error
         while len(self._errors) > self.keep:
             self._errors.popitem(last=False)
-        if now - error.last_told >= self.interval or error.last_told == 0.0:
+        if quiet:
+            error.unreported = 0
+            error.last_told = now
+        elif now - error.last_told >= self.interval or error.last_told == 0.0:
             repeats = error.unreported - 1
             line = told if told is not None else error.line()
             if repeats > 0:

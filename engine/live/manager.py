@@ -14,7 +14,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -22,16 +22,17 @@ from types import ModuleType
 from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry, RegistryDiff, RegistryError
-from engine.live.crashes import CrashMarkers
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
-from engine.live.lifecycle import Lifecycle
-from engine.live.versions import ReloadTimes
 from engine.guard.watchdog import WATCHDOG, ContentInterrupted
+from engine.live.crashes import CrashMarkers
+from engine.live.lifecycle import Lifecycle
+from engine.live.testgate import TestGate, TestOutcome
+from engine.live.versions import ReloadTimes
 from engine.world import atomic
 from reloader import exocet
 from reloader.live import Batch, BatchError, LiveTree, LoadFailure
-from reloader.watcher import watch_sources
+from reloader.watcher import SourceChanges, watch_sources
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class ReloadReport:
     #: Lifecycle hooks that raised; the reload itself stands.
     warnings: list[str] = field(default_factory=list)
     millis: float = 0.0
+    #: What the game's tests said before it went live (``12 tests passed in 0.3 s``).
+    tested: str = ""
+    #: Put live by ``reload/force`` without the game's tests.
+    forced: bool = False
 
     @property
     def ok(self) -> bool:
@@ -77,7 +82,10 @@ class ReloadReport:
         line = f"Reloaded {names}"
         if self.removed:
             line += f", removed {', '.join(short_name(m) for m in self.removed)}"
-        line = f"{line}: {self.diff.describe()} ({self.millis:.0f} ms)."
+        took = self.tested or f"{self.millis:.0f} ms"
+        line = f"{line}: {self.diff.describe()} ({took})."
+        if self.forced:
+            line += " Applied without the tests (reload/force)."
         if self.warnings:
             line += " Warning: " + "; ".join(self.warnings)
         return line
@@ -139,6 +147,7 @@ class LiveContent:
         lifecycle: Lifecycle | None = None,
         on_commit: Callable[[list[str]], list[str]] | None = None,
         times: ReloadTimes | None = None,
+        tests: TestGate | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.guard = guard if guard is not None else ContentGuard(self.directory, budget=0)
@@ -167,6 +176,14 @@ class LiveContent:
         #: removal is retried with every save until it goes.
         self._pending_removed: set[str] = set()
         self._lock = asyncio.Lock()
+        #: The game's tests, which every save must pass before it goes live (None: no tests).
+        self.tests = tests
+        #: Saved modules (changed, removed) waiting for the tests to pass: the live game
+        #: runs their old versions meanwhile.  A refused save stays here, and the next
+        #: save (of content or of a test) tests them all again.
+        self._held: tuple[set[str], set[str]] = (set(), set())
+        #: The run of the tests for what is held, then its apply; a newer save replaces it.
+        self._testing: asyncio.Task[None] | None = None
 
     def module(self, name: str) -> ModuleType | None:
         """The live module ``name`` (``content.`` may be left out)."""
@@ -212,14 +229,18 @@ class LiveContent:
 
     # -- applying batches -----------------------------------------------------
 
-    def apply(self, changed: Iterable[str], removed: Iterable[str] = ()) -> ReloadReport:
+    def apply(
+        self, changed: Iterable[str], removed: Iterable[str] = (), *, commit: bool = True
+    ) -> ReloadReport:
         """Rebuild ``changed`` (and dependents), drop ``removed``; all or nothing.
 
         Everything that can fail (loading, declaring, name clashes) happens
         before anything is swapped.  Then, in one synchronous step: the old
         versions' ``teardown`` hooks run and their tasks are cancelled, the
         registry and the live tree swap, objects move onto the new classes,
-        and the new versions' ``setup`` hooks run.
+        and the new versions' ``setup`` hooks run.  With ``commit`` false it
+        stops before that step: a trial that says whether the batch loads
+        (what its module bodies changed in the world is undone).
         """
         started = time.perf_counter()
         removed = set(removed)
@@ -246,6 +267,12 @@ class LiveContent:
             txn.rollback()
             raise
         else:
+            if not commit:
+                txn.rollback()
+                report.modules = batch.names
+                report.removed = sorted(batch.removed)
+                report.millis = (time.perf_counter() - started) * 1000
+                return report
             txn.commit()
             for name in (*batch.modules, *batch.removed):
                 self.broken.pop(name, None)
@@ -345,7 +372,9 @@ class LiveContent:
             return None
         return f"{os.path.relpath(path, self.directory.parent)}:{index + 1}"
 
-    def apply_saves(self, changed: set[str], removed: set[str]) -> ReloadReport:
+    def apply_saves(
+        self, changed: set[str], removed: set[str], *, commit: bool = True
+    ) -> ReloadReport:
         """Apply saved files, retrying earlier saves that failed.
 
         A multi-file edit can arrive as two groups of events, the first of
@@ -353,7 +382,9 @@ class LiveContent:
         of failed batches are therefore kept pending and tried again together
         with the next save; if that combination fails, the new save is tried
         alone, so one broken file never blocks unrelated good saves.  Deleted
-        modules whose removal failed are kept pending the same way.
+        modules whose removal failed are kept pending the same way.  With
+        ``commit`` false nothing goes live (``apply``'s trial), but a failure
+        is kept pending as any failure is.
         """
         pending = self._pending - removed
         gone = self._pending_removed - changed
@@ -364,15 +395,17 @@ class LiveContent:
         self._pending = pending
         self._pending_removed = gone
         if pending - changed or gone - removed:
-            report = self.apply(changed | pending, removed | gone)
+            report = self.apply(changed | pending, removed | gone, commit=commit)
             if report.ok:
-                self._pending = set()
-                self._pending_removed = set()
+                if commit:
+                    self._pending = set()
+                    self._pending_removed = set()
                 return report
-        report = self.apply(changed, removed)
+        report = self.apply(changed, removed, commit=commit)
         if report.ok:
-            self._pending -= changed
-            self._pending_removed -= removed
+            if commit:
+                self._pending -= changed
+                self._pending_removed -= removed
         else:
             self._pending |= changed
             self._pending_removed |= removed
@@ -445,16 +478,35 @@ class LiveContent:
             txn.rollback()
         return True
 
-    async def reload(self, names: Iterable[str] | None = None) -> ReloadReport:
-        """A manual reload of ``names`` (every module when None)."""
+    async def reload(
+        self, names: Iterable[str] | None = None, *, force: bool = False
+    ) -> ReloadReport:
+        """A manual reload of ``names`` (every module when None).
+
+        Where the game has tests it goes live once they pass, as a save does.
+        ``force`` (``reload/force``) puts it live at once without them,
+        together with every save they hold back.
+        """
+        present = self.tree.discover()
+        wanted = present if names is None else set(names)
+        unknown = wanted - present - set(self.tree.live)
+        if unknown:
+            report = ReloadReport(failures=[f"no content module {n}" for n in sorted(unknown)])
+            self._announce(report)
+            return report
+        gated = self.tests is not None and self.tests.active
+        if gated and not force:
+            self._hold(wanted & present, wanted - present)
+            return await self._settled()
+        await self._stop_testing()
         async with self._lock:
-            present = self.tree.discover()
-            wanted = present if names is None else set(names)
-            unknown = wanted - present - set(self.tree.live)
-            if unknown:
-                report = ReloadReport(failures=[f"no content module {n}" for n in sorted(unknown)])
-            else:
-                report = self.apply(wanted & present, wanted - present)
+            held_changed, held_removed = self._held
+            changed = (wanted | held_changed) & present
+            removed = (wanted - present) | (held_removed - present)
+            report = self.apply(changed, removed)
+            if report.ok:
+                self._held = (set(), set())
+            report.forced = gated
         self._announce(report)
         return report
 
@@ -466,27 +518,233 @@ class LiveContent:
             log.warning("%s", line)
         self.notify(line)
 
+    # -- the tests guard the saves ------------------------------------------------------
+
+    def _hold(self, changed: set[str], removed: set[str]) -> None:
+        """Hold saved modules back until the tests pass, and test (again) now."""
+        held_changed, held_removed = self._held
+        held_changed -= removed
+        held_removed -= changed
+        held_changed |= changed
+        held_removed |= removed
+        self._test_again()
+
+    def _test_again(self) -> None:
+        """Start a run of the tests for what is held, stopping the one under way."""
+        if self._testing is not None:
+            self._testing.cancel()
+        self._testing = asyncio.get_running_loop().create_task(
+            self._test_then_apply(), name="testing saved content"
+        )
+
+    async def _stop_testing(self) -> None:
+        testing, self._testing = self._testing, None
+        if testing is not None and not testing.done():
+            testing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await testing
+
+    async def _settled(self) -> ReloadReport:
+        """The last report, once no run of the tests is under way (a save may start another)."""
+        while self._testing is not None and not self._testing.done():
+            await asyncio.wait({self._testing})
+        return self.last_report if self.last_report is not None else ReloadReport()
+
+    async def _test_then_apply(self) -> None:
+        try:
+            await self._gate_held()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("testing saved content crashed")
+            self.notify("Reload crashed inside the engine; see the server log.")
+
+    async def _gate_held(self) -> None:
+        """What is held goes live if it loads and the tests pass; otherwise builders hear why.
+
+        A save that does not load is refused as it always was (its file and
+        line), without a run.  The files are compared before the run and
+        just before the swap: what goes live is exactly what was tested.
+        """
+        gate = self.tests
+        assert gate is not None
+        present = self.tree.discover()
+        changed, removed = self._held[0] & present, self._held[1] - present
+        if not changed and not removed:
+            self._held = (set(), set())
+            return
+        before = self._files()
+        async with self._lock:
+            trial = self.apply_saves(changed, removed, commit=False)
+        if not trial.ok:
+            # Kept pending by apply_saves, tried again with the next save, as ever.
+            self._held = (set(), set())
+            self._announce(trial)
+            return
+        outcome = await gate.run()
+        if not outcome.ok:
+            self._refuse(outcome, gate)
+            return
+        async with self._lock:
+            if self._files() != before:
+                # Saved again while the tests ran: that state is tested next.
+                asyncio.get_running_loop().call_soon(self._test_again)
+                return
+            report = self.apply_saves(changed, removed)
+            held_changed, held_removed = self._held
+            held_changed -= changed
+            held_removed -= removed
+        report.tested = outcome.summary()
+        self._announce(report)
+
+    def _refuse(self, outcome: TestOutcome, gate: TestGate) -> None:
+        """Nothing changes in the game; builders read which test failed and why."""
+        line = outcome.refusal()
+        log.warning("%s (the whole report: %s)", line, gate.output)
+        self.notify(line)
+        for where, what in outcome.errors():
+            self.guard.errors.record(where, what, " (a save held back)", quiet=True)
+
+    def _files(self) -> dict[str, tuple[int, int]]:
+        """Every source file of content and of the tests, with its size and time of change."""
+        found: dict[str, tuple[int, int]] = {}
+        folders = [self.directory]
+        if self.tests is not None:
+            folders.append(self.tests.tests_dir)
+        for folder in folders:
+            for root, dirs, files in os.walk(folder):
+                dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+                for name in files:
+                    if name.endswith(".py"):
+                        path = os.path.join(root, name)
+                        with contextlib.suppress(OSError):
+                            stat = os.stat(path)
+                            found[path] = (stat.st_mtime_ns, stat.st_size)
+        return found
+
     # -- watching ---------------------------------------------------------------
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Apply every save under the content directory until ``stop`` is set."""
+        """Apply every save under the content directory until ``stop`` is set.
+
+        Where the game has tests, each save goes live only once they pass
+        (``_gate_held``), and a save of a test tests what is held back again.
+        """
         log.info("watching %s for changes", self.directory)
-        async for changes in watch_sources(self.directory, step_ms=self.step_ms, stop_event=stop):
-            changed = {n for p in changes.changed if (n := self.tree.module_name(p))}
-            removed: set[str] = set()
-            for path in changes.removed:
-                name = self.tree.module_name(path)
-                if name is not None:
-                    removed |= {name} if path.endswith(".py") else self.tree.under(name)
-            removed &= set(self.tree.live)
-            if not changed and not removed:
+        gate = self.tests
+        warming = None
+        if gate is not None and gate.active:
+            log.info("saves go live once the tests in %s pass", gate.tests_dir)
+            warming = asyncio.ensure_future(gate.start())
+        try:
+            async with contextlib.aclosing(self._saves(stop)) as saves:
+                async for kind, changes in saves:
+                    try:
+                        report = await self._saved(kind, changes)
+                    except Exception:
+                        # The watcher must outlive any surprise; the old code runs on.
+                        log.exception(
+                            "reload of %s crashed", sorted(changes.changed | changes.removed)
+                        )
+                        self.notify("Reload crashed inside the engine; see the server log.")
+                        continue
+                    if report is not None:
+                        self._announce(report)
+        finally:
+            if warming is not None:
+                warming.cancel()
+            await self._stop_testing()
+            if gate is not None:
+                await gate.close()
+
+    async def _saved(self, kind: str, changes: SourceChanges) -> ReloadReport | None:
+        """One group of saves: applied now, or held for the tests (None: nothing to say yet)."""
+        gated = self.tests is not None and self.tests.active
+        if kind == "tests":
+            if any(self._held):
+                self._test_again()  # a test changed: what it held back may pass now
+            return None
+        changed, removed, vanished = self._modules_of(changes)
+        if gated and vanished & self._held[0]:
+            self._held[0].difference_update(vanished)
+            if any(self._held):
+                self._test_again()
+        if not changed and not removed:
+            return None
+        if gated:
+            self._hold(changed, removed)
+            return None
+        async with self._lock:
+            return self.apply_saves(changed, removed)
+
+    def _modules_of(self, changes: SourceChanges) -> tuple[set[str], set[str], set[str]]:
+        """The modules a group of saves changed, the live ones it removed, and all it removed.
+
+        A deleted file whose module never loaded changes nothing in the game;
+        builders are told it is gone, and it is no longer listed as broken.
+        """
+        changed = {n for p in changes.changed if (n := self.tree.module_name(p))}
+        removed: set[str] = set()
+        for path in changes.removed:
+            name = self.tree.module_name(path)
+            if name is None:
                 continue
+            if path.endswith(".py"):
+                removed.add(name)
+                gone = {name: path}
+            else:
+                removed |= self.tree.under(name)
+                gone = {
+                    n: path if n == name else self._path_of(n)
+                    for n in self.broken
+                    if n == name or n.startswith(name + ".")
+                }
+            removed |= set(gone)
+            for module, where in sorted(gone.items()):
+                if module not in self.tree.live and module not in changed:
+                    self._forget_broken(module, where)
+        return changed, removed & set(self.tree.live), removed
+
+    def _path_of(self, module: str) -> str:
+        return str(self.directory.parent.joinpath(*module.split("."))) + ".py"
+
+    def _forget_broken(self, module: str, path: str) -> None:
+        if self.broken.pop(module, None) is None and module not in self._pending:
+            return
+        self._pending.discard(module)
+        shown = os.path.relpath(path, self.directory.parent)
+        line = f"{shown} is gone; it had not loaded, so nothing changes."
+        log.info("%s", line)
+        self.notify(line)
+
+    async def _saves(self, stop: asyncio.Event) -> AsyncGenerator[tuple[str, SourceChanges], None]:
+        """Saves under content/ (``"content"``) and under the tests folder (``"tests"``)."""
+        queue: asyncio.Queue[tuple[str, SourceChanges] | BaseException | None] = asyncio.Queue()
+
+        async def pump(kind: str, directory: Path) -> None:
             try:
-                async with self._lock:
-                    report = self.apply_saves(changed, removed)
-            except Exception:
-                # The watcher must outlive any surprise; the old code runs on.
-                log.exception("reload of %s crashed", sorted(changed | removed))
-                self.notify("Reload crashed inside the engine; see the server log.")
-                continue
-            self._announce(report)
+                async for changes in watch_sources(
+                    directory, step_ms=self.step_ms, stop_event=stop
+                ):
+                    queue.put_nowait((kind, changes))
+            except Exception as exc:
+                if kind == "content":
+                    queue.put_nowait(exc)
+                else:
+                    log.exception("watching %s failed", directory)
+            finally:
+                if kind == "content":
+                    queue.put_nowait(None)
+
+        pumps = [asyncio.ensure_future(pump("content", self.directory))]
+        if self.tests is not None and self.tests.active:
+            pumps.append(asyncio.ensure_future(pump("tests", self.tests.tests_dir)))
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)

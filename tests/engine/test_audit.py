@@ -55,8 +55,8 @@ class Services(CommandTestGame):
                 return changed
         return False
 
-    async def reload(self, names: list[str] | None = None) -> None:
-        self.calls.append(("reload", names))
+    async def reload(self, names: list[str] | None = None, force: bool = False) -> None:
+        self.calls.append(("reload/force" if force else "reload", names))
 
     def shutdown(self, message: str = "") -> None:
         self.calls.append(("shutdown", message))
