@@ -11,7 +11,8 @@ transaction (``engine.world.atomic``):
   changes are undone, its messages to others are dropped, builders online
   are told where (file:line) and what, at most once a minute per distinct
   error (``engine.guard.errors``), the log gets the traceback, and the engine
-  code that called it gets ``ContentFailed`` with a line for the caller;
+  code that called it gets ``ContentFailed`` with a line for the caller, a
+  plain sentence (``FAILED``) without a file or a line;
 - it changes more than ``max_changes`` objects: the change past the cap
   raises ``TooManyChanges`` inside it (``engine.world.atomic``), and the
   stretch fails as above, whatever it does with that error, with a line
@@ -50,6 +51,10 @@ RECENT_RELOAD = 600.0
 
 #: Objects one stretch may create, change or destroy, unless told otherwise.
 MAX_CHANGES: int = Config.max_changes
+
+#: What a player reads when what they did failed or was stopped: never a file or a line,
+#: which builders are told (``ContentErrors``).
+FAILED = "That did not work; the builders have been told."
 
 
 def _module_of_innermost(tb: TracebackType | None, prefix: str) -> str | None:
@@ -201,7 +206,7 @@ class ContentGuard:
                 line += " Part of that time it was in a call Python could not interrupt."
             log.error("%s%s", line, suffix, exc_info=exc)
             self.errors.record(place, "stopped, it held the game", suffix, told=line)
-            return ContentFailed(line, True, line)
+            return ContentFailed(FAILED, True, line)
         assert exc is not None
         version = _module_of_innermost(exc.__traceback__, self.prefix)
         if version is not None:
@@ -210,11 +215,7 @@ class ContentGuard:
                 suffix += f" (new code, reloaded {_ago(age)})"
         log.error("content failed: %s: %s%s", place, describe(exc), suffix, exc_info=exc)
         error = self.errors.record(place, describe(exc), suffix)
-        return ContentFailed(
-            f"Something went wrong running {label}; the builders have been told.",
-            False,
-            error.line(),
-        )
+        return ContentFailed(FAILED, False, error.line())
 
     def _too_many(self, label: str, txn: atomic.Transaction, context: str) -> ContentFailed:
         """A stretch that went past ``max_changes`` and was undone: the lines that say so."""

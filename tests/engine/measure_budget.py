@@ -82,7 +82,7 @@ class CmdSleepy(Command):
         ctx.msg("Sleepy.")
 """
 
-ANSWER = re.compile(r"(Made \d+ pebbles|Shuffled|Stopped '\w+' after|changed too much)[^\n]*\n")
+ANSWER = re.compile(r"(Made \d+ pebbles|Shuffled|That did not work|changed too much)[^\n]*\n")
 
 
 class Bystander:

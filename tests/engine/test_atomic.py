@@ -94,7 +94,7 @@ async def test_a_command_that_raises_after_changing_the_world_changes_nothing(
     alice, bob = await players(make_client, "Alice", "Bob")
     before = square_state(game)
     await game.durable.wait()
-    text = await bob.command("trip", "Something went wrong running 'trip'")
+    text = await bob.command("trip", "That did not work; the builders have been told.")
     # The caller may see what it was told before the error; nobody else sees anything.
     assert "You set off." in text
     assert square_state(game) == before
@@ -118,7 +118,7 @@ async def test_a_command_that_raises_after_changing_the_world_changes_nothing(
 @pytest.mark.game(files={"commands/trips.py": TRIPS})
 async def test_each_stretch_of_an_async_command_is_atomic_on_its_own(local: LocalGame) -> None:
     alice, bob = await local.players("Alice", "Bob")
-    await bob.command("step", "Something went wrong running 'step'")
+    await bob.command("step", "That did not work; the builders have been told.")
     square = named(local, "The Village Square")
     assert dict(square.attributes) == {"first": 1}
     await alice.expect("Bob")  # the first stretch's message arrived ...
@@ -136,7 +136,7 @@ async def test_a_failed_command_is_still_undone_after_kill_9_and_restart(
         await asyncio.to_thread(server.start)
         bob = await connect(server.port)
         await bob.login_new("Bob")
-        await bob.command("trip", "Something went wrong running 'trip'")
+        await bob.command("trip", "That did not work; the builders have been told.")
         assert server.process is not None
         server.process.kill()
         assert await asyncio.to_thread(server.wait) == -9

@@ -62,8 +62,8 @@ async def test_a_hook_that_raises_is_told_to_builders_and_the_reload_says_so(
     assert f"{where}: ZeroDivisionError: division by zero" in report
 
     # Players get a short neutral line; builders are not told the same error again.
-    await bob.command("look", "Something went wrong running 'look'; the builders have been told.")
-    await bob.command("look", "Something went wrong running 'look'; the builders have been told.")
+    await bob.command("look", "That did not work; the builders have been told.")
+    await bob.command("look", "That did not work; the builders have been told.")
     # (Notices that reached Alice at her prompt end with the prompt again: the
     # listing is read from its first line on.)
     listing = await alice.command("errors", "Recent content errors")

@@ -334,9 +334,7 @@ async def test_run_command_logs_the_exception_and_tells_the_player(
     with caplog.at_level(logging.ERROR, logger="engine.guard.guard"):
         await run_command(CmdBroken(), ctx)
     assert recorder.sent[0] == "before the failure"
-    assert (
-        recorder.sent[-1] == "Something went wrong running 'broken'; the builders have been told."
-    )
+    assert recorder.sent[-1] == "That did not work; the builders have been told."
     # The player sees no traceback; the log has it.
     assert "ZeroDivisionError" not in "".join(recorder.sent)
     [record] = [r for r in caplog.records if r.name == "engine.guard.guard"]
@@ -353,7 +351,7 @@ async def test_run_command_catches_exceptions_of_coroutine_commands(
     ctx, recorder = _context()
     with caplog.at_level(logging.ERROR, logger="engine.guard.guard"):
         await run_command(CmdBrokenAsync(), ctx)
-    assert recorder.sent == ["Something went wrong running 'abroken'; the builders have been told."]
+    assert recorder.sent == ["That did not work; the builders have been told."]
     assert "missing in async content" in caplog.text
 
 

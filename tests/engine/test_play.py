@@ -137,9 +137,7 @@ async def test_an_exception_in_a_command_gives_a_short_error(
 ) -> None:
     alice, bob = await two_players_here(local)
     with caplog.at_level(logging.ERROR, logger="engine.guard.run"):
-        text = await bob.command(
-            "boom", "Something went wrong running 'boom'; the builders have been told."
-        )
+        text = await bob.command("boom", "That did not work; the builders have been told.")
     assert "About to fail." in text
     assert "kaboom" not in bob.transcript
     assert "Traceback" not in bob.transcript
