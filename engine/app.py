@@ -203,7 +203,7 @@ class Game:
             log.warning("%s", problem)
         await self._serve()
         if adopted:
-            await restarts.adopt(self.server, adopted)
+            await restarts.adopt(self.server, adopted, self.web)
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
@@ -305,7 +305,8 @@ class Game:
             self.durable.unless_troubled,
             sock=self.hot.listener.dup() if self.hot is not None else None,
         )
-        self.web = await web.start(self.config, self.server)
+        inherited = self.hot.listeners.get("web") if self.hot is not None else None
+        self.web = await web.start(self.config, self.server, inherited.dup() if inherited else None)
 
     def _stop_accepting(self) -> None:
         """No new connections here (a handover is under way); the open ones stay.

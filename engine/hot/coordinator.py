@@ -26,6 +26,7 @@ from engine.accounts.account import Role
 from engine.hot import handover
 from engine.hot.keeper import ConnectionKeeper
 from engine.net import telnet
+from engine.web.server import WebServer, is_websocket
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -136,7 +137,9 @@ class RestartCoordinator:
         self.recovered_from = str(message.get("recovered") or "")
         return list(zip(message["sessions"], fds, strict=True))
 
-    async def adopt(self, server: Any, adopted: list[tuple[dict[str, Any], int]]) -> None:
+    async def adopt(
+        self, server: Any, adopted: list[tuple[dict[str, Any], int]], web: WebServer | None = None
+    ) -> None:
         """Serve the connections taken over; their input runs once every player is back.
 
         A line typed during the restart must not run before the players it
@@ -146,7 +149,10 @@ class RestartCoordinator:
         playing = 0
         for state, fd in adopted:
             try:
-                await telnet.adopt(server, socket.socket(fileno=fd), state)
+                if is_websocket(state):
+                    await _adopt_websocket(web, socket.socket(fileno=fd), state)
+                else:
+                    await telnet.adopt(server, socket.socket(fileno=fd), state)
             except OSError as exc:
                 log.warning("a handed-over connection could not be served: %s", exc)
                 continue
@@ -295,6 +301,16 @@ class RestartCoordinator:
             log.info("engine code changed (%s): restarting", ", ".join(names))
             if self.hot is not None:
                 self.hot.tell({"kind": "restart", "reason": f"{', '.join(names)} changed"})
+
+
+async def _adopt_websocket(
+    web: WebServer | None, sock: socket.socket, state: dict[str, Any]
+) -> None:
+    """A websocket handed over: the web server goes on with it (one that serves none ends it)."""
+    if web is None:
+        sock.close()
+        raise OSError("a websocket was handed over, but this engine serves no web client")
+    await web.adopt(sock, state)
 
 
 def sentence(text: str) -> str:

@@ -1,6 +1,7 @@
 """A game worker's side of the supervisor: the sockets it was given, and what it may ask.
 
-The supervisor starts each worker with the listening socket, a control
+The supervisor starts each worker with the listening socket (and the other
+ports', ``HOTMUD_LISTEN_FDS``), a control
 socket to itself and, for a restart, a socket to the worker it replaces
 (``HOTMUD_*`` variables name the descriptors).
 """
@@ -34,6 +35,8 @@ class HotLink:
     restarts: int = 0
     #: When the server (the supervisor) started.
     started_at: float = field(default_factory=time.time)
+    #: The other listening sockets, by name (``engine.web.listeners``: "web", "proxy").
+    listeners: dict[str, socket.socket] = field(default_factory=dict)
     #: Called with each message the supervisor sends (and its descriptors).
     on_message: Callable[[dict[str, Any], list[int]], None] = lambda message, fds: None
 
@@ -45,10 +48,15 @@ class HotLink:
         if control is None or listen is None:
             return None
         handover = os.environ.get("HOTMUD_HANDOVER_FD")
+        extra = os.environ.get("HOTMUD_LISTEN_FDS", "")
         return cls(
             control=socket.socket(fileno=int(control)),
             listener=socket.socket(fileno=int(listen)),
             handover=socket.socket(fileno=int(handover)) if handover else None,
+            listeners={
+                name: socket.socket(fileno=int(fd))
+                for name, _, fd in (entry.partition("=") for entry in extra.split())
+            },
             generation=int(os.environ.get("HOTMUD_GENERATION", "0")),
             restarts=int(os.environ.get("HOTMUD_RESTARTS", "0")),
             started_at=float(os.environ.get("HOTMUD_STARTED_AT", time.time())),

@@ -48,6 +48,7 @@ from engine.hot import wire
 from engine.hot.ledger import Ledger
 from engine.hot.snapshots import CodeSnapshots
 from engine.startup import StartupError, listen
+from engine.web import listeners
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Supervisor:
         #: The log file, written here alone (engine.logs).
         self.log_file = log_file
         self.listener: socket.socket | None = None
+        #: The other ports every worker serves (the web client's, the PROXY listener), by name.
+        self.listeners: dict[str, socket.socket] = {}
         self.current: Worker | None = None
         self.incoming: Worker | None = None
         self.leaving: list[Worker] = []
@@ -121,6 +124,7 @@ class Supervisor:
     def run(self) -> int:
         try:
             self.listener = listen(self.config.host, self.config.port, self.config.backlog)
+            self.listeners = listeners.bind_all(self.config)
         except StartupError as exc:
             print(f"hotmud: {exc}", file=sys.stderr)
             return 1
@@ -217,6 +221,9 @@ class Supervisor:
             "HOTMUD_SUPERVISOR": str(os.getpid()),
         }
         fds = [self.listener.fileno(), theirs.fileno()]
+        if self.listeners:
+            env["HOTMUD_LISTEN_FDS"] = listeners.describe(self.listeners)
+            fds += [sock.fileno() for sock in self.listeners.values()]
         if handover is not None:
             env["HOTMUD_HANDOVER_FD"] = str(handover.fileno())
             fds.append(handover.fileno())

@@ -81,5 +81,10 @@ def bind_all(config: Config) -> dict[str, socket.socket]:
     return bound
 
 
+def describe(bound: dict[str, socket.socket]) -> str:
+    """``web=7 proxy=8``: the listeners' descriptors, for a worker's environment."""
+    return " ".join(f"{name}={sock.fileno()}" for name, sock in bound.items())
+
+
 def port_of(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])

@@ -246,7 +246,9 @@ class WebServer:
         self._take(conn, state)
         if partial and not state.get("recovered"):
             # A message the client was half-way through sending: whole in this parser.
-            conn.data_received(base64.b64decode(partial))
+            raw = base64.b64decode(partial)
+            log.info("%d bytes of a websocket message half received go on here", len(raw))
+            conn.data_received(raw)
         task = loop.create_task(self._adopted(conn))
         self.ws.handler_tasks.add(task)
 
@@ -307,6 +309,12 @@ async def start(
     where = _shown_host(config.host)
     log.info("web client at http://%s:%d/ (websocket %s)", where, web.port, WEBSOCKET_PATH)
     return web
+
+
+def is_websocket(state: dict[str, Any]) -> bool:
+    """Whether a connection handed over (its session state) is a websocket."""
+    extra = state.get("telnet", {}).get("extra", {})
+    return isinstance(extra, dict) and bool(extra.get(MODE))
 
 
 def _deflate() -> ServerPerMessageDeflateFactory:

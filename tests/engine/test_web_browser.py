@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 from conftest import Connect
+from server_helpers import player
 
 from engine.app import Game
+from engine.testing import ServerProcess
 
 CHROMIUM = Path(os.environ.get("HOTMUD_CHROMIUM", "/usr/bin/chromium"))
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new"]
@@ -42,12 +45,17 @@ def _missing() -> str:
 @pytest.fixture
 async def browser_page(game: Game) -> AsyncIterator[Page]:
     """A page of headless Chromium, at the game's web client, phone-sized."""
+    assert game.web is not None
+    async for page in _page(game.web.port):
+        yield page
+
+
+async def _page(port: int) -> AsyncIterator[Page]:
     missing = _missing()
     if missing:
         if os.environ.get("HOTMUD_REQUIRE_BROWSER"):
             pytest.fail(missing)
         pytest.skip(missing)
-    assert game.web is not None
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
@@ -59,7 +67,7 @@ async def browser_page(game: Game) -> AsyncIterator[Page]:
                 "console",
                 lambda message: errors.append(message.text) if message.type == "error" else None,
             )
-            await page.goto(f"http://127.0.0.1:{game.web.port}/")
+            await page.goto(f"http://127.0.0.1:{port}/")
             yield page
             assert not errors, errors
         finally:
@@ -169,3 +177,33 @@ async def test_the_page_connects_again_by_itself(game: Game, browser_page: Page)
     await output_has(page, "Password:")
     await type_line(page, "secret1")
     await expect(page.locator("#status")).to_contain_text("Cy", timeout=WAIT)
+
+
+@pytest.fixture
+async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
+    """The real server, supervisor and workers, in a subprocess."""
+    process = ServerProcess.with_copied_content(["--no-reload"])
+    await asyncio.to_thread(process.start)
+    yield process
+    await asyncio.to_thread(process.cleanup)
+
+
+async def test_a_browser_player_keeps_playing_across_a_hot_restart(server: ServerProcess) -> None:
+    alice = await player(server.port, "Alice")  # telnet, the admin
+    found = re.search(r"web client at http://[\d.]+:(\d+)/", server.log())
+    assert found
+    async for page in _page(int(found.group(1))):
+        await log_in_new(page, "Bea")
+        await alice.expect("Bea has entered the game.")
+        alice.send("restart Mind the gap.")
+        await output_has(page, "Mind the gap.")
+        await expect(page.locator("#output")).to_contain_text(
+            "The game is back, running the new code.", timeout=15_000
+        )
+        await type_line(page, "say after the restart")
+        await output_has(page, 'You say, "after the restart"')
+        await alice.expect('Bea says, "after the restart"')
+        # The same connection, the same login: the page never reconnected.
+        text = await page.locator("#output").inner_text()
+        assert text.count("By what name are you known?") == 1
+        assert "connection was lost" not in text and "closed the connection" not in text
