@@ -305,8 +305,8 @@ class Game:
             self.durable.unless_troubled,
             sock=self.hot.listener.dup() if self.hot is not None else None,
         )
-        inherited = self.hot.listeners.get("web") if self.hot is not None else None
-        self.web = await web.start(self.config, self.server, inherited.dup() if inherited else None)
+        inherited = self.hot.listeners if self.hot is not None else None
+        self.web = await web.start(self.config, self.server, inherited)
 
     def _stop_accepting(self) -> None:
         """No new connections here (a handover is under way); the open ones stay.

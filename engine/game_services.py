@@ -197,7 +197,7 @@ class Services:
 
     def mssp_status(self) -> dict[str, str | list[str]]:
         """What MUD listings (MSSP crawlers) are told about this server."""
-        return {
+        status: dict[str, str | list[str]] = {
             "NAME": self.config.server_name,
             "PLAYERS": str(len(self.online())),
             "UPTIME": str(int(self.started_at)),
@@ -212,6 +212,10 @@ class Services:
             "XTERM TRUE COLORS": "1",
             "CRAWL DELAY": "-1",
         }
+        if self.config.tls_port:
+            # The port of telnet over TLS (a proxy in front): Mudlet offers to switch to it.
+            status["TLS"] = status["SSL"] = str(self.config.tls_port)
+        return status
 
 
 def duration(seconds: float) -> str:

@@ -26,7 +26,7 @@ from engine.accounts.account import Role
 from engine.hot import handover
 from engine.hot.keeper import ConnectionKeeper
 from engine.net import telnet
-from engine.web.server import WebServer, is_websocket
+from engine.web.server import WebServer, needs_web
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -149,8 +149,8 @@ class RestartCoordinator:
         playing = 0
         for state, fd in adopted:
             try:
-                if is_websocket(state):
-                    await _adopt_websocket(web, socket.socket(fileno=fd), state)
+                if needs_web(state):
+                    await _adopt_web(web, socket.socket(fileno=fd), state)
                 else:
                     await telnet.adopt(server, socket.socket(fileno=fd), state)
             except OSError as exc:
@@ -303,13 +303,11 @@ class RestartCoordinator:
                 self.hot.tell({"kind": "restart", "reason": f"{', '.join(names)} changed"})
 
 
-async def _adopt_websocket(
-    web: WebServer | None, sock: socket.socket, state: dict[str, Any]
-) -> None:
-    """A websocket handed over: the web server goes on with it (one that serves none ends it)."""
+async def _adopt_web(web: WebServer | None, sock: socket.socket, state: dict[str, Any]) -> None:
+    """A websocket, or a connection of the PROXY port, handed over: the web side goes on with it."""
     if web is None:
         sock.close()
-        raise OSError("a websocket was handed over, but this engine serves no web client")
+        raise OSError("a websocket or a proxied connection was handed over, but neither is served")
     await web.adopt(sock, state)
 
 

@@ -25,6 +25,7 @@ import contextlib
 import http
 import logging
 import socket
+from collections.abc import Mapping
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, cast
@@ -55,6 +56,7 @@ from engine.web.bridge import (
     WebConnection,
     WebTransport,
 )
+from engine.web.proxy import ProxyListener, is_proxied
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,12 @@ class WebServer:
             if STATIC_DIR.joinpath(name).is_file()
         }
         self.ws: Server | None = None
+        #: The PROXY port, when ``proxy_port`` asks for one (``engine.web.proxy``).
+        self.proxy: ProxyListener | None = None
 
     @property
     def port(self) -> int:
+        """The web port."""
         assert self.ws is not None
         return listeners.port_of(self.ws.sockets[0])
 
@@ -221,6 +226,19 @@ class WebServer:
     # -- a hot restart ---------------------------------------------------------------
 
     async def adopt(self, sock: socket.socket, state: dict[str, Any]) -> None:
+        """Go on with a connection the previous engine process handed over (``needs_web``)."""
+        if not is_websocket(state):
+            if self.proxy is None:
+                sock.close()
+                raise OSError("a connection of the PROXY port was handed over, but it is off")
+            await self.proxy.adopt(sock, state)
+            return
+        if self.ws is None:
+            sock.close()
+            raise OSError("a websocket was handed over, but this engine serves no web client")
+        await self._adopt_websocket(sock, state)
+
+    async def _adopt_websocket(self, sock: socket.socket, state: dict[str, Any]) -> None:
         """Go on with a websocket the previous engine process handed over, open as it was."""
         extra = state.get("telnet", {}).get("extra", {})
         partial = extra.pop(PARTIAL, "")
@@ -273,13 +291,19 @@ class WebServer:
         """No new connections (a hot restart hands the open ones over)."""
         if self.ws is not None:
             self.ws.server.close()
+        if self.proxy is not None:
+            self.proxy.stop_accepting()
 
     def close(self) -> None:
         if self.ws is not None:
             self.ws.close(close_connections=True)
+        if self.proxy is not None:
+            self.proxy.stop_accepting()
 
     async def wait_closed(self, timeout: float = 2.0) -> None:
         """Wait for the websockets to end; those still open after ``timeout`` are dropped."""
+        if self.proxy is not None:
+            await self.proxy.wait_closed()
         if self.ws is None:
             return
         try:
@@ -292,22 +316,37 @@ class WebServer:
 
 
 async def start(
-    config: Config, telnet_server: Any, sock: socket.socket | None = None
+    config: Config, telnet_server: Any, inherited: Mapping[str, socket.socket] | None = None
 ) -> WebServer | None:
-    """Serve the web port (``sock``: the supervisor's listener), or None if the settings say not."""
-    if sock is None:
-        port = listeners.wanted(config).get(listeners.WEB)
-        if port is None:
-            return None
-        sock = listeners.bind(listeners.WEB, config.host, port, config.backlog)
-    web = WebServer(config, telnet_server)
+    """Serve the web port and the PROXY port the settings ask for; None if they ask for neither.
+
+    ``inherited``: the supervisor's listening sockets, by name (copies are served).
+    """
+    ports = listeners.wanted(config)
+    if not ports:
+        return None
+    bound: dict[str, socket.socket] = {}
     try:
-        await web.start(sock)
+        for name, port in ports.items():
+            given = (inherited or {}).get(name)
+            bound[name] = (
+                given.dup()
+                if given is not None
+                else listeners.bind(name, config.host, port, config.backlog)
+            )
+        web = WebServer(config, telnet_server)
+        where = _shown_host(config.host)
+        if listeners.WEB in bound:
+            await web.start(bound.pop(listeners.WEB))
+            log.info("web client at http://%s:%d/ (websocket %s)", where, web.port, WEBSOCKET_PATH)
+        if listeners.PROXY in bound:
+            web.proxy = ProxyListener(telnet_server, web.proxies)
+            await web.proxy.start(bound.pop(listeners.PROXY))
+            log.info("telnet behind a proxy (PROXY protocol) at %s:%d", where, web.proxy.port)
     except BaseException:
-        sock.close()
+        for sock in bound.values():
+            sock.close()
         raise
-    where = _shown_host(config.host)
-    log.info("web client at http://%s:%d/ (websocket %s)", where, web.port, WEBSOCKET_PATH)
     return web
 
 
@@ -315,6 +354,12 @@ def is_websocket(state: dict[str, Any]) -> bool:
     """Whether a connection handed over (its session state) is a websocket."""
     extra = state.get("telnet", {}).get("extra", {})
     return isinstance(extra, dict) and bool(extra.get(MODE))
+
+
+def needs_web(state: dict[str, Any]) -> bool:
+    """Whether a connection handed over goes on through the web side (``WebServer.adopt``):
+    a websocket, or a telnet connection whose client a PROXY header named."""
+    return is_websocket(state) or is_proxied(state)
 
 
 def _deflate() -> ServerPerMessageDeflateFactory:

@@ -19,8 +19,6 @@ from engine.app import Game
 from engine.web.client import WebClient
 from engine.web.subprotocols import GMCP_PROTOCOL, TELNET, TERMINAL
 
-pytestmark = pytest.mark.asyncio
-
 MakeWeb = Callable[..., Awaitable[WebClient]]
 
 
