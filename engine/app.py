@@ -30,7 +30,7 @@ from engine.guard.tasks import TaskScheduler
 from engine.guard.threads import ThreadWatch
 from engine.hot.coordinator import RestartCoordinator
 from engine.hot.link import HotLink
-from engine.live.crashes import CrashMarkers, trial_load
+from engine.live.crashes import CrashMarkers
 from engine.live.lifecycle import Lifecycle
 from engine.live.manager import LiveContent
 from engine.live.testgate import TestGate
@@ -42,9 +42,10 @@ from engine.net.session import Session
 from engine.opening import open_world
 from engine.play import PlayLoop
 from engine.players import Players
+from engine.serving import Listeners
 from engine.startup import DatabaseLock, StartupError, check_port
 from engine.stopping import StopSignals
-from engine.web import server as web
+from engine.web.server import WebServer
 from engine.world.durability import DurableOutput, SaveState
 from engine.world.model import World
 from engine.world.store import Store, UnusableDatabase
@@ -61,6 +62,8 @@ class Game:
         self._stop = asyncio.Event()
         #: The watchers, a handover, a stop trigger: one TaskGroup (engine.background).
         self.background = Background(self._stop)
+        #: The telnet listener and the web server (engine.serving).
+        self.listeners = Listeners()
         # One server per database: the lock is taken (or handed over) in start(),
         # and the store opened once it is held.
         self.db_lock = DatabaseLock(config.db_path)
@@ -134,32 +137,16 @@ class Game:
         self.restarts = RestartCoordinator(
             config,
             hot,
-            players=players,
-            play=self.play,
-            content=self.content,
-            tasks=self.tasks,
-            world=self.world,
-            durable=self.durable,
-            db_lock=self.db_lock,
-            store=self.store,
+            self,
             spawn=self.background.spawn,
-            stop_accepting=self._stop_accepting,
+            stop_accepting=self.listeners.stop_accepting,
             serve_again=self._serve,
             stop=self._stop.set,
         )
-        services.content, services.typeclasses, services.play = (
-            self.content,
-            self.typeclasses,
-            self.play,
-        )
-        services.restarts, services.durable, services.long_lived = (
-            self.restarts,
-            self.durable,
-            self.long_lived,
+        services.wire(
+            self.content, self.typeclasses, self.play, self.restarts, self.durable, self.long_lived
         )
         services.tasks = self.tasks
-        self.server: Any = None
-        self.web: web.WebServer | None = None
         self._previous_factory: Any = None
         self._closed = False
 
@@ -178,22 +165,7 @@ class Game:
         loop = asyncio.get_running_loop()
         self._previous_factory = loop.get_task_factory()
         loop.set_task_factory(self.tasks.factory)
-        self.crashes.recover()
-        # A module that ends the process at import is found in a forked child
-        # first, so this process skips it and serves.
-        trial_timeout = 5.0 + 3 * self.config.content_budget * len(self.content.tree.discover())
-        trial_load(self.content.load_all, self.crashes, trial_timeout)
-        # Content loads first (the world needs its type classes); the modules'
-        # setup hooks run once the world is open, so a setup sees the restored
-        # world and cannot take a stored object's id.
-        report = self.content.load_all()
-        for failure in report.failures:
-            log.error("content failed to load: %s", failure)
-        log.info(
-            "content loaded: %d modules, %d commands",
-            len(self.content.tree.live),
-            len(self.registry.commands()),
-        )
+        self.content.load_at_start(self.config.content_budget)
         adopted = await restarts.take_over(self._open_store) if restarts.taking_over else []
         open_world(self.world, self.content, self.guard)
         self.typeclasses.report(self.world.broken_report())
@@ -203,7 +175,7 @@ class Game:
             log.warning("%s", problem)
         await self._serve()
         if adopted:
-            await restarts.adopt(self.server, adopted, self.web)
+            await restarts.adopt(self.listeners.telnet, adopted, self.listeners.web)
         self.db_lock.note(self.port)
         log.info("listening on %s:%d", self.config.host, self.port)
         if self.config.reload:
@@ -249,13 +221,7 @@ class Game:
         tasks = [s.task for s in self.players.sessions if s.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=2)
-        if self.server is not None:
-            self.server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.server.wait_closed(), 2)
-        if self.web is not None:
-            self.web.close()
-            await self.web.wait_closed()
+        await self.listeners.close()
         if self.store.is_open and not handed_over:
             self.world.commit_now()
             self.store.close()
@@ -295,33 +261,28 @@ class Game:
     # -- serving -------------------------------------------------------------------------
 
     async def _serve(self) -> None:
-        """Accept connections: on the supervisor's listener (a copy, which closing
-        leaves open for a handover that fails), or on a socket of our own."""
-        self.server = await telnet.serve(
+        durable = self.durable
+        await self.listeners.start(
             self.config,
             self.play.handle,
-            self.durable.after_commit,
+            durable.after_commit,
             self.services.mssp_status,
-            self.durable.unless_troubled,
-            sock=self.hot.listener.dup() if self.hot is not None else None,
+            durable.unless_troubled,
+            self.hot,
         )
-        inherited = self.hot.listeners if self.hot is not None else None
-        self.web = await web.start(self.config, self.server, inherited)
-
-    def _stop_accepting(self) -> None:
-        """No new connections here (a handover is under way); the open ones stay.
-
-        telnetlib3's ``Server.close`` would close every client too: only the
-        listening server beneath it is closed.
-        """
-        if self.server is not None:
-            self.server.stop_accepting()
-        if self.web is not None:
-            self.web.stop_accepting()
 
     @property
     def port(self) -> int:
-        return int(self.server.sockets[0].getsockname()[1])
+        return self.listeners.port
+
+    @property
+    def server(self) -> telnet.Listener | None:
+        """The telnet listener (None before ``start``)."""
+        return self.listeners.telnet
+
+    @property
+    def web(self) -> WebServer | None:
+        return self.listeners.web
 
     @property
     def sessions(self) -> set[Session]:

@@ -68,6 +68,19 @@ class Services:
         self._stop = stop
         self.started_at = time.time()
 
+    def wire(
+        self,
+        content: LiveContent,
+        typeclasses: TypeclassWatch,
+        play: PlayLoop,
+        restarts: RestartCoordinator,
+        durable: DurableOutput[object],
+        long_lived: LongLived,
+    ) -> None:
+        """The parts built after this object, which they need: handed over once, by ``Game``."""
+        self.content, self.typeclasses, self.play = content, typeclasses, play
+        self.restarts, self.durable, self.long_lived = restarts, durable, long_lived
+
     @property
     def world(self) -> World:
         return self._world

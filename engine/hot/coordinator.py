@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import watchfiles
 
@@ -47,6 +47,19 @@ log = logging.getLogger(__name__)
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
 
 
+class GameParts(Protocol):
+    """The parts of a game a restart stops, hands over or takes over (``engine.app.Game``)."""
+
+    players: Players
+    play: PlayLoop
+    content: LiveContent
+    tasks: TaskScheduler
+    world: World
+    durable: DurableOutput[Any]
+    db_lock: DatabaseLock
+    store: Store
+
+
 class RestartCoordinator:
     """Restart state and the supervisor's messages, for one worker (or none, without one)."""
 
@@ -54,15 +67,8 @@ class RestartCoordinator:
         self,
         config: Config,
         hot: HotLink | None,
+        parts: GameParts,
         *,
-        players: Players,
-        play: PlayLoop,
-        content: LiveContent,
-        tasks: TaskScheduler,
-        world: World,
-        durable: DurableOutput[Any],
-        db_lock: DatabaseLock,
-        store: Store,
         spawn: Spawn,
         stop_accepting: Callable[[], None],
         serve_again: Callable[[], Coroutine[Any, Any, None]],
@@ -71,21 +77,21 @@ class RestartCoordinator:
         self.config = config
         #: The supervisor's sockets, when this game runs as its worker.
         self.hot = hot
-        self.players = players
-        self.play = play
-        self.content = content
-        self.tasks = tasks
-        self.world = world
-        self.durable = durable
-        self.db_lock = db_lock
-        self.store = store
+        self.players = parts.players
+        self.play = parts.play
+        self.content = parts.content
+        self.tasks = parts.tasks
+        self.world = parts.world
+        self.durable = parts.durable
+        self.db_lock = parts.db_lock
+        self.store = parts.store
         self._spawn = spawn
         self._stop_accepting = stop_accepting
         self._serve_again = serve_again
         self._stop = stop
         #: Keeps the supervisor's copy of every connection (None without a supervisor).
         self.keeper = ConnectionKeeper(hot) if hot is not None else None
-        players.observer = self.keeper
+        self.players.observer = self.keeper
         telnet.MudTelnetServer.on_state_change = (
             self.keeper.changed if self.keeper is not None else None
         )

@@ -25,7 +25,7 @@ from engine.commands.registry import Registry, RegistryDiff, RegistryError
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
 from engine.guard.watchdog import WATCHDOG, ContentInterrupted
-from engine.live.crashes import CrashMarkers
+from engine.live.crashes import CrashMarkers, trial_load
 from engine.live.lifecycle import Lifecycle
 from engine.live.testgate import TestGate, TestOutcome
 from engine.live.versions import ReloadTimes
@@ -423,6 +423,24 @@ class LiveContent:
         if lifecycle is None:
             return []
         return lifecycle.retire(self.tree.live.values())
+
+    def load_at_start(self, budget: float) -> ReloadReport:
+        """Load every module as the game starts, what fails logged, the game served anyway.
+
+        A module that ends the process at import is found in a forked child
+        first (``trial_load``), so this process skips it and serves.  Content
+        loads before the world opens (the world needs its type classes); the
+        modules' setup hooks run later, once it is open.
+        """
+        if self.crashes is not None:
+            self.crashes.recover()
+            trial_load(self.load_all, self.crashes, 5.0 + 3 * budget * len(self.tree.discover()))
+        report = self.load_all()
+        for failure in report.failures:
+            log.error("content failed to load: %s", failure)
+        commands = len(self.registry.commands())
+        log.info("content loaded: %d modules, %d commands", len(self.tree.live), commands)
+        return report
 
     def load_all(self) -> ReloadReport:
         """The first load at start: every module, leaving out broken ones so the game starts.
