@@ -47,6 +47,18 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 5.0
 
 
+def cores() -> int:
+    """The processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: Processes one run is shared out to (by test file, the slowest first): one a core, up to 4.
+WORKERS = max(1, min(4, cores()))
+
+
 class RunnerGone(Exception):
     """The runner process ended (or could not start); the message says how."""
 
@@ -125,12 +137,14 @@ class TestGate:
         root: Path | None = None,
         timeout: float = 20.0,
         cache: Path | None = None,
+        workers: int = WORKERS,
     ) -> None:
         self.tests_dir = Path(tests_dir).resolve()
         self.content_dir = Path(content_dir).resolve()
         #: The game folder: pytest runs there, as ``hotmud test`` does.
         self.root = Path(root).resolve() if root is not None else self.tests_dir.parent
         self.timeout = timeout
+        self.workers = workers
         #: Where the runner keeps its caches and the last run's output.
         self.cache = cache if cache is not None else self.root / "var" / "test-runs"
         self._process: asyncio.subprocess.Process | None = None
@@ -163,7 +177,8 @@ class TestGate:
 
     @property
     def output(self) -> Path:
-        """What the last run printed (pytest's whole report)."""
+        """What the last run printed (pytest's whole report; its other processes' beside it,
+        ``last-run-2.txt`` and on)."""
         return self.cache / "last-run.txt"
 
     def describe_tests(self) -> str:
@@ -205,6 +220,7 @@ class TestGate:
             "cache": str(self.cache),
             "parent": os.getpid(),
             "warmup": min(self.timeout, 30.0),
+            "workers": self.workers,
         }
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()

@@ -171,6 +171,8 @@ class Reporter:
         self.skipped = 0
         self.failures: list[tuple[str, str]] = []
         self._failed: set[str] = set()
+        #: Seconds spent in each test file (setup, call and teardown), to share files out.
+        self.durations: dict[str, float] = {}
 
     def emit(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message) + "\n")
@@ -180,6 +182,8 @@ class Reporter:
         self.emit({"start": nodeid})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        where = report.nodeid.split("::")[0]
+        self.durations[where] = self.durations.get(where, 0.0) + float(report.duration)
         if report.failed:
             self._fail(report.nodeid, failure_message(report))
         elif report.skipped and report.when in ("setup", "call"):
@@ -207,13 +211,14 @@ class Reporter:
                     "failures": self.failures,
                     "status": int(exitstatus),
                     "seconds": time.monotonic() - self.started,
+                    "durations": self.durations,
                 }
             }
         )
 
 
-def pytest_args(tests: Path, root: Path, extra: list[str]) -> list[str]:
-    """What ``hotmud test`` gives pytest, for the game's tests folder."""
+def pytest_args(root: Path, extra: list[str], targets: list[str]) -> list[str]:
+    """What ``hotmud test`` gives pytest, for some of the game's tests."""
     return [
         "-q",
         "-p", "no:cacheprovider",
@@ -221,11 +226,40 @@ def pytest_args(tests: Path, root: Path, extra: list[str]) -> list[str]:
         "-o", "asyncio_default_fixture_loop_scope=function",
         "--rootdir", str(root),
         *extra,
-        str(tests),
+        *targets,
     ]  # fmt: skip
 
 
-def _prepare_child(settings: Settings) -> None:
+def find_test_files(tests: Path, root: Path) -> list[str]:
+    """The test files under ``tests`` (pytest's default names), relative to ``root``."""
+    found = []
+    for folder, dirs, files in os.walk(tests):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+                found.append(os.path.relpath(os.path.join(folder, name), root))
+    return found
+
+
+def share_out(files: list[str], durations: dict[str, float], workers: int) -> list[list[str]]:
+    """``files`` in at most ``workers`` groups of about equal time, the longest first.
+
+    A file not timed yet counts as the median of those that were.
+    """
+    if workers < 2 or len(files) < 2:
+        return [files]
+    known = sorted(durations.get(f, 0.0) for f in files if f in durations)
+    guess = known[len(known) // 2] if known else 0.05
+    groups: list[list[str]] = [[] for _ in range(min(workers, len(files)))]
+    loads = [0.0] * len(groups)
+    for name in sorted(files, key=lambda f: -durations.get(f, guess)):
+        least = loads.index(min(loads))
+        groups[least].append(name)
+        loads[least] += durations.get(name, guess)
+    return [group for group in groups if group]
+
+
+def _prepare_child(settings: Settings, output: Path) -> None:
     """In a forked child, before pytest: its own process group, quiet, content precompiled."""
     os.setpgid(0, 0)
     die_with_parent(settings.runner)
@@ -236,10 +270,10 @@ def _prepare_child(settings: Settings) -> None:
     os.close(null)
     with contextlib.suppress(OSError):
         os.close(settings.answers_fd)
-    output = os.open(settings.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(output, 1)
-    os.dup2(output, 2)
-    os.close(output)
+    written = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(written, 1)
+    os.dup2(written, 2)
+    os.close(written)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     from engine.guard.watchdog import reset_after_fork
@@ -251,23 +285,23 @@ def _prepare_child(settings: Settings) -> None:
     sys.dont_write_bytecode = False
 
 
-def _pytest(settings: Settings, out: IO[str]) -> None:
+def _pytest(settings: Settings, out: IO[str], targets: list[str]) -> None:
     import pytest
     import pytest_asyncio.plugin
 
     pytest.main(
-        pytest_args(settings.tests, settings.root, settings.extra),
+        pytest_args(settings.root, settings.extra, targets),
         plugins=[pytest_asyncio.plugin, Reporter(out, time.monotonic())],
     )
 
 
-def run_child(settings: Settings, write_fd: int) -> NoReturn:
-    """A run's forked child: run the tests, report on ``write_fd``, and leave."""
+def run_child(settings: Settings, write_fd: int, targets: list[str], output: Path) -> NoReturn:
+    """A run's forked child: run ``targets``, report on ``write_fd``, and leave."""
     status = 70
     try:
-        _prepare_child(settings)
+        _prepare_child(settings, output)
         with open(write_fd, "w", encoding="utf-8") as out:
-            _pytest(settings, out)
+            _pytest(settings, out, targets)
         status = 0
     except BaseException:  # a child that failed says so in its output
         traceback.print_exc()
@@ -279,13 +313,23 @@ def run_child(settings: Settings, write_fd: int) -> NoReturn:
 
 
 def warm_child(settings: Settings, write_fd: int, before: set[str]) -> NoReturn:
-    """The warm-up's child: a run, then the names of the modules it imported that are not
-    the game's own (those change; the engine and the libraries do not)."""
+    """The warm-up's child: every test, then the names of the modules it imported that are
+    not the game's own (those change; the engine and the libraries do not), and how long
+    each test file took."""
     game = str(settings.root.resolve()) + os.sep
+    durations: dict[str, float] = {}
     try:
-        _prepare_child(settings)
+        _prepare_child(settings, settings.output(0))
         with open(os.devnull, "w", encoding="utf-8") as nowhere:
-            _pytest(settings, nowhere)
+            reporter = Reporter(nowhere, time.monotonic())
+            import pytest
+            import pytest_asyncio.plugin
+
+            pytest.main(
+                pytest_args(settings.root, settings.extra, [str(settings.tests)]),
+                plugins=[pytest_asyncio.plugin, reporter],
+            )
+            durations = reporter.durations
     except BaseException:  # a failed warm-up only warms less
         pass
     try:
@@ -298,7 +342,7 @@ def warm_child(settings: Settings, write_fd: int, before: set[str]) -> NoReturn:
                 continue
             names.append(name)
         with open(write_fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps(sorted(names)))
+            out.write(json.dumps({"modules": sorted(names), "durations": durations}))
     finally:
         os._exit(0)
 
@@ -316,27 +360,28 @@ class Settings:
     #: Seconds the first run (which only imports) may take.
     warmup: float
     extra: list[str] = field(default_factory=list)
+    #: Children one run is shared out to (each a process of its own, on a core of its own).
+    workers: int = 1
     runner: int = field(default_factory=os.getpid)
     #: This process's answers to the game (stdout, kept apart from anything printed).
     answers_fd: int = -1
 
-    @property
-    def output(self) -> Path:
-        """Everything the last run printed: pytest's report, for whoever wants the details."""
-        return self.cache / "last-run.txt"
+    def output(self, child: int) -> Path:
+        """Everything a child of the last run printed: pytest's report, for the details."""
+        return self.cache / ("last-run.txt" if child == 0 else f"last-run-{child + 1}.txt")
 
 
 @dataclass
-class Run:
-    """One run in progress: its child, the pipe it reports on, what it said so far."""
+class Child:
+    """One process of a run: the pipe it reports on, what it said so far."""
 
-    id: int
+    number: int
     pid: int
     fd: int
-    started: float
     buffer: bytes = b""
     running: str | None = None
     result: dict[str, Any] | None = None
+    status: int | None = None
 
     def take(self, data: bytes) -> None:
         self.buffer += data
@@ -350,71 +395,135 @@ class Run:
                 self.running = message["start"]
             elif "result" in message:
                 self.result = message["result"]
+                self.running = None
+
+
+@dataclass
+class Run:
+    """One run in progress: its children, each with a share of the test files."""
+
+    id: int
+    started: float
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def running(self) -> str | None:
+        """The tests running now, in the children still at work."""
+        names = [c.running for c in self.children if c.running and c.status is None]
+        return " and ".join(names) if names else None
 
 
 class Runner:
-    """Forks a child for each run, one at a time, and relays what it reports."""
+    """Forks the children of each run, one run at a time, and relays what they report."""
 
     def __init__(self, settings: Settings, answers: IO[str]) -> None:
         self.settings = settings
         self.answers = answers
         self.selector = selectors.DefaultSelector()
         self.current: Run | None = None
+        #: Seconds each test file took at its last run, to share files out evenly.
+        self.durations: dict[str, float] = {}
         self._commands = b""
 
     def answer(self, message: dict[str, Any]) -> None:
-        self.answers.write(json.dumps(message) + "\n")
-        self.answers.flush()
+        with contextlib.suppress(BrokenPipeError):  # the game is gone: so is this, soon
+            self.answers.write(json.dumps(message) + "\n")
+            self.answers.flush()
+
+    def groups(self) -> list[list[str]]:
+        """What each child runs: the first the tests folder, less what the others run.
+
+        So a file pytest would collect under a name of the game's own choosing
+        is never left out.
+        """
+        files = find_test_files(self.settings.tests, self.settings.root)
+        shares = share_out(files, self.durations, self.settings.workers)
+        tests = str(self.settings.tests)
+        if len(shares) < 2:
+            return [[tests]]
+        others = [name for share in shares[1:] for name in share]
+        ignored = [f"--ignore={self.settings.root / name}" for name in others]
+        return [[*ignored, tests], *shares[1:]]
 
     def start(self, run_id: int) -> Run:
         compile_content(self.settings.content)
-        read_fd, write_fd = os.pipe()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child
-            os.close(read_fd)
-            run_child(self.settings, write_fd)
-        os.close(write_fd)
-        with contextlib.suppress(OSError):
-            os.setpgid(pid, pid)  # as the child does: whichever runs first
-        run = Run(run_id, pid, read_fd, started)
-        self.selector.register(read_fd, selectors.EVENT_READ, run)
+        run = Run(run_id, time.monotonic())
+        for number, targets in enumerate(self.groups()):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child
+                os.close(read_fd)
+                run_child(self.settings, write_fd, targets, self.settings.output(number))
+            os.close(write_fd)
+            with contextlib.suppress(OSError):
+                os.setpgid(pid, pid)  # as the child does: whichever runs first
+            child = Child(number, pid, read_fd)
+            run.children.append(child)
+            self.selector.register(read_fd, selectors.EVENT_READ, (run, child))
         self.current = run
         return run
 
-    def _end(self, run: Run) -> int:
-        """Kill what is left of ``run``'s process group, reap its child; the wait status."""
+    def _end(self, child: Child) -> None:
+        """Kill what is left of ``child``'s process group and reap it."""
+        if child.status is not None:
+            return
         with contextlib.suppress(OSError):
-            os.killpg(run.pid, signal.SIGKILL)
-        _, status = os.waitpid(run.pid, 0)
-        self.selector.unregister(run.fd)
-        os.close(run.fd)
-        if self.current is run:
-            self.current = None
-        return status
+            os.killpg(child.pid, signal.SIGKILL)
+        _, child.status = os.waitpid(child.pid, 0)
+        self.selector.unregister(child.fd)
+        os.close(child.fd)
 
     def stop(self, run_id: int) -> None:
         run = self.current
         if run is None or run.id != run_id:
             return
-        self._end(run)
-        self.answer({"id": run.id, "event": "stopped", "running": run.running})
+        running = run.running
+        for child in run.children:
+            self._end(child)
+        self.current = None
+        self.answer({"id": run.id, "event": "stopped", "running": running})
 
-    def finished(self, run: Run) -> None:
-        """The child closed its pipe: it is done, or dead."""
-        status = self._end(run)
-        if run.result is not None:
-            self.answer({"id": run.id, "event": "result", **run.result})
+    def finished(self, run: Run, child: Child) -> None:
+        """A child is done (it said so, or closed its pipe): the run, once all are."""
+        died = child.result is None
+        running = child.running
+        self._end(child)
+        if died:
+            for other in run.children:
+                self._end(other)
+            self.current = None
+            assert child.status is not None
+            code = os.waitstatus_to_exitcode(child.status)
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            output = self.settings.output(child.number)
+            self.answer(
+                {
+                    "id": run.id,
+                    "event": "crashed",
+                    "how": how,
+                    "running": running,
+                    "tail": tail(output),
+                }
+            )
             return
-        code = os.waitstatus_to_exitcode(status)
-        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        if any(c.status is None for c in run.children):
+            return
+        self.current = None
+        results = [c.result for c in run.children if c.result is not None]
+        for result in results:
+            self.durations.update(result.get("durations", {}))
+        statuses = [int(r["status"]) for r in results]
+        # 5: a child with no tests (every file given to the others); not a problem.
+        status = next((s for s in statuses if s not in (0, 5)), 0 if 0 in statuses else 5)
         self.answer(
             {
                 "id": run.id,
-                "event": "crashed",
-                "how": how,
-                "running": run.running,
-                "tail": tail(self.settings.output),
+                "event": "result",
+                "passed": sum(int(r["passed"]) for r in results),
+                "skipped": sum(int(r["skipped"]) for r in results),
+                "failures": [f for r in results for f in r["failures"]],
+                "status": status,
+                "seconds": time.monotonic() - run.started,
             }
         )
 
@@ -437,7 +546,7 @@ class Runner:
                     data = os.read(0, 65536)
                     if not data:
                         if self.current is not None:
-                            self._end(self.current)
+                            self.stop(self.current.id)
                         return
                     self._commands += data
                     *lines, self._commands = self._commands.split(b"\n")
@@ -445,22 +554,23 @@ class Runner:
                         with contextlib.suppress(ValueError):
                             self.command(json.loads(line))
                     continue
-                run = key.data
-                assert isinstance(run, Run)
-                if run is not self.current:
+                run: Run = key.data[0]
+                child: Child = key.data[1]
+                if run is not self.current or child.status is not None:
                     continue
-                data = os.read(run.fd, 65536)
-                run.take(data)
+                data = os.read(child.fd, 65536)
+                child.take(data)
                 # Done once it says so (a process the tests left behind may hold
                 # the pipe open), or once the pipe closes without a word (it died).
-                if run.result is not None or not data:
-                    self.finished(run)
+                if child.result is not None or not data:
+                    self.finished(run, child)
 
     def warm_up(self) -> None:
         """One run whose results are dropped: it imports what the tests use, once, here.
 
         The child lists the modules it imported beyond this process's; they
-        are imported here, so that every later child starts with them.
+        are imported here, so that every later child starts with them.  It
+        also says how long each test file took, to share the files out.
         """
         before = set(sys.modules)
         read_fd, write_fd = os.pipe()
@@ -487,10 +597,11 @@ class Runner:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         try:
-            names = json.loads(data.decode() or "[]")
+            found = json.loads(data.decode() or "{}")
         except ValueError:
-            names = []
-        for name in names:
+            found = {}
+        self.durations.update(found.get("durations", {}))
+        for name in found.get("modules", []):
             with contextlib.suppress(BaseException):
                 importlib.import_module(name)
 
@@ -514,6 +625,7 @@ def main(argv: list[str]) -> int:
         parent=int(given["parent"]),
         warmup=float(given["warmup"]),
         extra=list(given.get("extra", [])),
+        workers=int(given.get("workers", 1)),
     )
     die_with_parent(settings.parent)
     # Plugins are named, never found by entry point (see the module's docstring).

@@ -26,7 +26,7 @@ import pytest
 from engine.app import Game
 from engine.config import Config
 from engine.live.testgate import TestGate, TestOutcome
-from engine.live.testrunner import failure_message
+from engine.live.testrunner import failure_message, find_test_files, share_out
 from engine.newgame import new_game
 from engine.paths import starter_tests
 from engine.testing import MudClient, ServerProcess
@@ -386,6 +386,25 @@ def test_the_failure_message_is_the_first_line_of_what_the_test_raised() -> None
         longrepr = "tests/test_x.py:3: in <module>\n    import nothing\nE   ModuleNotFoundError: x"
 
     assert failure_message(Collected()) == "ModuleNotFoundError: x"
+
+
+def test_a_run_is_shared_out_by_test_file_the_slowest_first(tmp_path: Path) -> None:
+    files = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_d.py"]
+    timed = {"tests/test_a.py": 0.3, "tests/test_b.py": 0.1, "tests/test_c.py": 0.1}
+    assert share_out(files, timed, 2) == [
+        ["tests/test_a.py"],
+        ["tests/test_b.py", "tests/test_c.py", "tests/test_d.py"],
+    ]
+    assert share_out(files, timed, 1) == [files]
+    assert share_out(files[:1], timed, 4) == [files[:1]]
+    (tmp_path / "tests" / "deeper").mkdir(parents=True)
+    for name in ("test_x.py", "x_test.py", "conftest.py", "helpers.py", "deeper/test_y.py"):
+        (tmp_path / "tests" / name).write_text("", encoding="utf-8")
+    assert find_test_files(tmp_path / "tests", tmp_path) == [
+        "tests/test_x.py",
+        "tests/x_test.py",
+        "tests/deeper/test_y.py",
+    ]
 
 
 def test_where_the_tests_are(tmp_path: Path) -> None:
