@@ -8,6 +8,10 @@ these machines are shared and noisy: absolute times mean little, ratios do.
   subprocess), for a leaf module and for a module with 20 dependents,
   median and p99 over N saves; baseline: watchfiles alone noticing a save
   with the same step.
+- save -> live where the game's tests guard the saves (the starter game's
+  tests, run in the warm runner before each save goes live) beside the same
+  save to a server without tests, the two servers saved in turn; baseline:
+  watchfiles alone.
 - the cost of reloading one leaf module with 10 and with 1,000 content
   modules present (in-process, alternating the two trees); the ratio should
   stay below 1.5.
@@ -38,6 +42,7 @@ import watchfiles
 
 from engine.commands.registry import Registry
 from engine.live.manager import LiveContent
+from engine.paths import starter_tests
 from engine.testing import MudClient, ServerProcess
 from reloader import exocet
 from reloader.watcher import SourceFilter
@@ -219,6 +224,100 @@ def latency_section(saves: int) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# -- save -> live with the game's tests --------------------------------------------------
+
+PROBE = '''
+from engine.api import Command, Context
+
+
+class CmdProbe(Command):
+    """Say which version of this file is live."""
+
+    key = "probe"
+
+    def run(self, ctx: Context) -> None:
+        ctx.msg("probe {marker}")
+'''
+
+
+def probe_server(tests: bool) -> ServerProcess:
+    """A server on a copy of the starter game with a ``probe`` command; with its tests or not."""
+    server = ServerProcess.with_copied_content(env=dict(UNTHROTTLED))
+    (server.content_dir / "commands" / "probe.py").write_text(PROBE.format(marker="m0k"))
+    if tests:
+        folder = server.workdir / "tests"
+        shutil.copytree(starter_tests(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+        server.env["MUD_TESTS_DIR"] = str(folder)
+    return server
+
+
+def count_tests(folder: Path) -> int:
+    return sum(
+        line.lstrip().startswith(("def test_", "async def test_"))
+        for path in folder.glob("test_*.py")
+        for line in path.read_text().splitlines()
+    )
+
+
+async def saves_in_turn(servers: list[ServerProcess], saves: int) -> list[list[float]]:
+    """Per server: ms from a save of probe.py until it is live (the builders' notice says so).
+
+    The notice, not a stream of ``probe`` commands, marks the moment: a client
+    typing as fast as it can would take the processor from the tests.  Each
+    save is then checked with one ``probe``.  The servers are saved in turn,
+    one save each a round, so that a busy moment of the machine falls on both
+    alike.
+    """
+    clients = []
+    for number, server in enumerate(servers):
+        client = await MudClient.connect(server.port, timeout=60)
+        await client.create_account("Probe" + "abc"[number], "benchpass")
+        clients.append(client)
+    timings: list[list[float]] = [[] for _ in servers]
+    for number in range(-1, saves):  # save -1 warms the test runner up; it is not counted
+        for index, (server, client) in enumerate(zip(servers, clients, strict=True)):
+            marker = f"m{number + 2}k"
+            await asyncio.sleep(0.15)  # each save its own event group
+            started = time.perf_counter()
+            (server.content_dir / "commands" / "probe.py").write_text(PROBE.format(marker=marker))
+            await client.expect("[reload] Reloaded commands.probe", timeout=60)
+            took = (time.perf_counter() - started) * 1000
+            await client.command("probe", f"probe {marker}")
+            if number >= 0:
+                timings[index].append(took)
+    for client in clients:
+        client.close()
+    return timings
+
+
+def gated_section(saves: int) -> tuple[str, list[tuple[str, str, str, str]]]:
+    plain, gated = probe_server(tests=False), probe_server(tests=True)
+    try:
+        plain.start()
+        gated.start(timeout=60)
+
+        async def run() -> tuple[list[float], list[list[float]]]:
+            baseline = await watchfiles_alone(saves)
+            return baseline, await saves_in_turn([plain, gated], saves)
+
+        baseline, (without, with_tests) = asyncio.run(run())
+        tests = count_tests(gated.workdir / "tests")
+    finally:
+        plain.cleanup()
+        gated.cleanup()
+    base = statistics.median(baseline)
+    rows = [("watchfiles alone (baseline)", f"{base:.1f}", f"{p99(baseline):.1f}", "1.00")]
+    for label, values in (
+        ("save -> live, no tests", without),
+        (f"save -> live, gated by {tests} tests", with_tests),
+    ):
+        median = statistics.median(values)
+        rows.append((label, f"{median:.1f}", f"{p99(values):.1f}", f"{median / base:.2f}"))
+    added = statistics.median(b - a for a, b in zip(without, with_tests, strict=True))
+    rows.append(("added by the tests (median of pairs)", f"{added:.1f}", "", ""))
+    return f"the starter game's {tests} tests", rows
+
+
 # -- cost against size --------------------------------------------------------------
 
 
@@ -324,6 +423,12 @@ def main() -> int:
         f"Save -> new behaviour seen by a connected client ({args.saves} saves, step {STEP_MS} ms)",
         ("measure", "median ms", "p99 ms", "median / baseline"),
         latency_section(args.saves),
+    )
+    which, rows = gated_section(args.saves)
+    print_table(
+        f"Save -> live with and without the game's tests ({which}, {args.saves} saves each)",
+        ("measure", "median ms", "p99 ms", "median / baseline"),
+        rows,
     )
     print_table(
         f"Cost of reloading one leaf module against game size ({args.rounds} reloads each)",
