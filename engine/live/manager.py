@@ -653,7 +653,7 @@ class LiveContent:
         warming = None
         if gate is not None and gate.active:
             log.info("saves go live once the tests in %s pass", gate.tests_dir)
-            warming = asyncio.ensure_future(gate.start())
+            warming = asyncio.ensure_future(self._warm(gate))
         try:
             async with contextlib.aclosing(self._saves(stop)) as saves:
                 async for kind, changes in saves:
@@ -694,6 +694,26 @@ class LiveContent:
             return None
         async with self._lock:
             return self.apply_saves(changed, removed)
+
+    async def _warm(self, gate: TestGate) -> None:
+        """Start the test runner; say if the content the game started with fails its tests.
+
+        A game loads ``content/`` as it is on disk (there is nothing older to
+        run), so a save the tests refused goes live at the next start: the log
+        and ``errors`` say so.
+        """
+        await gate.start()
+        failing = gate.failing_at_start
+        if not failing:
+            return
+        outcome = TestOutcome(failures=failing)
+        line = outcome.refusal().replace("Not applied, ", "The content the game started with: ", 1)
+        log.warning("%s", line)
+        self.notify(line)
+        for where, what in outcome.errors():
+            self.guard.errors.record(
+                where, what, " (the content the game started with)", quiet=True
+            )
 
     def _modules_of(self, changes: SourceChanges) -> tuple[set[str], set[str], set[str]]:
         """The modules a group of saves changed, the live ones it removed, and all it removed.

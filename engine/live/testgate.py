@@ -155,6 +155,9 @@ class TestGate:
         self._starting: asyncio.Lock | None = None
         #: Runs since the start (each attempt), for tests and ``make bench``.
         self.runs = 0
+        #: The tests that failed in the runner's first run, with the content as the game
+        #: started (a game loads content/ as it is on disk, tested or not).
+        self.failing_at_start: list[tuple[str, str]] = []
 
     @classmethod
     def for_config(cls, config: Config) -> TestGate | None:
@@ -263,6 +266,7 @@ class TestGate:
                 continue
             if message.get("event") == "ready":
                 if ready is not None and not ready.done():
+                    self.failing_at_start = [(str(t), str(w)) for t, w in message["failures"]]
                     ready.set_result(None)
                 continue
             waiting = self._waiting.pop(int(message.get("id", 0)), None)

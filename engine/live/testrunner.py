@@ -21,7 +21,8 @@ this process, so nothing outlives the game.
 
 Talk with the game is one JSON object a line: on stdin the game sends
 ``{"op": "run", "id": N}`` and ``{"op": "stop", "id": N}``; on stdout this
-process answers ``{"event": "ready"}`` once, then for each run one of
+process answers ``{"event": "ready", "failures": [...]}`` once (what failed
+in the first run, with the content the game started with), then for each run one of
 ``{"id": N, "event": "result", ...}``, ``{"id": N, "event": "stopped",
 "running": nodeid}`` or ``{"id": N, "event": "crashed", ...}``.  End of stdin
 ends it.
@@ -314,10 +315,11 @@ def run_child(settings: Settings, write_fd: int, targets: list[str], output: Pat
 
 def warm_child(settings: Settings, write_fd: int, before: set[str]) -> NoReturn:
     """The warm-up's child: every test, then the names of the modules it imported that are
-    not the game's own (those change; the engine and the libraries do not), and how long
-    each test file took."""
+    not the game's own (those change; the engine and the libraries do not), how long each
+    test file took, and what failed (the content the game started with)."""
     game = str(settings.root.resolve()) + os.sep
     durations: dict[str, float] = {}
+    failures: list[tuple[str, str]] = []
     try:
         _prepare_child(settings, settings.output(0))
         with open(os.devnull, "w", encoding="utf-8") as nowhere:
@@ -330,6 +332,7 @@ def warm_child(settings: Settings, write_fd: int, before: set[str]) -> NoReturn:
                 plugins=[pytest_asyncio.plugin, reporter],
             )
             durations = reporter.durations
+            failures = reporter.failures
     except BaseException:  # a failed warm-up only warms less
         pass
     try:
@@ -342,7 +345,8 @@ def warm_child(settings: Settings, write_fd: int, before: set[str]) -> NoReturn:
                 continue
             names.append(name)
         with open(write_fd, "w", encoding="utf-8") as out:
-            out.write(json.dumps({"modules": sorted(names), "durations": durations}))
+            found = {"modules": sorted(names), "durations": durations, "failures": failures}
+            out.write(json.dumps(found))
     finally:
         os._exit(0)
 
@@ -565,12 +569,13 @@ class Runner:
                 if child.result is not None or not data:
                     self.finished(run, child)
 
-    def warm_up(self) -> None:
-        """One run whose results are dropped: it imports what the tests use, once, here.
+    def warm_up(self) -> list[tuple[str, str]]:
+        """A first run: it imports what the tests use, once, here; what failed in it.
 
         The child lists the modules it imported beyond this process's; they
         are imported here, so that every later child starts with them.  It
-        also says how long each test file took, to share the files out.
+        also says how long each test file took, to share the files out, and
+        which tests fail with the content the game started with.
         """
         before = set(sys.modules)
         read_fd, write_fd = os.pipe()
@@ -604,6 +609,7 @@ class Runner:
         for name in found.get("modules", []):
             with contextlib.suppress(BaseException):
                 importlib.import_module(name)
+        return [(str(test), str(why)) for test, why in found.get("failures", [])]
 
 
 def tail(path: Path) -> str:
@@ -650,14 +656,13 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(ImportError):
             importlib.import_module(f"_pytest.{name}")
     runner = Runner(settings, answers)
-    if settings.tests.is_dir():
-        runner.warm_up()
+    failures = runner.warm_up() if settings.tests.is_dir() else []
     # What is here now lives as long as this process: the collector of every
     # child leaves it alone (pytest collects after each test), and no child
     # copies its pages by marking them.
     gc.collect()
     gc.freeze()
-    runner.answer({"event": "ready", "pid": os.getpid()})
+    runner.answer({"event": "ready", "pid": os.getpid(), "failures": failures})
     runner.serve()
     return 0
 

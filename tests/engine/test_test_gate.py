@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from game_helpers import until
 
 from engine.app import Game
 from engine.config import Config
@@ -201,6 +202,24 @@ async def test_a_broken_save_is_reported_as_ever_without_running_the_tests(
         await line_of(alice, "[reload] content/commands/oops.py")
         == "[reload] content/commands/oops.py is gone; it had not loaded, so nothing changes."
     )
+
+
+async def test_content_that_fails_its_tests_at_start_is_in_errors(
+    gated: StartGated, tests_dir: Path, content_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A save the tests refused is on disk: the next start loads it (nothing older to run).
+    say_hi(content_dir)
+    with caplog.at_level(logging.WARNING, logger="engine.live.manager"):
+        game, alice = await gated(tests_dir)
+        await ready(game)
+        await until(lambda: game.errors.recent(), "the failing test recorded", timeout=5)
+    [error] = game.errors.recent()
+    assert error.line() == (
+        "tests/test_greet.py::test_greet_says_hello: AssertionError: greet must say Hello"
+        " (the content the game started with)"
+    )
+    assert "The content the game started with: a test fails: tests/test_greet.py" in caplog.text
+    await alice.command("greet", "Hi there!")
 
 
 # -- the game plays on -----------------------------------------------------------------------
