@@ -591,6 +591,13 @@ class LiveContent:
         if not changed and not removed:
             self._held = (set(), set())
             return
+        if not gate.active:
+            # The tests folder went away: what it held back goes live as any save does.
+            async with self._lock:
+                self._held = (set(), set())
+                report = self.apply_saves(changed, removed)
+            self._announce(report)
+            return
         before = self._files()
         async with self._lock:
             trial = self.apply_saves(changed, removed, commit=False)

@@ -314,6 +314,18 @@ async def test_reload_force_applies_what_the_tests_hold_back_and_is_audited(
     assert "AUDIT Alice forced content live without its tests: commands.greet." in caplog.text
 
 
+async def test_what_the_tests_held_back_goes_live_when_their_folder_goes(
+    gated: StartGated, tests_dir: Path, content_dir: Path
+) -> None:
+    _, alice = await gated(tests_dir)
+    say_hi(content_dir)
+    assert await line_of(alice, "[reload] Not applied") == REFUSED
+    shutil.rmtree(tests_dir)
+    line = await line_of(alice, "[reload] Reloaded commands.greet")
+    assert line.endswith(" ms)."), line
+    await alice.command("greet", "Hi there!")
+
+
 async def test_without_a_tests_folder_saves_go_live_as_before(
     gated: StartGated, tmp_path: Path, content_dir: Path
 ) -> None:
