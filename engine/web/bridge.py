@@ -402,7 +402,24 @@ class WebConnection(ServerConnection):
             else:
                 self.protocol.fail(1008, "too many frames before the game was ready")
         elif event.opcode is PONG:
+            self.awaiting_pong = False
             self.acknowledge_pings(bytes(event.data))
+
+    #: A keepalive ping went unanswered so far.
+    awaiting_pong = False
+
+    def keepalive_round(self) -> None:
+        """A round of the server's keepalive: drop the connection if the last ping got no
+        pong, else ping it.  One read paused (a handover, a full reader) is left alone."""
+        if self.protocol.state is not OPEN or not self.transport.is_reading():
+            return
+        if self.awaiting_pong:
+            self.logger.info("no pong to a keepalive ping; closing")
+            self.transport.abort()
+            return
+        self.awaiting_pong = True
+        self.protocol.send_ping(b"")
+        self.send_data()
 
     def take(self, bridge: WebTransport, protocol: asyncio.Protocol) -> None:
         """The game's ``protocol`` takes this connection through ``bridge``."""

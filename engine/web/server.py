@@ -75,6 +75,10 @@ PAGES = {
 }
 WEBSOCKET_PATH = "/ws"
 
+#: What a connection keeps of its handshake once it is open: nothing (websockets only asks
+#: whether there was one).
+HANDSHAKE_DONE = Request(WEBSOCKET_PATH, Headers())
+
 #: Sent with every file: the page runs only its own script and talks only to this server.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -90,7 +94,8 @@ SECURITY_HEADERS = {
 OPEN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 3.0
 #: A ping every so many seconds keeps proxies from closing an idle websocket, and finds
-#: a dead one (no pong within as long).
+#: a dead one (no pong by the next round): one task pings every websocket, rather than a
+#: task and a timer for each (websockets' own keepalive).
 PING_INTERVAL = 20.0
 
 
@@ -112,6 +117,7 @@ class WebServer:
         self.ws: Server | None = None
         #: The PROXY port, when ``proxy_port`` asks for one (``engine.web.proxy``).
         self.proxy: ProxyListener | None = None
+        self._pinger: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -120,6 +126,7 @@ class WebServer:
         return listeners.port_of(self.ws.sockets[0])
 
     async def start(self, sock: socket.socket) -> None:
+        self.start_pinger()
         self.ws = await serve(
             self.handler,
             sock=sock,
@@ -132,8 +139,7 @@ class WebServer:
             max_size=self.max_size,
             open_timeout=OPEN_TIMEOUT,
             close_timeout=CLOSE_TIMEOUT,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_INTERVAL,
+            ping_interval=None,
             server_header=None,
             logger=_QUIET,
         )
@@ -193,6 +199,8 @@ class WebServer:
     async def handler(self, connection: Any) -> None:
         """One websocket, from its opening to its end: the game's protocol takes it."""
         conn = cast(WebConnection, connection)
+        # The handshake's headers are not kept for the connection's life (memory per player).
+        conn.request, conn.response = HANDSHAKE_DONE, None
         if conn.bridge is None:
             self._take(conn, None)
         await conn.finished
@@ -251,12 +259,11 @@ class WebServer:
         conn = WebConnection(
             protocol,
             self.ws,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_INTERVAL,
+            ping_interval=None,
             close_timeout=CLOSE_TIMEOUT,
         )
         conn.adopted = state
-        conn.request = Request(WEBSOCKET_PATH, Headers())  # the handshake was made before
+        conn.request = HANDSHAKE_DONE  # the handshake was made before
         conn.mode = str(extra.get(MODE) or subprotocols.TERMINAL)
         conn.peer = (str(extra.get(PEER, "?")), int(extra.get(PEER_PORT, 0)))
         loop = asyncio.get_running_loop()
@@ -273,7 +280,6 @@ class WebServer:
     async def _adopted(self, conn: WebConnection) -> None:
         assert self.ws is not None
         self.ws.all_connections.add(conn)
-        conn.start_keepalive()
         try:
             async with conn:
                 await conn.finished
@@ -294,7 +300,25 @@ class WebServer:
         if self.proxy is not None:
             self.proxy.stop_accepting()
 
+    def start_pinger(self) -> None:
+        self._pinger = asyncio.get_running_loop().create_task(self._keepalive())
+
+    def close_pinger(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            self._pinger = None
+
+    async def _keepalive(self) -> None:
+        """Every ``PING_INTERVAL`` s, each open websocket is pinged (and dropped if it did not
+        answer the previous ping)."""
+        while True:
+            await asyncio.sleep(PING_INTERVAL)
+            if self.ws is not None:
+                for conn in list(self.ws.all_connections):
+                    cast(WebConnection, conn).keepalive_round()
+
     def close(self) -> None:
+        self.close_pinger()
         if self.ws is not None:
             self.ws.close(close_connections=True)
         if self.proxy is not None:

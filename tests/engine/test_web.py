@@ -8,7 +8,6 @@ beside the project's telnet client.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -190,6 +189,7 @@ async def test_websockets_count_toward_the_connection_limits(
     third = await web()
     await third.expect("Too many connections from your address")
     assert await third.expect_closed() == 1000
+    assert game.server is not None
     assert game.server.limiter.by_ip == {"127.0.0.1": 2}
     await second.close()
     await asyncio.sleep(0.3)
@@ -242,5 +242,28 @@ async def test_a_lost_websocket_ends_its_session(game: Game, web: MakeWeb) -> No
             break
         await asyncio.sleep(0.05)
     assert not game.sessions
-    assert re.search(r"by_ip", repr(vars(game.server.limiter)))
+    assert game.server is not None
     assert game.server.limiter.total == 0
+
+
+async def test_keepalive_pings_drop_a_client_that_stopped_answering(
+    game: Game, web: MakeWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.web import server
+
+    assert game.web is not None
+    monkeypatch.setattr(server, "PING_INTERVAL", 0.2)
+    game.web.close_pinger()
+    game.web.start_pinger()
+    alive = await web()
+    dead = await web()
+    for client in (alive, dead):
+        await client.expect("By what name are you known? ")
+    dead.ws.transport.pause_reading()  # gone silent: no pongs
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if len(game.sessions) == 1:
+            break
+    assert len(game.sessions) == 1
+    await alive.command("Ann", "Create a new character?")
+    dead.ws.transport.abort()
