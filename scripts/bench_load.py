@@ -7,7 +7,9 @@
   the echo server answering the same lines is the baseline;
 - 50 simultaneous logins: how long until all are in the game, and the p99
   latency of a player already in the game meanwhile (beside its p99 idle);
-- memory per idle connection at 1,000 and 5,000 connections, game and echo.
+- memory per idle connection at 1,000 and 5,000 connections: the game's telnet
+  connections, its websockets (the web page's subprotocol, permessage-deflate
+  on, each in a game of its own) and the echo server's.
 
 Both servers run as subprocesses on 127.0.0.1; the load comes from raw
 sockets in this process (no telnet negotiation, so each connection starts
@@ -37,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_reload import machine, p99, print_table
+from websockets.asyncio.client import ClientConnection, connect
 
 from engine.paths import CODE_ROOT as PROJECT_ROOT
 
@@ -92,6 +95,9 @@ class Server:
                 return int(line.split()[1])
         return 0
 
+    def log(self) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -99,6 +105,14 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def web_port_of(server: Server) -> int:
+    """The game's web port, from its log line (``web client at http://...:4001/``)."""
+    match = re.search(r"web client at http://[^ ]*:(\d+)/", server.log())
+    if match is None:
+        raise RuntimeError(f"the game serves no web client: {server.log()[-2000:]}")
+    return int(match.group(1))
 
 
 def start_game() -> Server:
@@ -118,7 +132,13 @@ def start_game() -> Server:
             "--db-path",
             str(workdir / "db.sqlite3"),
         ],
-        env={"MUD_INPUT_RATE": "1000000", "MUD_INPUT_BURST": "1000000", "MUD_LOG_LEVEL": "INFO"},
+        env={
+            "MUD_INPUT_RATE": "1000000",
+            "MUD_INPUT_BURST": "1000000",
+            "MUD_LOG_LEVEL": "INFO",
+            # Thousands of idle connections wait at the login prompt: none must give way.
+            "MUD_MAX_PENDING": "1000000",
+        },
         workdir=workdir,
     )
     return server
@@ -313,19 +333,49 @@ async def open_idle(port: int, count: int, marker: bytes) -> list[Conn]:
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def memory_section(game: Server, echo: Server, counts: list[int]) -> list[tuple[str, ...]]:
+async def open_idle_websockets(port: int, count: int) -> list[ClientConnection]:
+    """Websockets as the web page opens them, each at the login prompt."""
+    gate = asyncio.Semaphore(500)
+
+    async def one() -> ClientConnection:
+        async with gate:
+            ws = await connect(
+                f"ws://127.0.0.1:{port}/ws",
+                subprotocols=["gmcp.mudstandards.org"],  # type: ignore[list-item]
+                ping_interval=None,
+                open_timeout=120,
+            )
+            seen = b""
+            while b"known? " not in seen:
+                message = await asyncio.wait_for(ws.recv(), 120)
+                if isinstance(message, bytes):
+                    seen += message
+            return ws
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def memory_section(
+    game: Server, web_game: Server, echo: Server, counts: list[int]
+) -> list[tuple[str, ...]]:
     rows = []
-    for label, server, marker in (("game", game, b"known? "), ("echo", echo, PROMPT)):
+    for label, server in (("game, telnet", game), ("game, websocket", web_game), ("echo", echo)):
         await asyncio.sleep(1)
         base = server.rss_kib()
         conns: list[Conn] = []
+        sockets: list[ClientConnection] = []
         for count in counts:
-            conns += await open_idle(server.port, count - len(conns), marker)
+            if label == "game, websocket":
+                sockets += await open_idle_websockets(web_port_of(server), count - len(sockets))
+            else:
+                marker = PROMPT if label == "echo" else b"known? "
+                conns += await open_idle(server.port, count - len(conns), marker)
             await asyncio.sleep(1)
             per = (server.rss_kib() - base) / count
             rows.append((f"{label}: {count:,} idle connections", f"{per:.1f} KB each", ""))
         for conn in conns:
             conn.close()
+        await asyncio.gather(*(ws.close() for ws in sockets))
         await asyncio.sleep(1)
     return rows
 
@@ -366,11 +416,17 @@ def main() -> int:
             ("measure", "value", "note"),
             asyncio.run(login_section(game, args.logins)),
         )
-        print_table(
-            "Memory per idle connection (server RSS growth / connections)",
-            ("measure", "value", ""),
-            asyncio.run(memory_section(game, echo, idle)),
-        )
+        # The websockets' game is a new one: memory the telnet connections freed would
+        # otherwise be used again and hide what websockets cost.
+        web_game = start_game()
+        try:
+            print_table(
+                "Memory per idle connection (server RSS growth / connections)",
+                ("measure", "value", ""),
+                asyncio.run(memory_section(game, web_game, echo, idle)),
+            )
+        finally:
+            web_game.stop()
     finally:
         game.stop()
         echo.stop()

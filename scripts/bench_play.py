@@ -26,14 +26,19 @@ N at which every action seen at least ``MIN_SAMPLES`` times answered within
 100 ms at p99 (rarer actions, the builders' at small N, are listed with their
 slowest instead: a p99 of 25 samples is only the slowest of them).
 
+``--web-share F`` plays that share of the players over websockets instead,
+as the game's web page does (``gmcp.mudstandards.org``, permessage-deflate
+on); their actions are reported apart (``look/web``) and judged with the rest.
+
 Usage: python scripts/bench_play.py [--players 100,200] [--rooms 400] [--interval 5]
-                                    [--seconds 20] [--generators 2]
+                                    [--seconds 20] [--generators 2] [--web-share 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -52,8 +57,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_load import Conn, Server
+from bench_load import Conn, Server, web_port_of
 from bench_reload import machine, print_table
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from engine.accounts.passwords import SCRYPT_P, SCRYPT_R, PasswordHash
 from engine.paths import CODE_ROOT as PROJECT_ROOT
@@ -185,11 +192,72 @@ class Client(Conn):
         return await self.until(PROMPT, timeout=60)
 
 
+class WebPlayer:
+    """A player on the web port, as the game's page plays: text in BINARY frames, GMCP beside."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.buffer = b""
+        self._sending: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, port: int) -> WebPlayer:
+        ws = await connect(
+            f"ws://127.0.0.1:{port}/ws",
+            subprotocols=["gmcp.mudstandards.org"],  # type: ignore[list-item]
+            ping_interval=None,
+            max_size=None,
+            open_timeout=60,
+        )
+        return cls(ws)
+
+    async def until(self, marker: bytes, timeout: float = 30) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.buffer:
+            message = await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic())
+            if isinstance(message, bytes):  # a str is GMCP (Room.Info ...): not waited for
+                self.buffer += message
+        index = self.buffer.index(marker) + len(marker)
+        seen, self.buffer = self.buffer[:index], self.buffer[index:]
+        return seen
+
+    def send(self, line: str) -> None:
+        task = asyncio.ensure_future(self._send(line.encode()))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(data)
+
+    def close(self) -> None:
+        task = asyncio.ensure_future(self.ws.close())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def login(self, name: str) -> bytes:
+        await self.until(b"known? ", timeout=60)
+        self.send(name)
+        await self.until(b"Password: ", timeout=60)
+        self.send(PASSWORD)
+        return await self.until(PROMPT, timeout=60)
+
+
+Player = Client | WebPlayer
+#: What a player's connection raises when it is gone or too slow.
+LOST = (OSError, ConnectionError, TimeoutError, ConnectionClosed)
+
+
+def plays_on_the_web(number: int, share: float) -> bool:
+    """Whether player ``number`` plays over a websocket: ``share`` of them, spread evenly."""
+    return int((number + 1) * share) > int(number * share)
+
+
 def choose(mix: dict[str, float]) -> str:
     return random.choices(list(mix), weights=list(mix.values()))[0]
 
 
-async def act(client: Client, action: str, exits: list[str], name: str) -> bytes:
+async def act(client: Player, action: str, exits: list[str], name: str) -> bytes:
     if action == "look":
         client.send("look")
     elif action == "move":
@@ -218,14 +286,14 @@ async def act(client: Client, action: str, exits: list[str], name: str) -> bytes
 
 
 async def log_in(
-    port: int, number: int, gate: asyncio.Semaphore, errors: list[str]
-) -> tuple[Client, list[str]] | None:
+    port: int, number: int, gate: asyncio.Semaphore, errors: list[str], web_port: int = 0
+) -> tuple[Player, list[str]] | None:
     name = player_name(number)
     try:
         async with gate:
-            client = await Client.open(port)
+            client: Player = await (WebPlayer.open(web_port) if web_port else Client.open(port))
             text = await client.login(name)
-    except (OSError, ConnectionError, TimeoutError) as exc:
+    except LOST as exc:
         errors.append(f"login {name}: {exc}")
         return None
     found = EXITS.findall(text) or [b""]
@@ -233,10 +301,11 @@ async def log_in(
 
 
 async def one_player(
-    client: Client, exits: list[str], number: int, start: float, stop: float, interval: float,
+    client: Player, exits: list[str], number: int, start: float, stop: float, interval: float,
     results: dict[str, list[float]], errors: list[str],
 ) -> None:  # fmt: skip
     name = player_name(number)
+    suffix = "/web" if isinstance(client, WebPlayer) else ""
     builder = number % 100 == 99
     await asyncio.sleep(max(0.0, start - time.monotonic()) + random.uniform(0, interval))
     while time.monotonic() < stop:
@@ -244,10 +313,10 @@ async def one_player(
         began = time.monotonic()
         try:
             answer = await act(client, action, exits, name)
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            errors.append(f"{action} {name}: {exc}")
+        except LOST as exc:
+            errors.append(f"{action}{suffix} {name}: {exc}")
             return
-        results.setdefault(action, []).append((time.monotonic() - began) * 1000)
+        results.setdefault(action + suffix, []).append((time.monotonic() - began) * 1000)
         found = EXITS.findall(answer)
         if found:
             exits = [e.strip() for e in found[-1].decode().split(",") if e.strip()]
@@ -257,7 +326,7 @@ async def one_player(
 
 def generator(
     port: int, numbers: list[int], seconds: float, interval: float,
-    logged_in: Any, start_at: Any, queue: Any,
+    logged_in: Any, start_at: Any, queue: Any, web_port: int = 0, web_share: float = 0.0,
 ) -> None:  # fmt: skip
     """One load-generator process: log its players in, wait for the others, then play."""
 
@@ -265,7 +334,12 @@ def generator(
         results: dict[str, list[float]] = {}
         errors: list[str] = []
         gate = asyncio.Semaphore(50)  # logins at a time, well within the server's pending cap
-        joined = await asyncio.gather(*(log_in(port, n, gate, errors) for n in numbers))
+        joined = await asyncio.gather(
+            *(
+                log_in(port, n, gate, errors, web_port if plays_on_the_web(n, web_share) else 0)
+                for n in numbers
+            )
+        )
         with logged_in.get_lock():
             logged_in.value += 1
         while start_at.value == 0.0:
@@ -378,7 +452,7 @@ def start_profile(
 
 def run_one(
     players: int, rooms: int, interval: float, seconds: float, generators: int,
-    profile: str = "", all_builders: bool = False,
+    profile: str = "", all_builders: bool = False, web_share: float = 0.0,
 ) -> dict:  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="bench-play-"))
     shutil.copytree(
@@ -389,6 +463,7 @@ def run_one(
     args = ["-m", "engine", "--port", "0", "--content-dir",
             str(workdir / "content"), "--db-path", str(workdir / "db.sqlite3")]  # fmt: skip
     server = Server.start(args, env=env, workdir=workdir)
+    web_port = web_port_of(server) if web_share else 0
     try:
         queue: multiprocessing.Queue[Any] = multiprocessing.Queue()
         logged_in = multiprocessing.Value("i", 0)
@@ -397,7 +472,17 @@ def run_one(
         processes = [
             multiprocessing.Process(
                 target=generator,
-                args=(server.port, s, seconds, interval, logged_in, start_at, queue),
+                args=(
+                    server.port,
+                    s,
+                    seconds,
+                    interval,
+                    logged_in,
+                    start_at,
+                    queue,
+                    web_port,
+                    web_share,
+                ),
             )
             for s in slices
         ]
@@ -449,6 +534,7 @@ def run_one(
             process.join(10)
         return {
             "players": players,
+            "web": sum(plays_on_the_web(n, web_share) for n in range(players)),
             "actions": merged,
             "lag_p99": p99(lags),
             "cpu": cpu,
@@ -479,11 +565,20 @@ def main() -> None:
         help="Evennia's dummyrunner scale: 50 players, an action every 2 s, its mix",
     )
     parser.add_argument(
+        "--web-share",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="the share of players (0 to 1) who play over websockets, as the web page does",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         help="py-spy samples of the server while it is measured, to this file ({n}: players)",
     )
     args = parser.parse_args()
+    if not 0.0 <= args.web_share <= 1.0:
+        parser.error(f"--web-share is a share between 0 and 1, not {args.web_share:g}")
     if args.dummyrunner:
         args.players, args.interval, args.mix = (
             DUMMYRUNNER["players"],
@@ -508,7 +603,7 @@ def main() -> None:
     for n in (int(x) for x in args.players.split(",")):
         outcome = run_one(
             n, args.rooms, args.interval, args.seconds, args.generators, args.profile,
-            all_builders=args.dummyrunner,
+            all_builders=args.dummyrunner, web_share=args.web_share,
         )  # fmt: skip
         rows = []
         worst = 0.0
@@ -523,8 +618,9 @@ def main() -> None:
                 (action, str(len(values)), f"{statistics.median(values):.1f} ms",
                  f"{p99(values):.1f} ms")
             )  # fmt: skip
+        over = f" ({outcome['web']} of them over websockets)" if outcome["web"] else ""
         print_table(
-            f"{n} players, {args.rooms} rooms, an action every {args.interval:g} s "
+            f"{n} players{over}, {args.rooms} rooms, an action every {args.interval:g} s "
             f"for {args.seconds:g} s",
             ("action", "count", "p50", "p99"),
             rows,
