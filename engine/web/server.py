@@ -69,6 +69,7 @@ _QUIET.setLevel(logging.WARNING)
 STATIC_DIR = Path(__file__).with_name("static")
 PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/client.js": ("client.js", "text/javascript; charset=utf-8"),
     "/client.css": ("client.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),

@@ -62,11 +62,14 @@ async def test_the_page_and_its_files_are_served_by_the_game(game: Game) -> None
     assert status == 200
     assert headers["content-type"].startswith("text/html")
     assert b'src="client.js"' in body and b'href="client.css"' in body
+    body_of_page = body
     assert "script-src 'self'" in headers["content-security-policy"]
     for path, kind in (("/client.js", "text/javascript"), ("/client.css", "text/css")):
         status, headers, body = await http_get(game.web.port, path)
         assert (status, headers["content-type"].split(";")[0]) == (200, kind)
         assert body
+    again = await http_get(game.web.port, "/index.html")
+    assert again[0] == 200 and again[2] == body_of_page
     status, _, _ = await http_get(game.web.port, "/../engine/app.py")
     assert status == 404
 

@@ -14,7 +14,7 @@
   const MAX_LINES = 2000;
   const HISTORY = 200;
   const RETRY_FIRST = 1000;
-  const RETRY_MOST = 10000;
+  const RETRY_MOST = 5000;
 
   const output = document.getElementById("output");
   const status = document.getElementById("status");
@@ -237,7 +237,6 @@
       button.type = "button";
       button.className = "exit";
       button.textContent = direction;
-      button.setAttribute("aria-label", `Go ${direction}`);
       button.addEventListener("click", () => {
         command(direction);
         input.focus();
