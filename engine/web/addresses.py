@@ -36,6 +36,13 @@ def parse_address(text: str) -> Address | None:
     return address
 
 
+def words(setting: object) -> list[str]:
+    """A setting that lists things: words separated by spaces or commas (or, from code, a list)."""
+    if isinstance(setting, list | tuple | set | frozenset):
+        return [word for item in setting for word in words(item)]
+    return str(setting or "").replace(",", " ").split()
+
+
 class TrustedProxies:
     """The proxies whose word on a player's address is believed (``trusted_proxies``)."""
 
@@ -43,10 +50,10 @@ class TrustedProxies:
         self.networks = tuple(networks)
 
     @classmethod
-    def from_setting(cls, text: str) -> TrustedProxies:
+    def from_setting(cls, text: object) -> TrustedProxies:
         """Addresses and networks separated by spaces or commas; a bad one stops the start."""
         networks = []
-        for word in text.replace(",", " ").split():
+        for word in words(text):
             try:
                 networks.append(ipaddress.ip_network(word, strict=False))
             except ValueError:

@@ -45,7 +45,7 @@ from websockets.typing import Subprotocol
 
 from engine.config import Config
 from engine.web import listeners, subprotocols
-from engine.web.addresses import TrustedProxies
+from engine.web.addresses import TrustedProxies, words
 from engine.web.bridge import (
     DEFLATE,
     MODE,
@@ -107,7 +107,7 @@ class WebServer:
         self.config = config
         #: The telnet server (``engine.net.telnet.serve``): its factory makes each connection.
         self.telnet = telnet_server
-        self.origins = frozenset(config.web_origins.replace(",", " ").split())
+        self.origins = frozenset(origin.rstrip("/") for origin in words(config.web_origins))
         self.proxies = TrustedProxies.from_setting(config.trusted_proxies)
         self.max_size = config.web_max_frame
         self.files = {
@@ -168,7 +168,7 @@ class WebServer:
             origin = headers.get("Origin")
         except MultipleValuesError:
             return "more than one Origin"
-        if origin is None or origin in self.origins:
+        if origin is None or origin.rstrip("/") in self.origins:
             return ""
         host = headers.get("Host", "")
         if self.proxies.trusts(peer):

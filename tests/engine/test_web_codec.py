@@ -165,5 +165,6 @@ def test_addresses_and_trusted_proxies() -> None:
     assert proxies.forwarded_for("127.0.0.1", ["junk"]) == "127.0.0.1"
     assert proxies.forwarded_for("127.0.0.1", []) == "127.0.0.1"
     assert not TrustedProxies.from_setting("")
+    assert TrustedProxies.from_setting(["127.0.0.1", "10.0.0.0/8"]).trusts("10.0.0.9")
     with pytest.raises(StartupError, match='"nope" is not an address'):
         TrustedProxies.from_setting("nope")
