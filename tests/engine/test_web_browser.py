@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--headless=new"]
 WAIT = 5000
 
 try:
-    from playwright.async_api import Page, async_playwright, expect
+    from playwright.async_api import Page, WebSocketRoute, async_playwright, expect
 except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None  # type: ignore[assignment]
 
@@ -50,7 +50,9 @@ async def browser_page(game: Game) -> AsyncIterator[Page]:
         yield page
 
 
-async def _page(port: int) -> AsyncIterator[Page]:
+async def _page(
+    port: int, before: Callable[[Page], Awaitable[None]] | None = None
+) -> AsyncIterator[Page]:
     missing = _missing()
     if missing:
         if os.environ.get("HOTMUD_REQUIRE_BROWSER"):
@@ -67,6 +69,8 @@ async def _page(port: int) -> AsyncIterator[Page]:
                 "console",
                 lambda message: errors.append(message.text) if message.type == "error" else None,
             )
+            if before is not None:
+                await before(page)
             await page.goto(f"http://127.0.0.1:{port}/")
             yield page
             assert not errors, errors
@@ -207,3 +211,60 @@ async def test_a_browser_player_keeps_playing_across_a_hot_restart(server: Serve
         text = await page.locator("#output").inner_text()
         assert text.count("By what name are you known?") == 1
         assert "connection was lost" not in text and "closed the connection" not in text
+
+
+async def test_the_page_draws_every_colour_depth_and_follows_gmcp(game: Game) -> None:
+    """The page against a websocket played by the test (playwright's routing), byte by byte."""
+    assert game.web is not None
+    sent: list[str | bytes] = []
+    routes: list[WebSocketRoute] = []
+
+    async def mock(page: Page) -> None:
+        def opened(route: WebSocketRoute) -> None:
+            routes.append(route)
+            route.on_message(lambda message: sent.append(message))
+
+        await page.route_web_socket("**/ws", opened)
+
+    async for page in _page(game.web.port, mock):
+        await expect(page.locator("#status")).to_contain_text("Connected", timeout=WAIT)
+        (route,) = routes
+        # 256 colours (a colour of the cube, a grey), truecolour, bright, bold, reset; an
+        # escape cut between two frames; UTF-8 cut inside a character.
+        route.send(b"\x1b[38;5;196mcube\x1b[0m \x1b[38;5;244mgrey\x1b[0m \x1b[38;2;1;2;3mtrue")
+        route.send(b"\x1b[0m \x1b[1;92mbright\x1b[")
+        route.send("0m caf\u00e9 \u2603".encode()[:-2])
+        route.send("\u2603".encode()[1:] + b"\r\n> ")
+        colours = {
+            "cube": "rgb(255, 0, 0)",
+            "grey": "rgb(128, 128, 128)",
+            "true": "rgb(1, 2, 3)",
+            "bright": "rgb(0, 255, 0)",
+        }
+        for word, colour in colours.items():
+            span = page.locator("#output span", has_text=word)
+            await expect(span).to_have_css("color", colour, timeout=WAIT)
+        await expect(page.locator("#output span.b", has_text="bright")).to_have_count(1)
+        await output_has(page, "café ☃")
+        # GMCP: the room and its exits; a password prompt and its end.
+        route.send('Room.Info {"num": 5, "name": "The Hall", "exits": {"north": 6, "up": 7}}')
+        await expect(page.locator("#room-name")).to_have_text("The Hall", timeout=WAIT)
+        await expect(page.locator("#exits button")).to_have_text(["north", "up"])
+        route.send('Client.Password {"hidden": true}')
+        await expect(page.locator("#input")).to_have_attribute("type", "password", timeout=WAIT)
+        await type_line(page, "hunter22")
+        route.send('Client.Password {"hidden": false}')
+        await expect(page.locator("#input")).to_have_attribute("type", "text", timeout=WAIT)
+        await page.locator("#exits button", has_text="up").click()
+        for _ in range(100):
+            if b"up" in sent:
+                break
+            await asyncio.sleep(0.05)
+        # What the page sent: its hello, its window's size, the password, the exit clicked.
+        texts = [m for m in sent if isinstance(m, str)]
+        lines = [m for m in sent if isinstance(m, bytes)]
+        assert texts[0].startswith("Core.Hello ") and any(
+            t.startswith("Client.Window ") for t in texts
+        )
+        assert lines == [b"hunter22", b"up"]
+        assert "hunter22" not in await page.locator("#output").inner_text()
