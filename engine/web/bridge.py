@@ -439,6 +439,13 @@ class WebConnection(ServerConnection):
         if bridge is not None:
             bridge.lost(exc)
         self.finish()
+        # websockets' objects refer to each other in cycles, which only a full garbage
+        # collection would free (engine.longlived keeps those rare): the parser (a
+        # generator over its protocol) and the subprotocol chooser (a closure over this
+        # connection) are let go, so the connection is freed when its last task ends.
+        protocol: Any = self.protocol
+        protocol.parser = None
+        vars(protocol).pop("select_subprotocol", None)
 
 
 def _note_partial(bridge: WebTransport, raw: bytearray) -> None:

@@ -8,6 +8,7 @@ beside the project's telnet client.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -15,6 +16,8 @@ from conftest import Connect
 from websockets.exceptions import InvalidStatus
 
 from engine.app import Game
+from engine.net.session import Session
+from engine.web.bridge import WebConnection, WebTransport
 from engine.web.client import WebClient
 from engine.web.subprotocols import GMCP_PROTOCOL, TELNET, TERMINAL
 
@@ -270,3 +273,35 @@ async def test_keepalive_pings_drop_a_client_that_stopped_answering(
     assert len(game.sessions) == 1
     await alive.command("Ann", "Create a new character?")
     dead.ws.transport.abort()
+
+
+def alive(kind: type) -> int:
+    """How many objects of ``kind`` the collector tracks (weak proxies left out)."""
+    return sum(1 for o in gc.get_objects() if type(o) is kind)
+
+
+async def test_a_closed_websocket_is_freed_without_the_garbage_collector(
+    game: Game, web: MakeWeb
+) -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        for end in ("client", "game", "lost"):
+            client = await web()
+            await client.expect("By what name are you known? ")
+            if end == "client":
+                await client.close()
+            elif end == "game":
+                for session in list(game.sessions):
+                    session.close("Goodbye.")
+                del session  # this test's own hold
+                await client.expect_closed()
+            else:
+                client.ws.transport.abort()
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                if not game.sessions and not alive(WebConnection) and not alive(WebTransport):
+                    break
+            assert (alive(WebConnection), alive(WebTransport), alive(Session)) == (0, 0, 0), end
+    finally:
+        gc.enable()
