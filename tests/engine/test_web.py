@@ -305,3 +305,8 @@ async def test_a_closed_websocket_is_freed_without_the_garbage_collector(
             assert (alive(WebConnection), alive(WebTransport), alive(Session)) == (0, 0, 0), end
     finally:
         gc.enable()
+
+
+@pytest.mark.game(web=False)
+async def test_a_setting_turns_the_web_client_off(game: Game) -> None:
+    assert game.web is None

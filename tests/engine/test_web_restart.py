@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -105,3 +106,17 @@ async def test_the_web_port_is_held_by_the_supervisor(server: ServerProcess) -> 
     assert web_port(server) == port
     late = await WebClient.connect(port, subprotocol=None)
     await late.expect("By what name are you known? ")
+
+
+def test_a_busy_web_port_stops_the_start_in_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = ServerProcess.with_copied_content(["--no-reload", "--web-port", str(port)])
+        try:
+            with pytest.raises(RuntimeError, match="server exited at start"):
+                process.start(timeout=20)
+            assert f"hotmud: The web port {port} on 127.0.0.1 is already in use" in process.log()
+        finally:
+            process.cleanup()
