@@ -189,7 +189,7 @@ class Config:
         'What players read when the game is back after its engine process died ("": nothing).',
     )
     crash_limit: int = setting(
-        3,
+        5,
         "restart",
         "Crashes of the engine process within a minute before the server stops.",
         low=1,

@@ -153,3 +153,22 @@ async def test_a_sighup_storm_gives_admins_one_line(server: ServerProcess) -> No
     await alice.expect(RESTARTED, timeout=20)
     await asyncio.sleep(0.5)
     assert "".join(alice.transcript).count("A restart is under way already.") <= 1
+
+
+async def test_a_worker_that_keeps_dying_is_not_started_forever(watchdog: None) -> None:
+    server = ServerProcess.with_copied_content(["--no-reload"], env={"MUD_CRASH_LIMIT": "3"})
+    await asyncio.to_thread(server.start)
+    try:
+        alice = await player(server.port, "Alice")
+        for _ in range(2):
+            [worker] = worker_pids(server)
+            os.kill(worker, signal.SIGKILL)
+            await alice.expect(BACK, timeout=10)
+        # The second death: the last engine code that served takes over, and builders hear it.
+        await alice.expect("running the last good engine code", timeout=10)
+        [worker] = worker_pids(server)
+        os.kill(worker, signal.SIGKILL)
+        assert await asyncio.to_thread(server.wait, 15) == 1
+        assert "ended 3 times within a minute" in server.log()
+    finally:
+        await asyncio.to_thread(server.cleanup)
