@@ -232,7 +232,7 @@ class Game:
         await self.background.close()
         if handed_over:
             log.info("handed the game over to the new engine; this one stops")
-        elif self.server is not None:
+        elif self.listeners.telnet is not None:
             log.info("server stopped")
 
     def shutdown(self, message: str = "") -> None:
@@ -276,9 +276,11 @@ class Game:
         return self.listeners.port
 
     @property
-    def server(self) -> telnet.Listener | None:
-        """The telnet listener (None before ``start``)."""
-        return self.listeners.telnet
+    def server(self) -> telnet.Listener:
+        """The telnet listener, once ``start`` has begun serving."""
+        listener = self.listeners.telnet
+        assert listener is not None, "the game does not serve yet"
+        return listener
 
     @property
     def web(self) -> WebServer | None:

@@ -32,6 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import CONT, DATA_OPCODES, PONG, TEXT, Frame
 from websockets.protocol import OPEN, Event
 
+from engine.net import telnet
 from engine.web.subprotocols import (
     GMCP_PROTOCOL,
     PAGE_TTYPES,
@@ -337,15 +338,15 @@ class WebSocket:
     """
 
     def __init__(self, transport: WebTransport, sock: Any) -> None:
-        self._transport = transport
+        self._web = transport
         self._sock = sock
 
     def fileno(self) -> int:
         return int(self._sock.fileno())
 
     def shutdown(self, how: int) -> None:
-        if not self._transport.is_closing():
-            self._transport.close()
+        if not self._web.is_closing():
+            self._web.close()
         else:
             self._sock.shutdown(how)
 
@@ -451,9 +452,9 @@ class WebConnection(ServerConnection):
 def _note_partial(bridge: WebTransport, raw: bytearray) -> None:
     """Keep the message in flight where a hot restart finds it (the protocol's extra info)."""
     protocol = bridge._protocol
-    extra = getattr(protocol, "_extra", None)
-    if extra is None:
+    if not isinstance(protocol, telnet.MudTelnetServer):
         return
+    extra = telnet.extra_info(protocol)
     if raw:
         extra[PARTIAL] = base64.b64encode(raw).decode("ascii")
     elif PARTIAL in extra:

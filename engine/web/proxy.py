@@ -22,6 +22,7 @@ import logging
 import socket
 from typing import Any
 
+from engine.net import telnet
 from engine.web.addresses import TrustedProxies, parse_address
 
 log = logging.getLogger(__name__)
@@ -142,68 +143,68 @@ class ProxiedTransport(asyncio.Transport):
 
     def __init__(self, transport: asyncio.Transport, peer: Address) -> None:
         super().__init__()
-        self._transport = transport
+        self._inner = transport
         self._peer = peer
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peer
-        return self._transport.get_extra_info(name, default)
+        return self._inner.get_extra_info(name, default)
 
     @property
     def max_size(self) -> int:
         """asyncio's bytes read at a time (the telnet server lowers it)."""
-        return int(getattr(self._transport, "max_size", 0))
+        return int(getattr(self._inner, "max_size", 0))
 
     @max_size.setter
     def max_size(self, size: int) -> None:
-        if hasattr(self._transport, "max_size"):
-            setattr(self._transport, "max_size", size)  # noqa: B010 - asyncio's, undeclared
+        if hasattr(self._inner, "max_size"):
+            setattr(self._inner, "max_size", size)  # noqa: B010 - asyncio's, undeclared
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._transport.write(data)
+        self._inner.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
-        self._transport.writelines(list_of_data)
+        self._inner.writelines(list_of_data)
 
     def write_eof(self) -> None:
-        self._transport.write_eof()
+        self._inner.write_eof()
 
     def can_write_eof(self) -> bool:
-        return self._transport.can_write_eof()
+        return self._inner.can_write_eof()
 
     def close(self) -> None:
-        self._transport.close()
+        self._inner.close()
 
     def abort(self) -> None:
-        self._transport.abort()
+        self._inner.abort()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._inner.is_closing()
 
     def pause_reading(self) -> None:
-        self._transport.pause_reading()
+        self._inner.pause_reading()
 
     def resume_reading(self) -> None:
-        self._transport.resume_reading()
+        self._inner.resume_reading()
 
     def is_reading(self) -> bool:
-        return self._transport.is_reading()
+        return self._inner.is_reading()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size()
+        return self._inner.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._transport.get_write_buffer_limits()
+        return self._inner.get_write_buffer_limits()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._transport.set_write_buffer_limits(high, low)
+        self._inner.set_write_buffer_limits(high, low)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._transport.set_protocol(protocol)
+        self._inner.set_protocol(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._transport.get_protocol()
+        return self._inner.get_protocol()
 
 
 def hand(
@@ -217,7 +218,7 @@ def hand(
     protocol = telnet_server.protocol_factory()
     if state is not None:
         protocol.adopted = state
-    protocol._extra.update({PEER: peer[0], PEER_PORT: peer[1]})
+    telnet.extra_info(protocol).update({PEER: peer[0], PEER_PORT: peer[1]})
     transport.set_protocol(protocol)
     protocol.connection_made(ProxiedTransport(transport, peer))
     if rest:

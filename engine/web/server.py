@@ -44,6 +44,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from engine.config import Config
+from engine.net.telnet import extra_info
 from engine.web import listeners, subprotocols
 from engine.web.addresses import TrustedProxies, words
 from engine.web.bridge import (
@@ -216,7 +217,7 @@ class WebServer:
             (e for e in conn.protocol.extensions if isinstance(e, PerMessageDeflate)), None
         )
         # What a hot restart needs to go on with this websocket (export_state keeps it).
-        protocol._extra.update(
+        extra_info(protocol).update(
             {
                 MODE: bridge.mode,
                 SUBPROTOCOL: conn.protocol.subprotocol or "",

@@ -400,7 +400,7 @@ class Arena:
         limit = self.game.config.max_output_buffer + OUTPUT_SLACK
         for protocol in self.game.server.clients:
             transport = protocol.writer.transport if protocol.writer else None
-            if transport is None or transport.is_closing():
+            if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
                 continue
             queued = transport.get_write_buffer_size()
             assert queued <= limit, f"{when}: {queued} bytes queued for one client (limit {limit})"

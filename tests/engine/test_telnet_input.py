@@ -339,7 +339,7 @@ async def test_client_to_server_compression_is_refused(
     alices = session_of(game, "Alice").writer.protocol
     (protocol,) = [p for p in game.server.clients if p is not alices]
     assert protocol._mccp3_decompressor is None
-    assert not protocol.writer.mccp3_active
+    assert protocol.writer is not None and not protocol.writer.mccp3_active
     assert protocol.mud_writer.malformed.first.startswith("MCCP3")
 
 
