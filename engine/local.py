@@ -239,6 +239,29 @@ class LocalServices(CommandTestGame):
     def broken_content(self) -> list[str]:
         return self._game.content.broken_lines()
 
+    # Accounts live in memory here, one per name a test logged in.
+
+    async def find_account(self, name: str) -> Account | None:
+        return self._game.accounts.get(name.lower())
+
+    async def all_accounts(self) -> list[Account]:
+        return sorted(self._game.accounts.values(), key=lambda account: account.id)
+
+    async def save_settings(self, account: Account) -> None:
+        """Nothing to write: the account object is all there is."""
+
+    async def set_role(self, name: str, role: Role) -> bool:
+        """Change an account's role, for its connected session too (as the server does)."""
+        account = self._game.accounts.get(name.lower())
+        if account is None:
+            return False
+        account.role = role
+        for session in self._game.sessions.of_account(name):
+            if session.account is not None:
+                session.account.role = role
+                session.send(f"You are now {role.with_article()}.")
+        return True
+
 
 class LocalGame:
     """The starter game in memory: content loaded, the world built, the play loop, no sockets."""
@@ -251,7 +274,7 @@ class LocalGame:
         self.width = width
         self._players: list[LocalPlayer] = []
         #: Accounts by name (lower case): a player who comes back plays their character again.
-        self._accounts: dict[str, Account] = {}
+        self.accounts: dict[str, Account] = {}
         #: Every notice builders were sent (type classes that do not load, refusals, errors).
         self.notices: list[str] = []
         #: Set when a player's play loop may have become idle (``settle``).
@@ -308,11 +331,11 @@ class LocalGame:
         A name that played before plays its character again, where it stands;
         one that is playing now is taken over, as a second login is.
         """
-        account = self._accounts.get(name.lower())
+        account = self.accounts.get(name.lower())
         if account is None:
             if role is None:
-                role = Role.ADMIN if not self._accounts else Role.PLAYER
-            account = self._accounts[name.lower()] = Account(len(self._accounts) + 1, name, role)
+                role = Role.ADMIN if not self.accounts else Role.PLAYER
+            account = self.accounts[name.lower()] = Account(len(self.accounts) + 1, name, role)
         elif role is not None:
             account.role = role
         session = LocalSession(account, self.width, self._changed.set)

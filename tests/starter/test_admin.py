@@ -1,15 +1,10 @@
-"""Running the game (content/commands/admin.py): roles. Accounts live in the server's
-database, which the in-memory game has not got, so grant is tested on a real server."""
-
-from collections.abc import Awaitable, Callable
+"""Running the game (content/commands/admin.py): roles, granted and refused."""
 
 from engine.local import LocalGame
-from engine.testing import MudClient
 
 
-async def test_grant_makes_a_builder(connect: Callable[[str], Awaitable[MudClient]]) -> None:
-    alice = await connect("Alice")  # the first account is the admin
-    bob = await connect("Bob")
+async def test_grant_makes_a_builder(game: LocalGame) -> None:
+    alice, bob = await game.players("Alice", "Bob")  # the first account is the admin
     await bob.command("dig Den", "You are not allowed to use 'dig'.")
     await alice.command("grant Bob = builder", "Bob is now a builder.")
     await bob.expect("You are now a builder.")
