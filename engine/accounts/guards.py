@@ -137,6 +137,8 @@ class LoginGuard:
         self.sleep = sleep
         self._failures: dict[str, _Failures] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: The checks under way (one per address and account): whether each succeeded.
+        self._checks: dict[tuple[str, str], bool] = {}
         #: account -> the address it last logged in from (oldest first).
         self._trusted: dict[str, str] = {}
 
@@ -156,8 +158,10 @@ class LoginGuard:
         taken and the back-off looked at again (another connection may have
         checked meanwhile), so the check starts only when both allow it.
         ``waiting(seconds)`` is told of a wait, and again whenever it grows.
-        The attempt is recorded as failed when its check starts;
-        ``succeeded`` clears it.
+        The attempt is recorded as failed when its check ends, unless
+        ``succeeded`` was called within it: honest logins from one address
+        (a household, a NAT, a benchmark) never make each other wait, while
+        the slots keep guesses from racing each other's checks.
         """
         told_until = -math.inf
         while True:
@@ -172,8 +176,16 @@ class LoginGuard:
                         held.append(lock)
                     wait = self.wait(ip, account)
                     if wait <= 0 and self._slots(ip, account) == keys:
-                        self.failed(ip, account)
-                        yield
+                        # The slots keep this the only check of the address (and of the
+                        # account) now; it counts as a failure unless ``succeeded`` is
+                        # called within it, a check cut short (a client gone) included.
+                        attempt = (ip, account.lower())
+                        self._checks[attempt] = False
+                        try:
+                            yield
+                        finally:
+                            if not self._checks.pop(attempt, False):
+                                self.failed(ip, account)
                         return
                 finally:
                     for lock in reversed(held):
@@ -221,6 +233,9 @@ class LoginGuard:
                 del self._failures[key]
 
     def succeeded(self, ip: str, account: str) -> None:
+        attempt = (ip, account.lower())
+        if attempt in self._checks:
+            self._checks[attempt] = True
         self._failures.pop(f"account:{account.lower()}", None)
         self._failures.pop(f"ip:{ip}", None)
         self.trust(ip, account)

@@ -113,7 +113,7 @@ async def _existing(
         if password is None:
             return None
         # The back-off is slept holding nothing; then one check per account and
-        # per address at a time, counted as it starts: parallel connections gain
+        # per address at a time, a failure counted as it ends: parallel connections gain
         # nothing by racing, and the owner's address never queues behind them.
         async with guard.checking(ip, name, lambda wait: _backing_off(session, wait)):
             account = await accounts.verify(name, password)

@@ -194,8 +194,12 @@ async def guess_for(seconds: float, addresses: list[str]) -> list[float]:
 async def test_twenty_addresses_guessing_check_no_more_passwords_than_one() -> None:
     alone = await guess_for(300, GUESSERS[:1])
     parallel = await guess_for(300, GUESSERS)
-    # The back-off runs from the start of the last check: 0, 1, 3, 7, 15, 31, 63, then 60 s.
-    assert alone == [0, 1, 3, 7, 15, 31, 63, 123, 183, 243]
+    # The back-off runs from the end of the last check (each takes 0.05 s): 1, 2, 4, 8,
+    # 16, 32 s, then 60 s after it.
+    ends = [0.0]
+    for delay in (1, 2, 4, 8, 16, 32, 60, 60, 60):
+        ends.append(ends[-1] + 0.05 + delay)
+    assert alone == pytest.approx(ends)
     assert parallel == alone
 
 
@@ -231,11 +235,13 @@ async def test_guessers_backing_off_hold_nothing_and_the_owner_is_checked_at_onc
     checks: list[float] = []
     tasks = [asyncio.create_task(guesser(guard, time_, ip, checks)) for ip in GUESSERS]
     told: list[float] = []
-    await time_.run(31.02)
-    assert checks[-1] == 131.0 and guard._locks["account:pat"].locked()  # a guess is checked
+    await time_.run(31.27)
+    # A guess is being checked (the sixth, begun at 31.25 s: back-off runs from a check's end).
+    assert checks[-1] == pytest.approx(131.25) and guard._locks["account:pat"].locked()
     for _ in range(5):
-        # Another address gets no pass: it waits for the account's back-off.
-        assert guard.wait("2.2.2.2", "Pat") > 0
+        # Another address gets no pass: it waits for the account's back-off, or for its
+        # slot while a guess is being checked.
+        assert guard.wait("2.2.2.2", "Pat") > 0 or guard._locks["account:pat"].locked()
         started = time_.now
         async with guard.checking(OWNER, "Pat", told.append):
             entered = time_.now
@@ -549,3 +555,22 @@ async def test_an_abandoned_creation_gives_its_place_back(
     await first.login_new_password()
     assert [a.name for a in await game.accounts.all()] == ["Cat"]
     assert not await offer(third, "Dee")
+
+
+async def test_honest_logins_from_one_address_never_make_each_other_wait() -> None:
+    # A household, a NAT or a benchmark: many right passwords from one address at once.
+    time_ = VirtualTime()
+    guard = LoginGuard(1.0, 60.0, clock=time_, sleep=time_.sleep)
+    told: list[float] = []
+
+    async def log_in(name: str) -> None:
+        async with guard.checking("3.3.3.3", name, told.append):
+            await time_.sleep(0.05)  # the password check
+            guard.succeeded("3.3.3.3", name)
+
+    names = [f"Player{n}" for n in range(10)]
+    runs = asyncio.gather(*(log_in(name) for name in names))
+    await time_.run(0.6)  # ten checks of 0.05 s, one after another
+    assert runs.done()
+    await runs
+    assert told == []  # nobody was told to wait for a back-off

@@ -32,7 +32,7 @@ async def test_shutdown_by_the_admin_tells_everyone_and_closes_every_connection(
     try:
 
         async def listening() -> None:
-            while game.server is None:
+            while game.listeners.telnet is None:
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(listening(), 3)
