@@ -83,6 +83,7 @@ BUILDER_MIX = {"dig": 40, "describe": 40, "create": 20}
 #: Every action ``act`` knows, for ``--mix``.
 ACTIONS = (*MIX, "ping", "help", *BUILDER_MIX)
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+EOR = 25  # the telnet option (RFC 885)
 TTYPE, NAWS = 24, 31
 PROMPT = b"> "
 EXITS = re.compile(rb"Exits: ([^.\r\n]*)\.")
@@ -171,7 +172,10 @@ class Client(Conn):
                     if option == NAWS:
                         self.writer.write(bytes([IAC, SB, NAWS, 0, 200, 0, 40, IAC, SE]))
                 elif command == WILL:
-                    self.writer.write(bytes([IAC, DONT, option]))
+                    # EOR as MUD clients take it: prompts are marked, and a message
+                    # arriving at the prompt comes without the prompt again.
+                    agree = option == EOR
+                    self.writer.write(bytes([IAC, DO if agree else DONT, option]))
                 i += 3
             elif command == SB:
                 end = data.find(bytes([IAC, SE]), i)

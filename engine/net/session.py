@@ -274,8 +274,13 @@ class Session:
         prompt = self._at_prompt
         if prompt is not None:
             # Unasked-for output while the player sits at the prompt: from the
-            # margin, and the prompt again after it (at the end of the turn).
+            # margin, and the prompt again after it (at the end of the turn).  A
+            # client that takes EOR (a MUD client, the web page) ends the prompt's
+            # line itself and keeps its own input line: it needs neither.
             self._at_prompt = None
+            if self._option(EOR):
+                prompt = None
+        if prompt is not None:
             data = "\r\n" + data
             self._queue_prompt_again(prompt)
         try:
