@@ -36,20 +36,17 @@ from engine.net.clientinfo import ClientInfo
 from engine.net.colour import Depth
 from engine.paths import CODE_ROOT, starter_content
 from engine.services import Connection
+from engine.textclient import ExpectTimeout as ExpectTimeout
+from engine.textclient import TextClient
 from engine.world import atomic
 from engine.world.model import World
 from engine.world.objects import Character, GameObject
-
-
-class ExpectTimeout(AssertionError):
-    """The text a script waited for did not arrive in time; the message shows what did."""
-
 
 #: The password ``MudClient.login_new`` and ``MudClient.login`` use unless told another.
 PASSWORD = "correct horse"
 
 
-class MudClient:
+class MudClient(TextClient):
     """A telnet client (telnetlib3's) with a read buffer: send lines, wait for texts.
 
     The one scripted player of the project: the smoke test, the measurement
@@ -60,18 +57,14 @@ class MudClient:
     another) and fails with what did arrive.
     """
 
-    #: Seconds an ``expect`` waits unless told otherwise.
-    timeout: float = 5.0
-
     def __init__(self, reader: Any, writer: Any, timeout: float | None = None) -> None:
+        super().__init__(timeout)
         self.reader = reader
         self.writer = writer
-        self.buffer = ""
-        #: Everything ever received, for assertions about what never came.
-        self.transcript = ""
         self.eof = False
-        if timeout is not None:
-            self.timeout = timeout
+
+    def _ended(self) -> bool:
+        return self.eof
 
     @classmethod
     async def connect(
@@ -115,45 +108,6 @@ class MudClient:
         self.buffer += data
         self.transcript += data
         return True
-
-    async def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> str:
-        """Read until ``pattern`` (a text, or a regex) arrives; everything up to and including it.
-
-        Text after it stays buffered for the next ``expect``.
-        """
-        timeout = self.timeout if timeout is None else timeout
-        regex = pattern if isinstance(pattern, re.Pattern) else None
-        text = pattern if isinstance(pattern, str) else pattern.pattern
-
-        def end() -> int:
-            if regex is None:
-                at = self.buffer.find(text)
-                return -1 if at < 0 else at + len(text)
-            match = regex.search(self.buffer)
-            return -1 if match is None else match.end()
-
-        async def wait() -> str:
-            while (at := end()) < 0:
-                if self.eof or not await self._fill():
-                    raise ExpectTimeout(
-                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
-                    )
-            seen, self.buffer = self.buffer[:at], self.buffer[at:]
-            return seen
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            raise ExpectTimeout(
-                f"no {text!r} within {timeout} s; got {self.buffer[-2000:]!r}"
-            ) from None
-
-    async def command(
-        self, line: str, pattern: str | re.Pattern[str], timeout: float | None = None
-    ) -> str:
-        """Send ``line`` and wait for ``pattern`` in the answer."""
-        self.send(line)
-        return await self.expect(pattern, timeout)
 
     async def expect_closed(self, timeout: float | None = None) -> str:
         """Read until the server closes the connection; return what came before."""

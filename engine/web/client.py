@@ -11,41 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from engine.textclient import ExpectTimeout, TextClient
 from engine.web.subprotocols import GMCP_PROTOCOL, TELNET
 
 #: The password ``login_new`` and ``login`` use unless told otherwise.
 PASSWORD = "secret1"
 
 
-class ExpectTimeout(AssertionError):
-    """What was waited for did not come in time (or the connection closed first)."""
-
-
-class WebClient:
+class WebClient(TextClient):
     """One websocket connection to the game, read with deadlines."""
 
-    timeout: float = 5.0
-
     def __init__(self, ws: ClientConnection, timeout: float | None = None) -> None:
+        super().__init__(timeout)
         self.ws = ws
-        self.buffer = ""
-        #: Everything received as text, for assertions about what never came.
-        self.transcript = ""
         #: GMCP messages received (``gmcp.mudstandards.org``): (package, data), oldest first.
         self.gmcp: list[tuple[str, Any]] = []
         #: Raw bytes received (``telnet.mudstandards.org`` keeps the telnet in them).
         self.raw = bytearray()
         self.closed = False
         self._sending: set[asyncio.Future[None]] = set()
-        if timeout is not None:
-            self.timeout = timeout
+
+    def _ended(self) -> bool:
+        return self.closed
 
     @classmethod
     async def connect(
@@ -117,34 +110,6 @@ class WebClient:
         self.transcript += text
         return True
 
-    async def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> str:
-        """Read until ``pattern`` (a text or a regex) arrives; everything up to and including it."""
-        timeout = self.timeout if timeout is None else timeout
-        regex = pattern if isinstance(pattern, re.Pattern) else None
-        text = pattern if isinstance(pattern, str) else pattern.pattern
-
-        def end() -> int:
-            if regex is None:
-                at = self.buffer.find(text)
-                return -1 if at < 0 else at + len(text)
-            match = regex.search(self.buffer)
-            return -1 if match is None else match.end()
-
-        async def wait() -> str:
-            while (at := end()) < 0:
-                if self.closed or not await self._fill():
-                    raise ExpectTimeout(
-                        f"connection closed before {text!r}; got {self.buffer[-2000:]!r}"
-                    )
-            seen, self.buffer = self.buffer[:at], self.buffer[at:]
-            return seen
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            got = self.buffer[-2000:]
-            raise ExpectTimeout(f"no {text!r} within {timeout} s; got {got!r}") from None
-
     async def expect_gmcp(self, package: str, timeout: float | None = None) -> Any:
         """Wait for the GMCP message ``package`` (the oldest not yet taken); its data."""
         timeout = self.timeout if timeout is None else timeout
@@ -163,12 +128,6 @@ class WebClient:
         except TimeoutError:
             seen = [name for name, _ in self.gmcp]
             raise ExpectTimeout(f"no GMCP {package} within {timeout} s; got {seen}") from None
-
-    async def command(
-        self, line: str, pattern: str | re.Pattern[str], timeout: float | None = None
-    ) -> str:
-        self.send(line)
-        return await self.expect(pattern, timeout)
 
     async def expect_closed(self, timeout: float | None = None) -> int | None:
         """Read until the server closes the websocket; its close code."""
