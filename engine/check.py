@@ -53,7 +53,7 @@ from engine.commands.registry import Registry
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
 from engine.live.crashes import CrashMarkers
-from engine.live.manager import LiveContent, ValidationError, declared_commands
+from engine.live.manager import LiveContent, ValidationError, declared_commands, defined_at
 from engine.live.typeclasses import TypeclassWatch
 from engine.world import atomic
 from engine.world.model import World
@@ -299,15 +299,7 @@ class _Loader:
         return None
 
     def _defined_at(self, cls: type) -> str | None:
-        """``content/commands/x.py:12``: where a class is, in the source that was executed."""
-        try:
-            path = inspect.getsourcefile(cls)
-            _lines, index = inspect.findsource(cls)
-        except (OSError, TypeError):
-            return None
-        if not path:
-            return None
-        return f"{os.path.relpath(path, self.shown_from)}:{index + 1}"
+        return defined_at(cls, self.shown_from)
 
     # -- commands ---------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ class MudClient(TextClient):
     another) and fails with what did arrive.
     """
 
+    password = PASSWORD
+
     def __init__(self, reader: Any, writer: Any, timeout: float | None = None) -> None:
         super().__init__(timeout)
         self.reader = reader
@@ -111,18 +113,7 @@ class MudClient(TextClient):
 
     async def expect_closed(self, timeout: float | None = None) -> str:
         """Read until the server closes the connection; return what came before."""
-        timeout = self.timeout if timeout is None else timeout
-
-        async def drain() -> None:
-            while not self.eof and await self._fill():
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except TimeoutError:
-            raise ExpectTimeout(
-                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
-            ) from None
+        await self._drain(timeout)
         rest, self.buffer = self.buffer, ""
         return rest
 
@@ -146,35 +137,6 @@ class MudClient(TextClient):
         await self.command(name, "Password:")
         self.send(password)
         return await self.expect("> ")
-
-    async def login_new(self, name: str, password: str = PASSWORD) -> str:
-        """Create an account in the starter game; the text up to the first look."""
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Create a new character? (yes/no) ")
-        self.send("yes")
-        await self.expect("Choose a password")
-        return await self.login_new_password(password)
-
-    async def login_new_password(self, password: str = PASSWORD) -> str:
-        """Answer the new-password prompt (already shown) twice; the text up to the first look."""
-        self.send(password)
-        await self.expect("Type it again: ")
-        self.send(password)
-        return await self.expect_look()
-
-    async def expect_look(self, timeout: float | None = None) -> str:
-        """A room description (the starter game's), up to the prompt that follows it."""
-        text = await self.expect("Exits:", timeout)
-        return text + await self.expect("\r\n> ", timeout)
-
-    async def login(self, name: str, password: str = PASSWORD) -> str:
-        """Log in to an existing account in the starter game; the text up to the first look."""
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Password: ")
-        self.send(password)
-        return await self.expect_look()
 
     def close(self) -> None:
         self.writer.close()

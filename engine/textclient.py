@@ -21,6 +21,8 @@ class TextClient:
 
     #: Seconds an ``expect`` waits unless told otherwise.
     timeout: float = 5.0
+    #: The password ``login_new`` and ``login`` use unless told otherwise.
+    password: str = "correct horse"
 
     def __init__(self, timeout: float | None = None) -> None:
         self.buffer = ""
@@ -77,3 +79,50 @@ class TextClient:
         """Send ``line`` and wait for ``pattern`` in the answer."""
         self.send(line)
         return await self.expect(pattern, timeout)
+
+    async def _drain(self, timeout: float | None) -> None:
+        """Read until the connection ends; fail if it is still open after ``timeout``."""
+        timeout = self.timeout if timeout is None else timeout
+
+        async def drain() -> None:
+            while not self._ended() and await self._fill():
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            raise ExpectTimeout(
+                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
+            ) from None
+
+    # -- the starter game's login dialogue ------------------------------------------------
+
+    async def login_new(self, name: str, password: str | None = None) -> str:
+        """Create the character ``name``; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Create a new character? (yes/no) ")
+        self.send("yes")
+        await self.expect("Choose a password")
+        return await self.login_new_password(password)
+
+    async def login_new_password(self, password: str | None = None) -> str:
+        """Answer the new-password prompt (already shown) twice; the text up to the first look."""
+        password = self.password if password is None else password
+        self.send(password)
+        await self.expect("Type it again: ")
+        self.send(password)
+        return await self.expect_look()
+
+    async def login(self, name: str, password: str | None = None) -> str:
+        """Log in to an existing account; the text up to the first look."""
+        await self.expect("By what name are you known? ")
+        self.send(name)
+        await self.expect("Password: ")
+        self.send(self.password if password is None else password)
+        return await self.expect_look()
+
+    async def expect_look(self, timeout: float | None = None) -> str:
+        """A room description (the starter game's), up to the prompt that follows it."""
+        text = await self.expect("Exits:", timeout)
+        return text + await self.expect("\r\n> ", timeout)

@@ -355,22 +355,7 @@ class LiveContent:
         return commands
 
     def _defined_at(self, cls: type | None) -> str | None:
-        """``content/commands/x.py:12``: where a refused class is, as load failures say.
-
-        Builders get the file and line of every broken edit, a refused command
-        class included.  ``inspect`` finds the class in the source that was
-        executed (exocet pins it in ``linecache``), not in the file as it is now.
-        """
-        if cls is None:
-            return None
-        try:
-            path = inspect.getsourcefile(cls)
-            _lines, index = inspect.findsource(cls)
-        except (OSError, TypeError):
-            return None
-        if not path:
-            return None
-        return f"{os.path.relpath(path, self.directory.parent)}:{index + 1}"
+        return defined_at(cls, self.directory.parent)
 
     def apply_saves(
         self, changed: set[str], removed: set[str], *, commit: bool = True
@@ -793,3 +778,22 @@ class LiveContent:
             for task in pumps:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+
+
+def defined_at(cls: type | None, shown_from: Path | str) -> str | None:
+    """``content/commands/x.py:12``: where a class is, as load failures say (None: unknown).
+
+    Builders get the file and line of every broken edit, a refused command
+    class included.  ``inspect`` finds the class in the source that was
+    executed (exocet pins it in ``linecache``), not in the file as it is now.
+    """
+    if cls is None:
+        return None
+    try:
+        path = inspect.getsourcefile(cls)
+        _lines, index = inspect.findsource(cls)
+    except (OSError, TypeError):
+        return None
+    if not path:
+        return None
+    return f"{os.path.relpath(path, shown_from)}:{index + 1}"

@@ -27,6 +27,8 @@ PASSWORD = "secret1"
 class WebClient(TextClient):
     """One websocket connection to the game, read with deadlines."""
 
+    password = PASSWORD
+
     def __init__(self, ws: ClientConnection, timeout: float | None = None) -> None:
         super().__init__(timeout)
         self.ws = ws
@@ -131,44 +133,8 @@ class WebClient(TextClient):
 
     async def expect_closed(self, timeout: float | None = None) -> int | None:
         """Read until the server closes the websocket; its close code."""
-        timeout = self.timeout if timeout is None else timeout
-
-        async def drain() -> None:
-            while not self.closed and await self._fill():
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except TimeoutError:
-            raise ExpectTimeout(
-                f"still connected after {timeout} s; got {self.buffer[-2000:]!r}"
-            ) from None
+        await self._drain(timeout)
         return self.ws.close_code
-
-    # -- the login dialogue -------------------------------------------------------------
-
-    async def login_new(self, name: str, password: str = PASSWORD) -> str:
-        """Create the character ``name``; what came up to the first prompt in the game."""
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Create a new character? (yes/no) ")
-        self.send("yes")
-        await self.expect("Choose a password")
-        self.send(password)
-        await self.expect("Type it again: ")
-        self.send(password)
-        return await self.expect_look()
-
-    async def login(self, name: str, password: str = PASSWORD) -> str:
-        await self.expect("By what name are you known? ")
-        self.send(name)
-        await self.expect("Password: ")
-        self.send(password)
-        return await self.expect_look()
-
-    async def expect_look(self, timeout: float | None = None) -> str:
-        text = await self.expect("Exits:", timeout)
-        return text + await self.expect("\r\n> ", timeout)
 
     async def close(self) -> None:
         await self.ws.close()
