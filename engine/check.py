@@ -53,7 +53,13 @@ from engine.commands.registry import Registry
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
 from engine.live.crashes import CrashMarkers
-from engine.live.manager import LiveContent, ValidationError, declared_commands, defined_at
+from engine.live.manager import (
+    LiveContent,
+    ValidationError,
+    command_classes,
+    declared_commands,
+    defined_at,
+)
 from engine.live.typeclasses import TypeclassWatch
 from engine.world import atomic
 from engine.world.model import World
@@ -354,16 +360,8 @@ class _Loader:
         """Command classes with ``run`` but no key and no subclass: never registered."""
         problems = []
         for module in self.manager.tree.live.values():
-            for value in list(vars(module).values()):
-                if (
-                    isinstance(value, type)
-                    and issubclass(value, Command)
-                    and value is not Command
-                    and value.__module__ == module.__name__
-                    and not value.key
-                    and value.run is not Command.run
-                    and not value.__subclasses__()
-                ):
+            for value in command_classes(module):
+                if not value.key and value.run is not Command.run and not value.__subclasses__():
                     where = self._defined_at(value) or module.__name__
                     problems.append(
                         f"{where}: command class {value.__qualname__} has no key, "

@@ -17,47 +17,27 @@ import os
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
 from engine import paths
 from engine.accounts.account import Role
 from engine.hot import handover
+from engine.hot.handover import GameParts
 from engine.hot.keeper import ConnectionKeeper
 from engine.net import telnet
 from engine.web.server import WebServer, needs_web
 
 if TYPE_CHECKING:
     from engine.config import Config
-    from engine.guard.tasks import TaskScheduler
     from engine.hot.link import HotLink
-    from engine.live.manager import LiveContent
     from engine.net.session import Session
-    from engine.play import PlayLoop
-    from engine.players import Players
     from engine.services import Connection
-    from engine.startup import DatabaseLock
-    from engine.world.durability import DurableOutput
-    from engine.world.model import World
-    from engine.world.store import Store
 
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], object]
-
-
-class GameParts(Protocol):
-    """The parts of a game a restart stops, hands over or takes over (``engine.app.Game``)."""
-
-    players: Players
-    play: PlayLoop
-    content: LiveContent
-    tasks: TaskScheduler
-    world: World
-    durable: DurableOutput[Any]
-    db_lock: DatabaseLock
-    store: Store
 
 
 class RestartCoordinator:

@@ -36,12 +36,12 @@ if TYPE_CHECKING:
     from engine.startup import DatabaseLock
     from engine.world.durability import DurableOutput
     from engine.world.model import World
+    from engine.world.store import Store
 
 
-class Handing(Protocol):
-    """The parts of a running game a handover stops and collects (``engine.app.Game``)."""
+class GameParts(Protocol):
+    """The parts of a game a restart stops, hands over or takes over (``engine.app.Game``)."""
 
-    config: Config
     players: Players
     play: PlayLoop
     content: LiveContent
@@ -49,6 +49,14 @@ class Handing(Protocol):
     world: World
     durable: DurableOutput[Any]
     db_lock: DatabaseLock
+    store: Store
+
+
+class Handing(GameParts, Protocol):
+    """What a handover stops and collects: the game's parts, its settings and how it serves
+    (``engine.hot.coordinator.RestartCoordinator``)."""
+
+    config: Config
     #: What players are told just before (the admin's words, if any).
     restart_message: str
 

@@ -95,23 +95,25 @@ def short_name(module: str) -> str:
     return module.removeprefix(PACKAGE + ".")
 
 
+def command_classes(module: ModuleType) -> list[type[Command]]:
+    """The ``Command`` subclasses ``module`` defines itself (not those it imports)."""
+    return [
+        value
+        for value in list(vars(module).values())
+        if isinstance(value, type)
+        and issubclass(value, Command)
+        and value is not Command
+        and value.__module__ == module.__name__
+    ]
+
+
 def declared_commands(module: ModuleType) -> list[Command]:
     """Instances of the ``Command`` subclasses defined in ``module`` itself.
 
     Classes imported from elsewhere are skipped (they belong to their own
     module), and so are classes without a ``key`` (abstract bases).
     """
-    commands: list[Command] = []
-    for value in list(vars(module).values()):
-        if (
-            isinstance(value, type)
-            and issubclass(value, Command)
-            and value is not Command
-            and value.__module__ == module.__name__
-            and value.key
-        ):
-            commands.append(_checked(value))
-    return commands
+    return [_checked(value) for value in command_classes(module) if value.key]
 
 
 def _checked(cls: type[Command]) -> Command:
