@@ -160,6 +160,15 @@ class Config:
     account_creation_window: float = setting(
         600.0, "login", "The window for new accounts per address, in seconds."
     )
+    password_cost: int = setting(
+        14,
+        "login",
+        "Work of a password hash: scrypt's N is 2 to this power. Each step doubles the time"
+        " and memory a login takes (14: 16 MiB, about 40 ms); accounts take a new cost when"
+        " they next log in.",
+        low=10,
+        high=20,
+    )
     login_backoff: float = setting(
         1.0, "login", "Seconds of back-off after a failed login, doubling each failure."
     )

@@ -37,6 +37,12 @@ collect_ignore = ["starter"]
 HOST = "127.0.0.1"
 #: Default deadline of one ``expect``, in seconds.
 TIMEOUT = 3.0
+#: Password hashes at the least work the ``password_cost`` setting allows (2**10: about
+#: 2 ms, not 40): the suite creates and logs in to a thousand accounts, and their hashing
+#: was a seventh of its CPU.  Django's docs advise the same for tests.  Servers started in
+#: processes of their own read it from the environment; tests of the real cost set theirs.
+TEST_PASSWORD_COST = 10
+os.environ.setdefault("MUD_PASSWORD_COST", str(TEST_PASSWORD_COST))
 #: A hung test is ended (with every thread's stack) after this many seconds: generous,
 #: since the longest tests take 25 s on an idle machine and a loaded one is slower.
 HARD_LIMIT = float(os.environ.get("HOTMUD_HARD_LIMIT", "180"))
@@ -185,6 +191,7 @@ def game_config(content_dir: Path, tmp_path: Path, **overrides: Any) -> Config:
         "content_dir": content_dir,
         "db_path": tmp_path / "db.sqlite3",
         "reload": False,
+        "password_cost": TEST_PASSWORD_COST,
     }
     settings.update(overrides)
     return Config(**settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sqlite3
 import time
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from engine.accounts.passwords import PasswordHash, hash_password, verify_password
+from engine.accounts.passwords import COST, PasswordHash, hash_password, verify_password
 from engine.world.store import Store
+
+log = logging.getLogger(__name__)
 
 #: Letters A to Z; one hyphen or apostrophe may join two parts (Jean-Luc, O'Brien).
 #: Only A to Z, after NFKC: every player can type every name on any client
@@ -99,8 +102,10 @@ def valid_name(name: str, is_command: Callable[[str], bool] | None = None) -> st
 class Accounts:
     """The accounts table, with hashing and I/O kept off the event loop."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, password_cost: int = COST) -> None:
         self.store = store
+        #: scrypt work of new hashes (``password_cost``): N = 2**password_cost.
+        self.password_cost = password_cost
 
     def _row(self, name: str) -> sqlite3.Row | None:
         def one(db: sqlite3.Connection) -> sqlite3.Row | None:
@@ -134,17 +139,31 @@ class Accounts:
             row = self._row(name)
             if row is None:
                 return None
-            if not verify_password(password, PasswordHash.decode(row["password"])):
+            stored = PasswordHash.decode(row["password"])
+            if not verify_password(password, stored):
                 return None
+            if stored.cost != self.password_cost:
+                self._rehash(row["id"], password)
             return Account.from_row(row)
 
         return await asyncio.to_thread(check)
+
+    def _rehash(self, account_id: int, password: str) -> None:
+        """Store the password at today's cost: raising ``password_cost`` reaches every
+        account as it logs in (the password is only known then).  A failure to write
+        leaves the old hash, which still works: the login goes on."""
+        hashed = hash_password(password, cost=self.password_cost).encode()
+        try:
+            with self.store.transaction() as db:
+                db.execute("UPDATE accounts SET password = ? WHERE id = ?", (hashed, account_id))
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("account %d's password stays at its old cost: %s", account_id, exc)
 
     async def create(self, name: str, password: str) -> Account:
         """Create an account; the first one on an empty database is an admin."""
 
         def insert() -> Account:
-            hashed = hash_password(password).encode()
+            hashed = hash_password(password, cost=self.password_cost).encode()
             with self.store.transaction() as db:
                 if db.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone():
                     raise NameTaken(name)

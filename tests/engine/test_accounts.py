@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.accounts.account import Accounts, NameTaken, Role, valid_name
+from engine.accounts.passwords import PasswordHash
 from engine.world.store import MIGRATIONS, Store
 
 
@@ -64,6 +65,39 @@ async def test_passwords_are_stored_hashed(store: Store) -> None:
     [stored] = store.read(lambda db: [r["password"] for r in db.execute("SELECT * FROM accounts")])
     assert stored.startswith("scrypt$")
     assert "plaintext-secret" not in stored
+
+
+def stored_cost(store: Store, name: str) -> int:
+    [text] = store.read(
+        lambda db: [
+            r["password"] for r in db.execute("SELECT * FROM accounts WHERE name = ?", (name,))
+        ]
+    )
+    return PasswordHash.decode(text).cost
+
+
+async def test_new_hashes_take_the_configured_cost(store: Store) -> None:
+    await Accounts(store, password_cost=11).create("Alice", "secret1")
+    assert stored_cost(store, "Alice") == 11
+    assert (
+        PasswordHash.decode(
+            store.read(lambda db: db.execute("SELECT password FROM accounts").fetchone()[0])
+        ).n
+        == 2**11
+    )
+
+
+async def test_a_login_hashes_the_password_again_at_a_changed_cost(store: Store) -> None:
+    await Accounts(store, password_cost=10).create("Alice", "secret1")
+    raised = Accounts(store, password_cost=12)
+    # A wrong password changes nothing; the right one is stored at the new cost.
+    assert await raised.verify("Alice", "secret2") is None
+    assert stored_cost(store, "Alice") == 10
+    assert await raised.verify("Alice", "secret1") is not None
+    assert stored_cost(store, "Alice") == 12
+    # Both the new cost and the old accounts' passwords keep working, either way.
+    assert await Accounts(store, password_cost=10).verify("Alice", "secret1") is not None
+    assert stored_cost(store, "Alice") == 10
 
 
 async def test_accounts_persist_across_a_reopen(db_path: Path) -> None:

@@ -439,7 +439,8 @@ async def test_account_creation_is_limited_per_address(game: Game, make_client: 
 GUESSING_HOSTS = [f"127.0.0.{i}" for i in range(10, 30)]
 
 
-@pytest.mark.game(max_per_ip=100, max_pending_per_ip=100)
+# At the real hashing cost: the guessers' checks take as long as on a served game.
+@pytest.mark.game(max_per_ip=100, max_pending_per_ip=100, password_cost=14)
 async def test_the_owner_logs_in_at_once_while_twenty_addresses_guess(
     game: Game, make_client: MakeClient, clients: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
