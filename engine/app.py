@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any
 
 from engine.accounts.account import Accounts
-from engine.accounts.guards import CreationLimiter, LoginGuard
 from engine.background import Background
 from engine.commands import fallback
 from engine.commands.registry import Registry
@@ -30,10 +29,8 @@ from engine.guard.tasks import TaskScheduler
 from engine.guard.threads import ThreadWatch
 from engine.hot.coordinator import RestartCoordinator
 from engine.hot.link import HotLink
-from engine.live.crashes import CrashMarkers
 from engine.live.lifecycle import Lifecycle
 from engine.live.manager import LiveContent
-from engine.live.testgate import TestGate
 from engine.live.typeclasses import TypeclassWatch
 from engine.live.versions import ReloadTimes
 from engine.longlived import LongLived
@@ -62,30 +59,19 @@ class Game:
         self._stop = asyncio.Event()
         #: The watchers, a handover, a stop trigger: one TaskGroup (engine.background).
         self.background = Background(self._stop)
-        #: The telnet listener and the web server (engine.serving).
-        self.listeners = Listeners()
         # One server per database: the lock is taken (or handed over) in start(),
         # and the store opened once it is held.
         self.db_lock = DatabaseLock(config.db_path)
         self.store = Store(config.db_path, open_now=False)
         # Each part is built with what it needs, in the order they need each other.
         self.players = players = Players()
-        self.accounts = Accounts(self.store)
+        self.accounts = Accounts(self.store, config.password_cost)
         self.registry = Registry(fallback.COMMANDS, fallback.MODULE)
         self.errors = ContentErrors(partial(players.notify_builders, tag="error"))
         self.saving = SaveState()
         self.reloads = ReloadTimes()
-        self.guard = ContentGuard(
-            config.content_dir,
-            config.content_budget,
-            self.errors,
-            refusal=self.saving.refusal,
-            reload_age=self.reloads.age,
-            max_changes=config.max_changes,
-        )
-        self.crashes = CrashMarkers(
-            config.db_path.with_name(config.db_path.name + ".loading"),
-            config.db_path.with_name(config.db_path.name + ".crashed.json"),
+        self.guard = ContentGuard.for_config(
+            config, self.errors, self.saving.refusal, self.reloads.age
         )
         self.tasks = TaskScheduler(self.guard)
         self.threads = ThreadWatch(
@@ -95,17 +81,14 @@ class Game:
         self.services = services = Services(
             config, self.world, players, self.accounts, self.registry, self.errors, self.shutdown
         )
-        self.content = LiveContent(
-            config.content_dir,
+        self.content = LiveContent.for_game(
+            config,
             self.registry,
             players.notify_builders,
-            config.reload_step_ms,
-            guard=self.guard,
-            crashes=self.crashes,
-            lifecycle=Lifecycle(services, self.tasks, self.guard),
-            on_commit=self._content_committed,
-            times=self.reloads,
-            tests=TestGate.for_config(config),
+            self.guard,
+            Lifecycle(services, self.tasks, self.guard),
+            self._content_committed,
+            self.reloads,
         )
         self.world.resolver = self.content.resolve_class
         self.typeclasses = TypeclassWatch(
@@ -126,11 +109,16 @@ class Game:
             registry=self.registry,
             guard=self.guard,
             services=services,
-            login_guard=LoginGuard(config.login_backoff, config.login_backoff_max),
-            creations=CreationLimiter(
-                config.account_creations, config.account_creation_window, config.limit_loopback
-            ),
             builder_briefing=services.builder_briefing,
+        )
+        #: The telnet listener and the web server (engine.serving).
+        self.listeners = Listeners(
+            config,
+            self.play.handle,
+            self.durable.after_commit,
+            services.mssp_status,
+            self.durable.unless_troubled,
+            hot,
         )
         #: What lives long is kept out of full garbage collections (engine.longlived).
         self.long_lived = LongLived(config.gc_interval, config.gc_max_interval)
@@ -140,14 +128,13 @@ class Game:
             self,
             spawn=self.background.spawn,
             stop_accepting=self.listeners.stop_accepting,
-            serve_again=self._serve,
+            serve_again=self.listeners.start,
             stop=self._stop.set,
         )
         services.wire(
             self.content, self.typeclasses, self.play, self.restarts, self.durable, self.long_lived
         )
         services.tasks = self.tasks
-        self._previous_factory: Any = None
         self._closed = False
 
     # -- lifetime ---------------------------------------------------------------
@@ -162,9 +149,7 @@ class Game:
             self.db_lock.acquire()  # raises StartupError at once if another server has it
             self._open_store()
         self.threads.install()
-        loop = asyncio.get_running_loop()
-        self._previous_factory = loop.get_task_factory()
-        loop.set_task_factory(self.tasks.factory)
+        self.tasks.install()
         self.content.load_at_start(self.config.content_budget)
         adopted = await restarts.take_over(self._open_store) if restarts.taking_over else []
         open_world(self.world, self.content, self.guard)
@@ -173,7 +158,7 @@ class Game:
         self.world.on_change = self.durable.changed
         for problem in self.content.start_hooks():
             log.warning("%s", problem)
-        await self._serve()
+        await self.listeners.start()
         if adopted:
             await restarts.adopt(self.listeners.telnet, adopted, self.listeners.web)
         self.db_lock.note(self.port)
@@ -216,19 +201,13 @@ class Game:
             self.tasks.retire_all()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.durable.wait(), 5)
-            for session in list(self.players.sessions):
-                session.close()
-        tasks = [s.task for s in self.players.sessions if s.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
+        await self.players.close_all(disconnect=not handed_over, timeout=2)
         await self.listeners.close()
         if self.store.is_open and not handed_over:
             self.world.commit_now()
             self.store.close()
             self.db_lock.release()
-        loop = asyncio.get_running_loop()
-        if loop.get_task_factory() == self.tasks.factory:
-            loop.set_task_factory(self._previous_factory)
+        self.tasks.uninstall()
         await self.background.close()
         if handed_over:
             log.info("handed the game over to the new engine; this one stops")
@@ -259,17 +238,6 @@ class Game:
         return self.typeclasses.reloaded(modules)
 
     # -- serving -------------------------------------------------------------------------
-
-    async def _serve(self) -> None:
-        durable = self.durable
-        await self.listeners.start(
-            self.config,
-            self.play.handle,
-            durable.after_commit,
-            self.services.mssp_status,
-            durable.unless_troubled,
-            self.hot,
-        )
 
     @property
     def port(self) -> int:

@@ -53,8 +53,8 @@ class PlayLoop:
         registry: Registry,
         guard: ContentGuard,
         services: GameServices,
-        login_guard: LoginGuard,
-        creations: CreationLimiter,
+        login_guard: LoginGuard | None = None,
+        creations: CreationLimiter | None = None,
         builder_briefing: Callable[[], list[str]] = list,
     ) -> None:
         self.config = config
@@ -66,7 +66,15 @@ class PlayLoop:
         #: The guard as the road from a line to a command takes it (``engine.commands.runner``).
         self.commands = GuardedCommands(guard)
         self.services = services
+        #: Failed logins back off, and new accounts per address are limited, as ``config``
+        #: says unless given.
+        if login_guard is None:
+            login_guard = LoginGuard(config.login_backoff, config.login_backoff_max)
         self.login_guard = login_guard
+        if creations is None:
+            creations = CreationLimiter(
+                config.account_creations, config.account_creation_window, config.limit_loopback
+            )
         self.creations = creations
         #: What a builder is told on entering (content that does not load, errors).
         self.builder_briefing = builder_briefing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from engine.accounts.account import Role
@@ -83,6 +84,16 @@ class Players:
         return [
             s for s in self.sessions if s.account is not None and s.account.name.lower() == wanted
         ]
+
+    async def close_all(self, disconnect: bool, timeout: float) -> None:
+        """Wait up to ``timeout`` s for every session's task to end; ``disconnect`` closes
+        each connection first (not after a hot restart: the new engine serves them)."""
+        if disconnect:
+            for session in list(self.sessions):
+                session.close()
+        tasks = [s.task for s in self.sessions if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
 
     def broadcast(self, text: str) -> None:
         """One line to every player in the game."""

@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 
 
 class Listeners:
-    """The telnet listener and the web server, started, stopped and closed together."""
+    """The telnet listener and the web server, started, stopped and closed together.
 
-    def __init__(self) -> None:
-        self.telnet: telnet.Listener | None = None
-        self.web: web.WebServer | None = None
+    Built with what every connection is served with: ``handle`` plays a
+    session, ``deliver`` sends output once the changes before it are
+    committed (``deliver_unchanged`` when nothing changed), ``mssp`` answers
+    MUD listings; ``hot`` is the supervisor's link, if there is one.
+    """
 
-    async def start(
+    def __init__(
         self,
         config: Config,
         handle: Callable[[Session], Awaitable[None]],
@@ -38,17 +40,28 @@ class Listeners:
         deliver_unchanged: Deliver,
         hot: HotLink | None,
     ) -> None:
+        self.config = config
+        self.handle = handle
+        self.deliver = deliver
+        self.mssp = mssp
+        self.deliver_unchanged = deliver_unchanged
+        self.hot = hot
+        self.telnet: telnet.Listener | None = None
+        self.web: web.WebServer | None = None
+
+    async def start(self) -> None:
         """Accept connections: on the supervisor's listeners, or on sockets of our own."""
+        hot = self.hot
         self.telnet = await telnet.serve(
-            config,
-            handle,
-            deliver,
-            mssp,
-            deliver_unchanged,
+            self.config,
+            self.handle,
+            self.deliver,
+            self.mssp,
+            self.deliver_unchanged,
             sock=hot.listener.dup() if hot is not None else None,
         )
         inherited = hot.listeners if hot is not None else None
-        self.web = await web.start(config, self.telnet, inherited)
+        self.web = await web.start(self.config, self.telnet, inherited)
 
     def stop_accepting(self) -> None:
         """No new connections (a handover is under way); the open ones stay."""

@@ -112,6 +112,24 @@ class ContentGuard:
         #: The most objects one stretch may create, change or destroy (None: no cap).
         self.max_changes = max_changes if max_changes > 0 else None
 
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        errors: ContentErrors,
+        refusal: Callable[[], str | None],
+        reload_age: Callable[[str], float | None],
+    ) -> ContentGuard:
+        """The guard of a game: its content folder, ``content_budget`` and ``max_changes``."""
+        return cls(
+            config.content_dir,
+            config.content_budget,
+            errors,
+            refusal=refusal,
+            reload_age=reload_age,
+            max_changes=config.max_changes,
+        )
+
     # -- one synchronous stretch -------------------------------------------------------
 
     def step(

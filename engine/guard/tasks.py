@@ -58,6 +58,19 @@ class TaskScheduler:
     def __init__(self, guard: ContentGuard | None = None) -> None:
         self._owned: dict[str, set[asyncio.Task[Any]]] = {}
         self.guard = guard if guard is not None else ContentGuard()
+        self._previous_factory: Any = None
+
+    def install(self) -> None:
+        """Become the running loop's task factory (``factory``), keeping the one before."""
+        loop = asyncio.get_running_loop()
+        self._previous_factory = loop.get_task_factory()
+        loop.set_task_factory(self.factory)
+
+    def uninstall(self) -> None:
+        """Give the running loop its task factory back, if this one is still in place."""
+        loop = asyncio.get_running_loop()
+        if loop.get_task_factory() == self.factory:
+            loop.set_task_factory(self._previous_factory)
 
     def _track(self, coro: Coroutine[Any, Any, Any], owner: str, name: str) -> TaskHandle:
         task = asyncio.get_running_loop().create_task(coro, name=f"{owner}:{name}")

@@ -45,6 +45,14 @@ class CrashMarkers:
         self.skipped: dict[str, dict[str, str]] = self._read()
         self._loading: list[tuple[str, str | None]] = []
 
+    @classmethod
+    def beside(cls, db_path: Path) -> CrashMarkers:
+        """The markers of the game whose database is ``db_path``, in files beside it."""
+        return cls(
+            db_path.with_name(db_path.name + ".loading"),
+            db_path.with_name(db_path.name + ".crashed.json"),
+        )
+
     def _read(self) -> dict[str, dict[str, str]]:
         try:
             data = json.loads(self.skipped_file.read_text(encoding="utf-8"))

@@ -8,9 +8,12 @@ one line for the log and for the builders in game.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import functools
 import inspect
+import linecache
 import logging
 import os
 import time
@@ -22,6 +25,7 @@ from types import ModuleType
 from engine.accounts.account import Role
 from engine.commands.base import Command
 from engine.commands.registry import Registry, RegistryDiff, RegistryError
+from engine.config import Config
 from engine.guard.errors import plain_names
 from engine.guard.guard import ContentGuard
 from engine.guard.watchdog import WATCHDOG, ContentInterrupted
@@ -186,6 +190,32 @@ class LiveContent:
         self._held: tuple[set[str], set[str]] = (set(), set())
         #: The run of the tests for what is held, then its apply; a newer save replaces it.
         self._testing: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_game(
+        cls,
+        config: Config,
+        registry: Registry,
+        notify: Callable[[str], None],
+        guard: ContentGuard,
+        lifecycle: Lifecycle,
+        on_commit: Callable[[list[str]], list[str]],
+        times: ReloadTimes,
+    ) -> LiveContent:
+        """A game's live content: its folder and reload step, the crash markers beside its
+        database, and its test gate (``reload_tests``)."""
+        return cls(
+            config.content_dir,
+            registry,
+            notify,
+            config.reload_step_ms,
+            guard=guard,
+            crashes=CrashMarkers.beside(config.db_path),
+            lifecycle=lifecycle,
+            on_commit=on_commit,
+            times=times,
+            tests=TestGate.for_config(config),
+        )
 
     def module(self, name: str) -> ModuleType | None:
         """The live module ``name`` (``content.`` may be left out)."""
@@ -786,16 +816,52 @@ def defined_at(cls: type | None, shown_from: Path | str) -> str | None:
     """``content/commands/x.py:12``: where a class is, as load failures say (None: unknown).
 
     Builders get the file and line of every broken edit, a refused command
-    class included.  ``inspect`` finds the class in the source that was
-    executed (exocet pins it in ``linecache``), not in the file as it is now.
+    class included.  The line is found in the source that was executed
+    (exocet pins it in ``linecache``), not in the file as it is now.
     """
     if cls is None:
         return None
     try:
         path = inspect.getsourcefile(cls)
-        _lines, index = inspect.findsource(cls)
-    except (OSError, TypeError):
+    except TypeError:
         return None
     if not path:
         return None
-    return f"{os.path.relpath(path, shown_from)}:{index + 1}"
+    line = _class_lines(path, "".join(linecache.getlines(path))).get(cls.__qualname__)
+    if line is None:
+        try:  # not in the pinned source: ``inspect`` looks wherever it can
+            _lines, index = inspect.findsource(cls)
+        except (OSError, TypeError):
+            return None
+        line = index + 1
+    return f"{os.path.relpath(path, shown_from)}:{line}"
+
+
+@functools.lru_cache(maxsize=128)
+def _class_lines(path: str, source: str) -> dict[str, int]:
+    """The first line (its first decorator's) of each class in ``source``, by qualified name.
+
+    One parse per file and text: ``inspect.findsource`` parses the whole file
+    again for each class it is asked about, which made ``hotmud check`` of a
+    game with many commands spend most of its time in ``ast.parse``.
+    """
+    lines: dict[str, int] = {}
+    try:
+        tree = ast.parse(source, path)
+    except (SyntaxError, ValueError):
+        return lines
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                name = prefix + child.name
+                first = child.decorator_list[0].lineno if child.decorator_list else child.lineno
+                lines.setdefault(name, first)
+                visit(child, name + ".")
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, prefix + child.name + ".<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return lines
