@@ -31,6 +31,7 @@ from __future__ import annotations
 import __future__ as _future
 
 import builtins
+import collections
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -44,7 +45,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, cast
 
 __all__ = [
@@ -571,6 +572,37 @@ class _Importer:
         return module
 
 
+#: Code compiled from each recent text (``_compiled``), the most recently used last.
+_CODE: collections.OrderedDict[bytes, CodeType] = collections.OrderedDict()
+_CODE_KEPT = 256
+
+
+def _compiled(raw: bytes, path: str) -> CodeType:
+    """``raw`` compiled as the module at ``path``, parsed once per text.
+
+    A code object is immutable and holds no module state: each load still
+    executes it in a fresh module, so a text loaded again (the dependents a
+    reload re-runs unchanged, the same content in another game folder of this
+    process) need not be parsed again, only named after its file.  The text
+    is the key, so an edit is always compiled, and its errors and warnings
+    name its own file.
+    """
+    code = _CODE.get(raw)
+    if code is None:
+        code = _CODE[raw] = compile(raw, path, "exec", dont_inherit=True)
+        if len(_CODE) > _CODE_KEPT:
+            _CODE.popitem(last=False)
+        return code
+    _CODE.move_to_end(raw)
+    return code if code.co_filename == path else _named(code, path)
+
+
+def _named(code: CodeType, path: str) -> CodeType:
+    """``code`` and the code nested in it, with ``co_filename`` set to ``path``."""
+    consts = tuple(_named(c, path) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=path, co_consts=consts)
+
+
 def _read_source(path: str) -> tuple[bytes, str]:
     with open(path, "rb") as handle:
         raw = handle.read()
@@ -617,7 +649,7 @@ def _execute(
         raw, text = _read_source(source.path)
         # Compiled from the text just read, never from __pycache__: a
         # same-second, same-size edit would be served stale from there.
-        code = compile(raw, source.path, "exec", dont_inherit=True)
+        code = _compiled(raw, source.path)
     module = m if m is not None else ModuleType(alias)
     # Duck-typed: get_source, get_filename and is_package are what inspect,
     # linecache and pickle ask a loader for.

@@ -46,6 +46,26 @@ def test_loadNamed_executes_the_source_into_a_module_not_in_sys_modules(tree: So
     assert "xmod" not in sys.modules
 
 
+def test_a_text_compiled_once_names_each_file_it_is_loaded_from(
+    tree: SourceTree, tmp_path: Path
+) -> None:
+    text = "def where():\n    def inner():\n        raise ValueError\n    return inner\n"
+    first = tree.module("xsame", text)
+    other = tmp_path / "elsewhere.py"
+    other.write_text(text)
+    a = loadNamed("xsame", pep302Mapper)
+    b = exocet.ModuleSource("xsame", str(other)).load(pep302Mapper)
+    # One parse: the two loads run the same bytecode, each named after its own file
+    # (tracebacks, the guard and ``defined_at`` go by ``co_filename``).
+    assert a.where.__code__.co_code == b.where.__code__.co_code
+    assert a.where.__code__.co_filename == str(first)
+    assert b.where.__code__.co_filename == str(other)
+    assert b.where().__code__.co_filename == str(other)
+    # An edit is compiled afresh: the new text's behaviour, at once.
+    tree.module("xsame", "def where():\n    return 'edited'\n")
+    assert loadNamed("xsame", pep302Mapper).where() == "edited"
+
+
 def test_loadNamed_of_a_package_loads_its_init(tree: SourceTree) -> None:
     init = tree.package("xpkg", "WHERE = 'init'\n")
     tree.module("xpkg.other", "WHERE = 'other'\n")
