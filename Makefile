@@ -28,11 +28,13 @@ run: $(STAMP) $(GAME)/hotmud.toml
 check: $(STAMP) $(GAME)/hotmud.toml
 	@$(BIN)/hotmud check --game $(GAME)
 
-# Tests run in two worker processes (pytest-xdist); most wait on sockets, not the CPU.
+# Tests run in four worker processes (pytest-xdist) on two cores: most wait on sockets,
+# timers and child processes, not the CPU (at two workers the CPU was idle half the run);
+# an idle worker takes tests still queued for the others (worksteal), slow ones go first.
 # A test that hangs ends its worker; its name and stacks are in var/test-hang-*.txt.
 test: $(STAMP)
 	@rm -f var/test-hang*.txt
-	@$(BIN)/python -m pytest -q -n 2; status=$$?; \
+	@$(BIN)/python -m pytest -q -n 4 --dist worksteal; status=$$?; \
 	for f in var/test-hang*.txt; do if [ -s "$$f" ]; then cat "$$f" >&2; fi; done; exit $$status
 
 smoke: $(STAMP)

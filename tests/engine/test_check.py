@@ -182,6 +182,7 @@ def test_content_that_ends_the_interpreter_ends_only_the_child(
     ]
 
 
+@pytest.mark.slow
 def test_a_hang_the_guard_cannot_stop_ends_at_the_timeout_with_what_it_started(
     game: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

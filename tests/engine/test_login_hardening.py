@@ -352,6 +352,7 @@ async def guess(game: Game, clients: list[Client], until_time: float, source: st
         return
 
 
+@pytest.mark.slow
 @pytest.mark.game(login_backoff=0.05, login_backoff_max=0.4)
 async def test_fifty_parallel_connections_check_no_more_passwords_than_one(
     game: Game, make_client: MakeClient, clients: list[Client], monkeypatch: pytest.MonkeyPatch
@@ -439,6 +440,7 @@ async def test_account_creation_is_limited_per_address(game: Game, make_client: 
 GUESSING_HOSTS = [f"127.0.0.{i}" for i in range(10, 30)]
 
 
+@pytest.mark.slow
 # At the real hashing cost: the guessers' checks take as long as on a served game.
 @pytest.mark.game(max_per_ip=100, max_pending_per_ip=100, password_cost=14)
 async def test_the_owner_logs_in_at_once_while_twenty_addresses_guess(

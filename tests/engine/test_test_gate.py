@@ -225,6 +225,7 @@ async def test_content_that_fails_its_tests_at_start_is_in_errors(
 # -- the game plays on -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_players_are_answered_promptly_while_a_slow_test_runs(
     gated: StartGated, tests_dir: Path, content_dir: Path, connect: Connect
 ) -> None:
@@ -248,6 +249,7 @@ async def test_players_are_answered_promptly_while_a_slow_test_runs(
     await bob.command("greet", "Hello, slowly!")
 
 
+@pytest.mark.slow
 async def test_a_hanging_test_is_stopped_at_the_timeout_and_the_save_refused(
     gated: StartGated, tests_dir: Path, content_dir: Path
 ) -> None:
@@ -270,6 +272,7 @@ async def test_a_hanging_test_is_stopped_at_the_timeout_and_the_save_refused(
     await alice.command("greet", "Hello, eventually!")
 
 
+@pytest.mark.slow
 async def test_a_newer_save_stops_the_run_under_way_and_tests_the_newer_state(
     gated: StartGated, tests_dir: Path, content_dir: Path
 ) -> None:
