@@ -7,7 +7,7 @@ from pathlib import Path
 from engine.live.manager import defined_at
 from reloader.exocet import ModuleSource, pep302Mapper
 
-SOURCE = '''\
+SOURCE = """\
 import functools
 
 
@@ -29,7 +29,7 @@ def make():
         pass
 
     return Local
-'''
+"""
 
 
 def test_each_class_is_found_at_its_line_decorators_nesting_and_locals_included(
