@@ -45,15 +45,23 @@ GROUPS: dict[str, str] = {
 
 
 def setting(
-    default: Any, group: str, text: str, low: float | None = 0, high: float | None = None
+    default: Any,
+    group: str,
+    text: str,
+    low: float | None = 0,
+    high: float | None = None,
+    words: bool = False,
 ) -> Any:
     """Declare a setting: its default, its group in hotmud.toml and one line on what it does.
 
     A number must lie between ``low`` and ``high`` (each None: no bound); by
-    default it may not be negative.
+    default it may not be negative.  ``words``: a list, kept as one text of
+    space-separated words (as a variable or flag gives it), which hotmud.toml
+    may also write as an array of texts.
     """
     assert group in GROUPS, group
-    return field(default=default, metadata={"group": group, "help": text, "low": low, "high": high})
+    metadata = {"group": group, "help": text, "low": low, "high": high, "words": words}
+    return field(default=default, metadata=metadata)
 
 
 class ConfigError(Exception):
@@ -220,6 +228,7 @@ class Config:
         "",
         "web",
         "Other sites whose pages may open the websocket, space-separated (https://a.example).",
+        words=True,
     )
     web_max_frame: int = setting(
         65536,
@@ -231,6 +240,7 @@ class Config:
         "",
         "web",
         "Reverse proxies (addresses, networks; space-separated) whose X-Forwarded-For counts.",
+        words=True,
     )
     proxy_port: int = setting(
         0,
@@ -464,6 +474,8 @@ _WANTED = {
 def _typed(f: Field[Any], value: object, named: str) -> object:
     """``value`` as the setting's type, or ConfigError saying what was wanted."""
     kind = kind_of(f)
+    if f.metadata.get("words") and isinstance(value, list):
+        return _joined_words(value, named)
     ok = {
         "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool),
@@ -473,12 +485,22 @@ def _typed(f: Field[Any], value: object, named: str) -> object:
     }[kind]
     if not ok:
         shown = f'"{value}"' if isinstance(value, str) else repr(value)
-        raise ConfigError(f"{named} must be {_WANTED[kind]}, not {shown}.")
+        wanted = "a list of texts in quotes" if f.metadata.get("words") else _WANTED[kind]
+        raise ConfigError(f"{named} must be {wanted}, not {shown}.")
     if kind == "Path":
         return Path(str(value))
     number = float(value) if kind == "float" else value  # type: ignore[arg-type]
     _in_range(f, number, named)
     return number
+
+
+def _joined_words(values: list[object], named: str) -> str:
+    """A TOML array of words (``["https://a.example", "https://b.example"]``) as one text."""
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or len(value.split()) != 1:
+            shown = f'"{value}"' if isinstance(value, str) else repr(value)
+            raise ConfigError(f"{named} must list single words in quotes, not {shown}.")
+    return " ".join(str(value).strip() for value in values)
 
 
 # -- MUD_* variables ----------------------------------------------------------------------

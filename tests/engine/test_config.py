@@ -89,6 +89,20 @@ def test_toml_values_keep_their_types_and_paths_are_in_the_game(game: Path) -> N
     assert config.log_backups == 2
 
 
+def test_lists_of_sites_and_proxies_may_be_toml_arrays_or_words(game: Path) -> None:
+    write_toml(
+        game,
+        '[web]\nweb_origins = ["https://a.example", "https://b.example"]\n'
+        'trusted_proxies = ["10.0.0.1", "192.168.0.0/16"]\n',
+    )
+    config = Config.from_sources([], environ={}, cwd=game)
+    assert config.web_origins.split() == ["https://a.example", "https://b.example"]
+    assert config.trusted_proxies.split() == ["10.0.0.1", "192.168.0.0/16"]
+    write_toml(game, '[web]\nweb_origins = "https://a.example https://b.example"\n')
+    config = Config.from_sources([], environ={}, cwd=game)
+    assert config.web_origins.split() == ["https://a.example", "https://b.example"]
+
+
 def test_a_setting_may_also_stand_at_the_top_of_the_file(game: Path) -> None:
     write_toml(game, "port = 4444\n")
     assert Config.from_sources([], environ={}, cwd=game).port == 4444
@@ -106,6 +120,10 @@ UNKNOWN = 'unknown setting "prot" in [server]; did you mean "port"?'
         ("[limits]\nport = 4000\n", 'line 2: "port" belongs in [server], not [limits].'),
         ("[srever]\nport = 1\n", "line 1: unknown section [srever]; did you mean [server]?"),
         ("[server]\nport = 4000\nport = 5000\n", "line 3"),
+        ("[web]\nweb_origins = [1]\n", 'line 2: "web_origins" must list single words in'),
+        ("[web]\ntrusted_proxies = ['a b']\n", 'must list single words in quotes, not "a b".'),
+        ("[web]\ntrusted_proxies = 3\n", "must be a list of texts in quotes, not 3."),
+        ("[server]\nhost = ['a']\n", '"host" must be a text in quotes, not'),
     ],
 )
 def test_a_typo_in_hotmud_toml_stops_the_start_naming_key_and_line(
