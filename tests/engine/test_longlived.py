@@ -35,6 +35,28 @@ def test_what_survives_a_full_collection_is_frozen_out_of_the_next() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_what_survives_a_middle_collection_is_frozen_too() -> None:
+    """A full collection walks only what came since the last middle one: at 5,000 players,
+    half on websockets, a quarter of every session's objects piled up between full passes
+    and each held the game 45 to 75 ms (``scripts/bench_play.py --web-share 0.5``)."""
+    gc.collect()
+    keeper = LongLived()
+    keeper.start()
+    try:
+        before = gc.get_freeze_count()
+        kept = [Node() for _ in range(1000)]
+        gc.collect(1)
+        assert gc.get_freeze_count() >= before + 1000, "the survivors were not frozen"
+        assert keeper.full_collections == 0
+        frozen = gc.get_freeze_count()
+        young = [Node() for _ in range(10)]
+        gc.collect(0)  # the youngest generation's survivors are not frozen yet
+        assert gc.get_freeze_count() == frozen
+        del kept, young
+    finally:
+        keeper.stop()
+
+
 def test_after_a_reload_everything_is_collected_once_its_share_of_time_allows() -> None:
     gc.collect()
     old = Node()
