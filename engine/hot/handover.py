@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -125,15 +126,20 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
         raise HandoverFailed(f"this engine could not finish its side: {exc}", ours=True) from None
     await _drain(sessions)
     states = []
-    fds: list[int] = [game.db_lock.hand_over() or -1]
+    copies: list[int] = []
     for session in sessions:
-        if session.closed:
-            continue
-        states.append(_state_of(session))
-        fds.append(_transport(session).get_extra_info("socket").fileno())
+        copy = _socket_copy(session)
+        if copy is not None:
+            copies.append(copy)
+            states.append(_state_of(session))
     state = {"kind": "state", "sessions": states}
+    fds = [game.db_lock.hand_over() or -1, *copies]
     try:
-        await loop.run_in_executor(None, wire.send, sock, state, fds)
+        try:
+            await loop.run_in_executor(None, wire.send, sock, state, fds)
+        finally:
+            for copy in copies:
+                os.close(copy)
         answer, _ = await asyncio.wait_for(
             loop.run_in_executor(None, wire.recv, sock), game.config.restart_timeout
         )
@@ -204,6 +210,23 @@ async def _drain(sessions: list[Session]) -> None:
 
 def _protocol(session: Session) -> MudTelnetServer:
     return cast(MudTelnetServer, session.writer.protocol)
+
+
+def _socket_copy(session: Session) -> int | None:
+    """A descriptor of its own for the session's socket, or None if its connection ended.
+
+    The descriptors are sent from a thread while the event loop goes on: a
+    connection that ends meanwhile closes its socket, and its number could
+    even be reused by a new one.  A copy stays this socket until it is sent
+    (a client gone by then is a connection the new engine finds closed).
+    """
+    if session.closed:
+        return None
+    transport = _transport(session)
+    raw = transport.get_extra_info("socket")
+    if transport.is_closing() or raw is None or raw.fileno() < 0:
+        return None
+    return os.dup(raw.fileno())
 
 
 def _transport(session: Session) -> asyncio.Transport:

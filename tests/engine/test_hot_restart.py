@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import MakeClient
 from server_helpers import player, until, worker_pids
 
+from engine.app import Game
+from engine.hot.handover import _socket_copy
 from engine.testing import MudClient, ServerProcess
 
 PASSWORD = "secret1"
@@ -168,3 +171,29 @@ async def test_a_save_under_engine_restarts_the_game_when_reload_is_on(watchdog:
         await alice.command("ping", "Pong.")
     finally:
         await asyncio.to_thread(server.cleanup)
+
+
+async def test_a_connection_that_ends_during_the_handover_is_not_sent(
+    game: Game, make_client: MakeClient
+) -> None:
+    # The descriptors go to the new engine from a thread while the loop runs on: each
+    # is a copy of its own, so a connection ending meanwhile cannot close the number
+    # being sent (EBADF failed the whole restart) or have it reused by a newcomer.
+    staying = await make_client()
+    await staying.login_new("Stay")
+    leaving = await make_client()
+    await leaving.login_new("Leave")
+    sessions = {s.account.name: s for s in game.sessions if s.account is not None}
+    copy = _socket_copy(sessions["Stay"])
+    assert copy is not None
+    try:
+        original = sessions["Stay"].writer.transport.get_extra_info("socket").fileno()
+        assert copy != original
+        assert os.fstat(copy).st_ino == os.fstat(original).st_ino
+        sessions["Stay"].writer.transport.close()
+        await asyncio.sleep(0.05)
+        assert os.fstat(copy).st_ino > 0, "the copy outlives the transport"
+    finally:
+        os.close(copy)
+    sessions["Leave"].writer.transport.close()
+    assert _socket_copy(sessions["Leave"]) is None
