@@ -502,6 +502,11 @@ def run_one(
         while logged_in.value < generators:
             if time.monotonic() - began > 600:
                 raise RuntimeError("the players did not all log in within 10 minutes")
+            ended = [p for p in processes if p.exitcode is not None]
+            if ended:  # its traceback is above; the others would wait for it forever
+                for process in processes:
+                    process.terminate()
+                raise RuntimeError(f"a load generator ended early (exit code {ended[0].exitcode})")
             time.sleep(0.1)
         login_seconds = time.monotonic() - began
         start_at.value = time.time() + 1.0
