@@ -35,14 +35,12 @@ from engine.live.typeclasses import TypeclassWatch
 from engine.live.versions import ReloadTimes
 from engine.longlived import LongLived
 from engine.net import telnet
-from engine.net.session import Session
 from engine.opening import open_world
 from engine.play import PlayLoop
 from engine.players import Players
 from engine.serving import Listeners
 from engine.startup import DatabaseLock, StartupError, check_port
 from engine.stopping import StopSignals
-from engine.web.server import WebServer
 from engine.world.durability import DurableOutput, SaveState
 from engine.world.model import World
 from engine.world.store import Store, UnusableDatabase
@@ -249,12 +247,3 @@ class Game:
         listener = self.listeners.telnet
         assert listener is not None, "the game does not serve yet"
         return listener
-
-    @property
-    def web(self) -> WebServer | None:
-        return self.listeners.web
-
-    @property
-    def sessions(self) -> set[Session]:
-        """Every open connection, logged in or not."""
-        return self.players.sessions

@@ -43,7 +43,9 @@ def room_named(game: Game | LocalGame, name: str) -> Room:
 
 def session_of(game: Game, name: str) -> Session:
     """The session of the logged-in account ``name``."""
-    return next(s for s in game.sessions if s.account is not None and s.account.name == name)
+    return next(
+        s for s in game.players.sessions if s.account is not None and s.account.name == name
+    )
 
 
 async def players(make_client: MakeClient, *names: str) -> list[Client]:

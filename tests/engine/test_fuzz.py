@@ -180,7 +180,7 @@ class Arena:
         self.game = game
         self.alice = alice
         self.alice_session = next(
-            s for s in game.sessions if s.account is not None and s.account.name == "Alice"
+            s for s in game.players.sessions if s.account is not None and s.account.name == "Alice"
         )
         self.caplog = caplog
         self.loop_errors: list[dict[str, Any]] = []
@@ -369,7 +369,8 @@ class Arena:
 
     async def _ping(self, tag: str) -> None:
         session = self.alice_session
-        assert session in self.game.sessions and not session.closed, "Alice was disconnected"
+        sessions = self.game.players.sessions
+        assert session in sessions and not session.closed, "Alice was disconnected"
         assert session.character is not None, "Alice lost her character"
         started = time.monotonic()
         try:
@@ -420,7 +421,7 @@ class Arena:
         def leftovers() -> tuple[set[Session], list[Any], int]:
             self._harvest_logs()
             gc.collect()
-            sessions = self.game.sessions - {self.alice_session}
+            sessions = self.game.players.sessions - {self.alice_session}
             connections = [
                 p for p in self.game.server.clients if p.writer is not self.alice_session.writer
             ]

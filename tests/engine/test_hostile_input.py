@@ -118,7 +118,7 @@ async def test_a_client_vanishing_mid_login_leaves_the_server_serving(
 
     # Both half-logged-in sessions were cleaned up.
     async def settled() -> None:
-        while len(game.sessions) != 2:
+        while len(game.players.sessions) != 2:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(settled(), 3)
@@ -138,7 +138,7 @@ async def test_a_flood_without_newline_neither_drops_nor_slows_a_good_client(
     async def watch_memory() -> None:
         nonlocal peak
         while True:
-            for session in list(game.sessions):
+            for session in list(game.players.sessions):
                 # telnetlib3's unread bytes plus the part line the splitter holds.
                 held = len(session.reader._buffer) + session.lines._splitter._partial_len
                 peak = max(peak, held)

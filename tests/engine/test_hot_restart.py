@@ -183,7 +183,7 @@ async def test_a_connection_that_ends_during_the_handover_is_not_sent(
     await staying.login_new("Stay")
     leaving = await make_client()
     await leaving.login_new("Leave")
-    sessions = {s.account.name: s for s in game.sessions if s.account is not None}
+    sessions = {s.account.name: s for s in game.players.sessions if s.account is not None}
     copy = _socket_copy(sessions["Stay"])
     assert copy is not None
     try:

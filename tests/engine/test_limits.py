@@ -370,7 +370,7 @@ async def burst_of_connections(game: Game) -> None:
         failures = [r for r in results if isinstance(r, BaseException)]
         assert not failures, f"{len(failures)} of {BURST} failed, first: {failures[0]!r}"
         assert game.server.limiter.total == BURST
-        assert len(game.sessions) == BURST
+        assert len(game.players.sessions) == BURST
     finally:
         for writer in writers:
             writer.close()
@@ -379,4 +379,4 @@ async def burst_of_connections(game: Game) -> None:
                 asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True), 5
             )
     await until(lambda: game.server.limiter.total == 0, "all connections released", timeout=10)
-    await until(lambda: not game.sessions, "all sessions ended", timeout=10)
+    await until(lambda: not game.players.sessions, "all sessions ended", timeout=10)

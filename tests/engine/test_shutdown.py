@@ -51,7 +51,7 @@ async def test_shutdown_by_the_admin_tells_everyone_and_closes_every_connection(
             assert expected in client.transcript, rest
         await lurker.expect_closed(timeout=5)
         await asyncio.wait_for(running, 5)
-        assert not game.sessions
+        assert not game.players.sessions
         with pytest.raises(OSError):
             await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 3)
     finally:

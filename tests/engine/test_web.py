@@ -30,8 +30,8 @@ async def web(game: Game) -> AsyncIterator[MakeWeb]:
     clients: list[WebClient] = []
 
     async def make(**options: object) -> WebClient:
-        assert game.web is not None
-        client = await WebClient.connect(game.web.port, **options)  # type: ignore[arg-type]
+        assert game.listeners.web is not None
+        client = await WebClient.connect(game.listeners.web.port, **options)  # type: ignore[arg-type]
         clients.append(client)
         return client
 
@@ -60,20 +60,20 @@ async def http_get(port: int, path: str, headers: str = "") -> tuple[int, dict[s
 
 
 async def test_the_page_and_its_files_are_served_by_the_game(game: Game) -> None:
-    assert game.web is not None
-    status, headers, body = await http_get(game.web.port, "/")
+    assert game.listeners.web is not None
+    status, headers, body = await http_get(game.listeners.web.port, "/")
     assert status == 200
     assert headers["content-type"].startswith("text/html")
     assert b'src="client.js"' in body and b'href="client.css"' in body
     body_of_page = body
     assert "script-src 'self'" in headers["content-security-policy"]
     for path, kind in (("/client.js", "text/javascript"), ("/client.css", "text/css")):
-        status, headers, body = await http_get(game.web.port, path)
+        status, headers, body = await http_get(game.listeners.web.port, path)
         assert (status, headers["content-type"].split(";")[0]) == (200, kind)
         assert body
-    again = await http_get(game.web.port, "/index.html")
+    again = await http_get(game.listeners.web.port, "/index.html")
     assert again[0] == 200 and again[2] == body_of_page
-    status, _, _ = await http_get(game.web.port, "/../engine/app.py")
+    status, _, _ = await http_get(game.listeners.web.port, "/../engine/app.py")
     assert status == 404
 
 
@@ -129,7 +129,7 @@ async def test_gmcp_arrives_as_text_frames_and_the_password_prompt_is_signalled(
     moved = await cat.expect_gmcp("Room.Info")
     assert moved["num"] == room["exits"][direction]
     # The client's GMCP reached the game as GMCP over telnet would.
-    (session,) = [s for s in game.sessions if s.account and s.account.name == "Cat"]
+    (session,) = [s for s in game.players.sessions if s.account and s.account.name == "Cat"]
     assert session.gmcp_hello == {"client": "test", "version": "1"}
 
 
@@ -152,19 +152,19 @@ async def test_the_telnet_subprotocol_carries_the_whole_telnet_stream(
 
 
 async def test_a_client_offering_only_other_subprotocols_is_refused(game: Game) -> None:
-    assert game.web is not None
+    assert game.listeners.web is not None
     with pytest.raises(InvalidStatus) as refused:
-        await WebClient.connect(game.web.port, subprotocol="chat.example.org")
+        await WebClient.connect(game.listeners.web.port, subprotocol="chat.example.org")
     assert refused.value.response.status_code == 400
 
 
 @pytest.mark.game(web_origins="https://mud.example.org")
 async def test_a_page_of_another_site_is_refused_unless_listed(game: Game, web: MakeWeb) -> None:
-    assert game.web is not None
+    assert game.listeners.web is not None
     with pytest.raises(InvalidStatus) as refused:
-        await WebClient.connect(game.web.port, origin="https://evil.example.com")
+        await WebClient.connect(game.listeners.web.port, origin="https://evil.example.com")
     assert refused.value.response.status_code == 403
-    same = await web(origin=f"http://127.0.0.1:{game.web.port}")
+    same = await web(origin=f"http://127.0.0.1:{game.listeners.web.port}")
     listed = await web(origin="https://mud.example.org")
     program = await web()  # no Origin: not a browser
     for client in (same, listed, program):
@@ -226,7 +226,7 @@ async def test_a_trusted_proxy_names_the_player(game: Game, web: MakeWeb) -> Non
     two = await web(headers={"X-Forwarded-For": "203.0.113.10"})
     for client in (one, two):
         await client.expect("By what name are you known? ")
-    peers = sorted(s.peer.split(":")[0] for s in game.sessions)
+    peers = sorted(s.peer.split(":")[0] for s in game.players.sessions)
     assert peers == ["203.0.113.10", "203.0.113.9"]  # the rightmost untrusted hop
     again = await web(headers={"X-Forwarded-For": "203.0.113.9"})
     await again.expect("Too many connections from your address")
@@ -235,19 +235,19 @@ async def test_a_trusted_proxy_names_the_player(game: Game, web: MakeWeb) -> Non
 async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(game: Game, web: MakeWeb) -> None:
     liar = await web(headers={"X-Forwarded-For": "192.0.2.1"})
     await liar.expect("By what name are you known? ")
-    assert [s.peer.split(":")[0] for s in game.sessions] == ["127.0.0.1"]
+    assert [s.peer.split(":")[0] for s in game.players.sessions] == ["127.0.0.1"]
 
 
 async def test_a_lost_websocket_ends_its_session(game: Game, web: MakeWeb) -> None:
     gus = await web()
     await gus.login_new("Gus")
-    assert len(game.sessions) == 1
+    assert len(game.players.sessions) == 1
     gus.ws.transport.abort()
     for _ in range(50):
-        if not game.sessions:
+        if not game.players.sessions:
             break
         await asyncio.sleep(0.05)
-    assert not game.sessions
+    assert not game.players.sessions
     assert game.server is not None
     assert game.server.limiter.total == 0
 
@@ -257,10 +257,10 @@ async def test_keepalive_pings_drop_a_client_that_stopped_answering(
 ) -> None:
     from engine.web import server
 
-    assert game.web is not None
+    assert game.listeners.web is not None
     monkeypatch.setattr(server, "PING_INTERVAL", 0.2)
-    game.web.close_pinger()
-    game.web.start_pinger()
+    game.listeners.web.close_pinger()
+    game.listeners.web.start_pinger()
     alive = await web()
     dead = await web()
     for client in (alive, dead):
@@ -268,9 +268,9 @@ async def test_keepalive_pings_drop_a_client_that_stopped_answering(
     dead.ws.transport.pause_reading()  # gone silent: no pongs
     for _ in range(40):
         await asyncio.sleep(0.05)
-        if len(game.sessions) == 1:
+        if len(game.players.sessions) == 1:
             break
-    assert len(game.sessions) == 1
+    assert len(game.players.sessions) == 1
     await alive.command("Ann", "Create a new character?")
     dead.ws.transport.abort()
 
@@ -292,7 +292,7 @@ async def test_a_closed_websocket_is_freed_without_the_garbage_collector(
             if end == "client":
                 await client.close()
             elif end == "game":
-                for session in list(game.sessions):
+                for session in list(game.players.sessions):
                     session.close("Goodbye.")
                 del session  # this test's own hold
                 await client.expect_closed()
@@ -300,7 +300,8 @@ async def test_a_closed_websocket_is_freed_without_the_garbage_collector(
                 client.ws.transport.abort()
             for _ in range(40):
                 await asyncio.sleep(0.05)
-                if not game.sessions and not alive(WebConnection) and not alive(WebTransport):
+                sessions = game.players.sessions
+                if not sessions and not alive(WebConnection) and not alive(WebTransport):
                     break
             assert (alive(WebConnection), alive(WebTransport), alive(Session)) == (0, 0, 0), end
     finally:
@@ -309,4 +310,4 @@ async def test_a_closed_websocket_is_freed_without_the_garbage_collector(
 
 @pytest.mark.game(web=False)
 async def test_a_setting_turns_the_web_client_off(game: Game) -> None:
-    assert game.web is None
+    assert game.listeners.web is None

@@ -45,8 +45,8 @@ def _missing() -> str:
 @pytest.fixture
 async def browser_page(game: Game) -> AsyncIterator[Page]:
     """A page of headless Chromium, at the game's web client, phone-sized."""
-    assert game.web is not None
-    async for page in _page(game.web.port):
+    assert game.listeners.web is not None
+    async for page in _page(game.listeners.web.port):
         yield page
 
 
@@ -160,7 +160,7 @@ async def test_a_browser_player_plays_beside_a_telnet_player(
 
     # A phone's width: the game wraps its text to the page, which reported its size as
     # a telnet client reports NAWS; nothing is wider than the screen.
-    (session,) = [s for s in game.sessions if s.name == "Ann"]
+    (session,) = [s for s in game.players.sessions if s.name == "Ann"]
     assert 30 <= session.width <= 50, session.width
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
@@ -171,7 +171,7 @@ async def test_a_browser_player_plays_beside_a_telnet_player(
 async def test_the_page_connects_again_by_itself(game: Game, browser_page: Page) -> None:
     page = browser_page
     await log_in_new(page, "Cy")
-    (session,) = game.sessions
+    (session,) = game.players.sessions
     session.abort()  # the connection is lost (the game drops it)
     await output_has(page, "The connection was lost")
     # A new connection, a new login prompt, without anyone touching the page.
@@ -215,7 +215,7 @@ async def test_a_browser_player_keeps_playing_across_a_hot_restart(server: Serve
 
 async def test_the_page_draws_every_colour_depth_and_follows_gmcp(game: Game) -> None:
     """The page against a websocket played by the test (playwright's routing), byte by byte."""
-    assert game.web is not None
+    assert game.listeners.web is not None
     sent: list[str | bytes] = []
     routes: list[WebSocketRoute] = []
 
@@ -226,7 +226,7 @@ async def test_the_page_draws_every_colour_depth_and_follows_gmcp(game: Game) ->
 
         await page.route_web_socket("**/ws", opened)
 
-    async for page in _page(game.web.port, mock):
+    async for page in _page(game.listeners.web.port, mock):
         await expect(page.locator("#status")).to_contain_text("Connected", timeout=WAIT)
         (route,) = routes
         # 256 colours (a colour of the cube, a grey), truecolour, bright, bold, reset; an

@@ -72,14 +72,15 @@ PROXY_PORT = free_port()
 
 @pytest.mark.game(proxy_port=PROXY_PORT, max_per_ip=1, limit_loopback=True, tls_port=4443)
 async def test_the_player_behind_the_proxy_is_the_one_counted_and_logged(game: Game) -> None:
-    assert game.web is not None and game.web.proxy is not None
-    port = game.web.proxy.port
+    assert game.listeners.web is not None and game.listeners.web.proxy is not None
+    port = game.listeners.web.proxy.port
     destination = ("127.0.0.1", port)
     one = await proxied(port, header_v1(("203.0.113.5", 51000), destination))
     two = await proxied(port, header_v2(("198.51.100.9", 40000), destination))
     for reader, _ in (one, two):
         await read_until(reader, BANNER)
-    assert sorted(s.peer for s in game.sessions) == ["198.51.100.9:40000", "203.0.113.5:51000"]
+    peers = sorted(s.peer for s in game.players.sessions)
+    assert peers == ["198.51.100.9:40000", "203.0.113.5:51000"]
     # One connection per address: the same player again is refused, whatever the proxy.
     again = await proxied(port, header_v1(("203.0.113.5", 51001), destination))
     await read_until(again[0], b"Too many connections from your address")
@@ -96,18 +97,18 @@ async def test_the_player_behind_the_proxy_is_the_one_counted_and_logged(game: G
 
 @pytest.mark.game(proxy_port=free_port())
 async def test_a_connection_without_a_header_is_closed(game: Game) -> None:
-    assert game.web is not None and game.web.proxy is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", game.web.proxy.port)
+    assert game.listeners.web is not None and game.listeners.web.proxy is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", game.listeners.web.proxy.port)
     writer.write(b"look\r\n")
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
-    assert not game.sessions
+    assert not game.players.sessions
 
 
 @pytest.mark.game(proxy_port=free_port(), trusted_proxies="10.9.9.9")
 async def test_only_trusted_proxies_may_send_headers_when_some_are_listed(game: Game) -> None:
-    assert game.web is not None and game.web.proxy is not None
-    port = game.web.proxy.port
+    assert game.listeners.web is not None and game.listeners.web.proxy is not None
+    port = game.listeners.web.proxy.port
     reader, writer = await proxied(port, header_v1(("203.0.113.5", 1), ("127.0.0.1", port)))
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
