@@ -224,6 +224,14 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def web_port(self) -> int:
+        """The web client's port, from the latest line the server logged about it."""
+        found = re.findall(r"web client at http://[\d.]+:(\d+)/", self.log())
+        if not found:
+            raise RuntimeError(f"the server logged no web client address:\n{self.log()}")
+        return int(found[-1])
+
     def wait(self, timeout: float = 10.0) -> int:
         assert self.process is not None
         return self.process.wait(timeout)

@@ -28,7 +28,7 @@ from engine.local import LocalGame
 from engine.paths import CODE_ROOT as PROJECT_ROOT
 from engine.testing import PASSWORD as PASSWORD
 from engine.testing import ExpectTimeout as ExpectTimeout
-from engine.testing import MudClient
+from engine.testing import MudClient, ServerProcess
 
 #: The starter game's own tests run inside a game folder (`hotmud new`, then `hotmud test`:
 #: tests/engine/test_game_folder.py), never here, where content/ is not beside them.
@@ -39,8 +39,9 @@ HOST = "127.0.0.1"
 TIMEOUT = 3.0
 #: Password hashes at the least work the ``password_cost`` setting allows (2**10: about
 #: 2 ms, not 40): the suite creates and logs in to a thousand accounts, and their hashing
-#: was a seventh of its CPU.  Django's docs advise the same for tests.  Servers started in
-#: processes of their own read it from the environment; tests of the real cost set theirs.
+#: was a seventh of its CPU.  Django's docs advise the same for tests.  Servers the tests start
+#: with ``hotmud`` read it from the environment (``ServerProcess`` passes no ``MUD_*`` variable
+#: on); a test of the real cost sets its own.
 TEST_PASSWORD_COST = 10
 os.environ.setdefault("MUD_PASSWORD_COST", str(TEST_PASSWORD_COST))
 #: A hung test is ended (with every thread's stack) after this many seconds: generous,
@@ -265,6 +266,15 @@ async def make_raw(game: Game) -> AsyncIterator[MakeRaw]:
     yield make
     for raw in raws:
         raw.close()
+
+
+@pytest.fixture
+async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
+    """The real server, supervisor and workers, in a process of its own (no live reload)."""
+    process = ServerProcess.with_copied_content(["--no-reload"])
+    await asyncio.to_thread(process.start)
+    yield process
+    await asyncio.to_thread(process.cleanup)
 
 
 @pytest.fixture

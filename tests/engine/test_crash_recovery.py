@@ -15,9 +15,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from server_helpers import player, until, worker_pids
 
 from engine.testing import MudClient, ServerProcess
@@ -25,14 +23,6 @@ from engine.testing import MudClient, ServerProcess
 PASSWORD = "secret1"
 BACK = "The game had a problem and is back."
 RESTARTED = "The game is back, running the new code."
-
-
-@pytest.fixture
-async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess.with_copied_content(["--no-reload"])
-    await asyncio.to_thread(process.start)
-    yield process
-    await asyncio.to_thread(process.cleanup)
 
 
 async def both_play_on(alice: MudClient, bob: MudClient) -> None:

@@ -9,10 +9,8 @@ import asyncio
 import os
 import re
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from conftest import MakeClient
 from server_helpers import player, until, worker_pids
 
@@ -23,14 +21,6 @@ from engine.testing import MudClient, ServerProcess
 PASSWORD = "secret1"
 NOTICE = "The game is restarting with new code; hold on a moment."
 BACK = "The game is back, running the new code."
-
-
-@pytest.fixture
-async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess.with_copied_content(["--no-reload"])
-    await asyncio.to_thread(process.start)
-    yield process
-    await asyncio.to_thread(process.cleanup)
 
 
 async def test_a_restart_keeps_every_player_and_loses_no_line(server: ServerProcess) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -183,20 +182,9 @@ async def test_the_page_connects_again_by_itself(game: Game, browser_page: Page)
     await expect(page.locator("#status")).to_contain_text("Cy", timeout=WAIT)
 
 
-@pytest.fixture
-async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
-    """The real server, supervisor and workers, in a subprocess."""
-    process = ServerProcess.with_copied_content(["--no-reload"])
-    await asyncio.to_thread(process.start)
-    yield process
-    await asyncio.to_thread(process.cleanup)
-
-
 async def test_a_browser_player_keeps_playing_across_a_hot_restart(server: ServerProcess) -> None:
     alice = await player(server.port, "Alice")  # telnet, the admin
-    found = re.search(r"web client at http://[\d.]+:(\d+)/", server.log())
-    assert found
-    async for page in _page(int(found.group(1))):
+    async for page in _page(server.web_port):
         await log_in_new(page, "Bea")
         await alice.expect("Bea has entered the game.")
         alice.send("restart Mind the gap.")

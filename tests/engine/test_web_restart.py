@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 from server_helpers import player, until, worker_pids
@@ -25,24 +23,10 @@ BACK = "The game is back, running the new code."
 NOTICE = "The game is restarting with new code; hold on a moment."
 
 
-def web_port(server: ServerProcess) -> int:
-    found = re.search(r"web client at http://[\d.]+:(\d+)/", server.log())
-    assert found, server.log()
-    return int(found.group(1))
-
-
-@pytest.fixture
-async def server(watchdog: None) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess.with_copied_content(["--no-reload"])
-    await asyncio.to_thread(process.start)
-    yield process
-    await asyncio.to_thread(process.cleanup)
-
-
 async def test_a_hot_restart_keeps_websocket_players_in_every_subprotocol(
     server: ServerProcess,
 ) -> None:
-    port = web_port(server)
+    port = server.web_port
     alice = await player(server.port, "Alice")  # telnet, the admin
     players = {}
     for name, subprotocol in (("Gmcp", GMCP_PROTOCOL), ("Term", TERMINAL), ("Telly", TELNET)):
@@ -87,7 +71,7 @@ async def test_a_hot_restart_keeps_websocket_players_in_every_subprotocol(
 
 
 async def test_a_websocket_player_stays_when_the_worker_dies(server: ServerProcess) -> None:
-    port = web_port(server)
+    port = server.web_port
     ann = await WebClient.connect(port, subprotocol=GMCP_PROTOCOL)
     await ann.login_new("Ann")
     (pid,) = worker_pids(server)
@@ -98,12 +82,12 @@ async def test_a_websocket_player_stays_when_the_worker_dies(server: ServerProce
 
 
 async def test_the_web_port_is_held_by_the_supervisor(server: ServerProcess) -> None:
-    port = web_port(server)
+    port = server.web_port
     alice = await player(server.port, "Alice")
     alice.send("restart")
     await alice.expect(BACK, timeout=15)
     # Still the same port, and new websockets are served there by the new worker.
-    assert web_port(server) == port
+    assert server.web_port == port
     late = await WebClient.connect(port, subprotocol=None)
     await late.expect("By what name are you known? ")
 
