@@ -7,6 +7,7 @@ directory on ``sys.path``; fixtures stay in ``tests/conftest.py``.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.paths import CODE_ROOT as PROJECT_ROOT
 from engine.testing import _child_env
+from engine.world import objectstore
 from engine.world.objects import Room
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from engine.app import Game
     from engine.local import LocalGame
     from engine.net.session import Session
+    from engine.world.model import World
     from engine.world.objects import GameObject
 
 
@@ -81,3 +84,17 @@ def run_engine(
     return subprocess.run(
         command, cwd=PROJECT_ROOT, env=_child_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+def world_state(world: World) -> tuple[list[Any], dict[int, list[int]], int | None, int]:
+    """Everything a world holds, to compare two worlds (or one before and after) whole."""
+    rows = sorted(objectstore.row_of(o) for o in world.objects.values())
+    contents = {o.id: [c.id for c in o.contents] for o in world.objects.values()}
+    start = world.start_room.id if world.start_room else None
+    return rows, contents, start, world._next_id
+
+
+def stored_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every object row in the database at ``path``, sorted."""
+    with sqlite3.connect(path) as db:
+        return sorted(db.execute(f"SELECT {', '.join(objectstore.COLUMNS)} FROM objects"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from game_helpers import named, players
+from game_helpers import named, players, stored_rows, world_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,18 +152,6 @@ async def test_a_failed_command_is_still_undone_after_kill_9_and_restart(
 
 
 # -- the property: any sequence of world operations, then an exception -----------------
-
-
-def world_state(world: World) -> Any:
-    rows = sorted(objectstore.row_of(o) for o in world.objects.values())
-    contents = {o.id: [c.id for c in o.contents] for o in world.objects.values()}
-    start = world.start_room.id if world.start_room else None
-    return rows, contents, start, world._next_id
-
-
-def stored_rows(path: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(path) as db:
-        return sorted(db.execute(f"SELECT {', '.join(objectstore.COLUMNS)} FROM objects"))
 
 
 def small_world(store: Store) -> World:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from game_helpers import named, players, until
+from game_helpers import named, players, stored_rows, until, world_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_helpers import can_mount, fill, small_disk
@@ -199,18 +199,6 @@ def durable_world(path: Path) -> World:
     world.create("character", "Pat", location=square, account_id=1)
     world.commit_now()
     return world
-
-
-def world_state(world: World) -> object:
-    rows = sorted(objectstore.row_of(o) for o in world.objects.values())
-    contents = {o.id: [c.id for c in o.contents] for o in world.objects.values()}
-    start = world.start_room.id if world.start_room else None
-    return rows, contents, start, world._next_id
-
-
-def stored_rows(path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as db:
-        return sorted(db.execute(f"SELECT {', '.join(objectstore.COLUMNS)} FROM objects"))
 
 
 def operate(world: World, op: tuple[str, int, int]) -> None:
