@@ -352,11 +352,10 @@ async def guess(game: Game, clients: list[Client], until_time: float, source: st
         return
 
 
-@pytest.mark.slow
-@pytest.mark.game(login_backoff=0.05, login_backoff_max=0.4)
-async def test_fifty_parallel_connections_check_no_more_passwords_than_one(
-    game: Game, make_client: MakeClient, clients: list[Client], monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def owner_and_checks(
+    game: Game, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> list[float]:
+    """Pat's account, made by its owner (who leaves); then when each password check begins."""
     owner = await make_client()
     await owner.login_new("Pat")
     owner.send("quit")
@@ -369,6 +368,15 @@ async def test_fifty_parallel_connections_check_no_more_passwords_than_one(
         return await verify(name, password)
 
     monkeypatch.setattr(game.accounts, "verify", counted)
+    return checks
+
+
+@pytest.mark.slow
+@pytest.mark.game(login_backoff=0.05, login_backoff_max=0.4)
+async def test_fifty_parallel_connections_check_no_more_passwords_than_one(
+    game: Game, make_client: MakeClient, clients: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = await owner_and_checks(game, make_client, monkeypatch)
     end = time.monotonic() + 2.0
     await asyncio.gather(guess(game, clients, end, OTHER_HOST))
     alone = len(checks)
@@ -446,18 +454,8 @@ GUESSING_HOSTS = [f"127.0.0.{i}" for i in range(10, 30)]
 async def test_the_owner_logs_in_at_once_while_twenty_addresses_guess(
     game: Game, make_client: MakeClient, clients: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = await make_client()  # from HOST: the account's address from now on
-    await owner.login_new("Pat")
-    owner.send("quit")
-    await owner.expect_closed()
-    checks: list[float] = []
-    verify = game.accounts.verify
-
-    async def counted(name: str, password: str) -> Any:
-        checks.append(time.monotonic())
-        return await verify(name, password)
-
-    monkeypatch.setattr(game.accounts, "verify", counted)
+    # The owner comes from HOST: the account's address from now on.
+    checks = await owner_and_checks(game, make_client, monkeypatch)
     started = time.monotonic()
     end = started + 8.0
     guessing = asyncio.gather(*(guess(game, clients, end, host) for host in GUESSING_HOSTS))
