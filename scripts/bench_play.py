@@ -190,13 +190,6 @@ class Client(Conn):
                 i += 2
         return bytes(out)
 
-    async def login(self, name: str) -> bytes:
-        await self.until(b"known? ", timeout=60)
-        self.send(name)
-        await self.until(b"Password: ", timeout=60)
-        self.send(PASSWORD)
-        return await self.until(PROMPT, timeout=60)
-
 
 class WebPlayer:
     """A player on the web port, as the game's page plays: text in BINARY frames, GMCP beside."""
@@ -241,15 +234,19 @@ class WebPlayer:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def login(self, name: str) -> bytes:
-        await self.until(b"known? ", timeout=60)
-        self.send(name)
-        await self.until(b"Password: ", timeout=60)
-        self.send(PASSWORD)
-        return await self.until(PROMPT, timeout=60)
-
 
 Player = Client | WebPlayer
+
+
+async def login(player: Player, name: str) -> bytes:
+    """The game's login dialogue for an existing account, on either kind of connection."""
+    await player.until(b"known? ", timeout=60)
+    player.send(name)
+    await player.until(b"Password: ", timeout=60)
+    player.send(PASSWORD)
+    return await player.until(PROMPT, timeout=60)
+
+
 #: What a player's connection raises when it is gone or too slow.
 LOST = (OSError, ConnectionError, TimeoutError, ConnectionClosed)
 
@@ -298,7 +295,7 @@ async def log_in(
     try:
         async with gate:
             client: Player = await (WebPlayer.open(web_port) if web_port else Client.open(port))
-            text = await client.login(name)
+            text = await login(client, name)
     except LOST as exc:
         errors.append(f"login {name}: {exc}")
         return None
@@ -382,7 +379,7 @@ async def probe(
     facts: list[dict[str, str]],
 ) -> None:
     client = await Client.open(port)
-    await client.login("Probe")
+    await login(client, "Probe")
     await started.wait()
     facts.append(await status_of(client))
     while not stop.is_set():
@@ -409,7 +406,7 @@ async def builder_saves(
     """A builder's saves under the load: each edits ``ping``'s answer; how soon it is live."""
     general = content / "commands" / "general.py"
     client = await Client.open(port)
-    await client.login("Saver")
+    await login(client, "Saver")
     await started.wait()
     replies = ["Pong.", "Pong!"]
     while not stop.is_set():
