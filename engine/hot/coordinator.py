@@ -253,10 +253,7 @@ class RestartCoordinator:
             self.keeper.handing_over = True
         if self.hot is not None:
             self.hot.tell({"kind": "handed-over"})
-        for session in list(self.players.sessions):
-            # This process's hold only: the new one has the socket, which stays up.
-            telnet.hand_off(session)
-            session.abort()
+        handover.let_go(self.players.sessions)
         self.store.close()
         self.db_lock.forget()
         self._stop()

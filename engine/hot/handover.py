@@ -22,10 +22,11 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from engine.hot import wire
-from engine.net.telnet import MudTelnetServer, export_state, take_unread
+from engine.net.telnet import MudTelnetServer, export_state, hand_off, take_unread
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -150,6 +151,23 @@ async def hand_over(game: Handing, sock: socket.socket) -> float:
         game.resume_serving(sessions)
         raise HandoverFailed(f"the new engine could not take over: {answer.get('error', '?')}")
     return time.monotonic() - paused
+
+
+def let_go(sessions: Iterable[Session]) -> None:
+    """After the handover: this process lets each connection go; the new engine serves it.
+
+    The socket stays up (the new engine has it).  Each session's task is
+    cancelled too: what it awaited (a line, a login's back-off or its password
+    check in a thread) belongs to the new engine now, and going on here would
+    meet the store this process closes next ("Cannot operate on a closed
+    database", logged as a crashed session).
+    """
+    current = asyncio.current_task()
+    for session in list(sessions):
+        hand_off(session)
+        session.abort()
+        if session.task is not None and session.task is not current:
+            session.task.cancel()
 
 
 async def _finish(game: Handing) -> None:

@@ -10,12 +10,14 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import MakeClient
 from server_helpers import player, until, worker_pids
 
 from engine.app import Game
-from engine.hot.handover import _socket_copy
+from engine.hot.handover import _socket_copy, let_go
 from engine.testing import MudClient, ServerProcess
 
 PASSWORD = "secret1"
@@ -187,3 +189,41 @@ async def test_a_connection_that_ends_during_the_handover_is_not_sent(
         os.close(copy)
     sessions["Leave"].writer.transport.close()
     assert _socket_copy(sessions["Leave"]) is None
+
+
+async def test_a_login_checking_its_password_at_the_handover_ends_quietly_here(
+    game: Game,
+    make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The new engine asks for the password again (the login resumes at its stage); this
+    # process must not go on with the check against the store it has closed.
+    first = await make_client()
+    await first.login_new("Pat")
+    first.send("quit")
+    await first.expect_closed()
+    checking, release = asyncio.Event(), asyncio.Event()
+    verify = game.accounts.verify
+
+    async def held(name: str, password: str) -> Any:
+        checking.set()
+        await release.wait()
+        return await verify(name, password)
+
+    monkeypatch.setattr(game.accounts, "verify", held)
+    client = await make_client()
+    await client.expect("known? ")
+    client.send("Pat")
+    await client.expect("Password: ")
+    client.send(PASSWORD)
+    await asyncio.wait_for(checking.wait(), 3)
+    (session,) = game.players.sessions
+    task = session.task
+    assert task is not None
+    let_go(game.players.sessions)
+    game.store.close()  # as the coordinator does next
+    release.set()
+    await asyncio.wait([task], timeout=3)
+    assert task.done()
+    assert not [r for r in caplog.records if "crashed" in r.getMessage()], caplog.text
